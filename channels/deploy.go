@@ -1,0 +1,277 @@
+package channels
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/slipway-dev/slipway/channels/proxy"
+	"github.com/slipway-dev/slipway/channels/repo"
+	"github.com/slipway-dev/slipway/store"
+)
+
+// deployCommit queues an operation that makes inst serve commit. Deploy,
+// switch, restart and configure all take this one path.
+func (e *Engine) deployCommit(ctx context.Context, inst store.Installation, commit, user, opType string) (store.Operation, error) {
+	op := store.Operation{
+		Type: opType, App: inst.App, Environment: inst.Environment, InstallationID: inst.ID,
+		User: user, Commit: commit, Channel: inst.Channel(),
+	}
+	return e.submit(ctx, op, func(ctx context.Context, l *opLog) error {
+		return e.replace(ctx, l, op.Type, inst.ID, commit, l.id)
+	})
+}
+
+// replace builds a new instance of commit, checks it is healthy, swaps traffic
+// to it and removes the old one: build, verify, swap, drain. Until the swap,
+// any failure (or a cancel) deletes the new instance and the old one keeps
+// serving.
+func (e *Engine) replace(ctx context.Context, l *opLog, opType string, installationID int64, commit string, opID int64) (err error) {
+	inst, err := e.store.InstallationByID(ctx, installationID)
+	if err != nil {
+		return fmt.Errorf("installation is gone: %w", err)
+	}
+	l.Logf("-----> %s of %s: commit %s (%s)", opType, inst.Resource(), shortID(commit), inst.Channel())
+
+	r, err := repo.Open(e.repoDir(inst.App))
+	if err != nil {
+		return err
+	}
+	data, err := r.ReadFile(commit, ManifestFile)
+	if errors.Is(err, repo.ErrNoFile) {
+		return fmt.Errorf("no %s at the root of commit %s: add one (see the README)", ManifestFile, shortID(commit))
+	}
+	if err != nil {
+		return err
+	}
+	m, err := ParseManifest(data)
+	if err != nil {
+		return err
+	}
+
+	var undo reverter
+	defer func() {
+		if err == nil {
+			return
+		}
+		l.Logf("-----> Rolling back: %s", err)
+		if rerr := undo.Fail(); rerr != nil {
+			l.Logf("       Rollback failed: %s", rerr)
+			return
+		}
+		if inst.Commit != "" {
+			l.Logf("       Rollback succeeded: %s still serves commit %s", inst.Host, shortID(inst.Commit))
+		} else {
+			l.Logf("       Rollback succeeded: nothing was serving %s before; it still serves nothing", inst.Host)
+		}
+	}()
+
+	name := fmt.Sprintf("%s-%s-%d", inst.App, inst.Environment, opID)
+	labels := map[string]string{
+		LabelInstallation: strconv.FormatInt(inst.ID, 10),
+		LabelApp:          inst.App,
+		LabelEnvironment:  inst.Environment,
+		LabelCommit:       commit,
+		LabelOperation:    strconv.FormatInt(opID, 10),
+	}
+	step := time.Now()
+	if err := e.rt.Launch(ctx, name, m.Image, labels); err != nil {
+		return e.stepError(ctx, "create instance", err)
+	}
+	undo.Add(func() error {
+		dctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := e.rt.Delete(dctx, name); err != nil {
+			return fmt.Errorf("delete new instance %s: %w", name, err)
+		}
+		l.Logf("       Deleted new instance %s", name)
+		return nil
+	})
+	l.Logf("       Instance %s started from image %s (%s)", name, m.Image, time.Since(step).Round(time.Millisecond))
+
+	if err := e.putTree(ctx, r, name, commit); err != nil {
+		return e.stepError(ctx, "copy the commit into the instance", err)
+	}
+	env := e.appEnv(inst, commit)
+	for _, cmd := range m.Build {
+		if err := e.runStep(ctx, l, name, "build", cmd, env); err != nil {
+			return err
+		}
+	}
+	for _, cmd := range m.Release {
+		if err := e.runStep(ctx, l, name, "release", cmd, env); err != nil {
+			return err
+		}
+	}
+	if len(m.Release) > 0 {
+		l.Logf("       Note: a later rollback does not undo release steps (migrations); roll forward instead")
+	}
+	l.Logf("-----> Starting web: %s", m.Web)
+	if err := e.rt.StartService(ctx, name, m.Web, env); err != nil {
+		return e.stepError(ctx, "start web", err)
+	}
+
+	port := e.cfg.AppPort
+	dial := func(ctx context.Context) (net.Conn, error) { return e.rt.Dial(ctx, name, port) }
+	step = time.Now()
+	if err := healthCheck(ctx, dial, inst.Host, m.Health); err != nil {
+		return err
+	}
+	l.Logf("       Healthy: GET %s answered in time (%s)", m.Health.Path, time.Since(step).Round(time.Millisecond))
+
+	// The swap: from here on the new instance serves, so nothing is undone.
+	up := proxy.NewUpstream(name, dial)
+	old := e.proxy.Swap(inst.Host, up)
+	undo.Success()
+	state := store.StateRunning
+	if err := e.store.SetServing(context.Background(), inst.ID, commit, name, state); err != nil {
+		e.log.Error("record serving instance", "installation", inst.Resource(), "err", err)
+	}
+	l.Logf("-----> %s now serves commit %s from %s", inst.Host, shortID(commit), name)
+
+	e.retire(l, old, inst.Instance)
+	return nil
+}
+
+// retire drains the replaced upstream and deletes its instance. It runs after
+// the swap, so its failures are logged but do not fail the operation.
+func (e *Engine) retire(l *opLog, old *proxy.Upstream, storedInstance string) {
+	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.DrainTimeout+time.Minute)
+	defer cancel()
+	names := map[string]bool{}
+	if old != nil {
+		dctx, dcancel := context.WithTimeout(ctx, e.cfg.DrainTimeout)
+		if err := old.Drain(dctx); err != nil {
+			l.Logf("       Drain of %s stopped after %s with requests still in flight", old.Name(), e.cfg.DrainTimeout)
+		}
+		dcancel()
+		names[old.Name()] = true
+	}
+	if storedInstance != "" {
+		names[storedInstance] = true
+	}
+	for name := range names {
+		if err := e.rt.Delete(ctx, name); err != nil {
+			l.Logf("       Could not delete old instance %s: %s (it will be removed at the next start)", name, err)
+			continue
+		}
+		l.Logf("       Old instance %s deleted", name)
+	}
+}
+
+// stepError words a runtime failure for the log, naming a cancel as such.
+func (e *Engine) stepError(ctx context.Context, what string, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("%s: %w", what, ErrCancelled)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+func (e *Engine) putTree(ctx context.Context, r *repo.Repo, name, commit string) error {
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(r.WriteTar(commit, pw)) }()
+	defer pr.Close()
+	var out limitedBuffer
+	code, err := e.rt.Exec(ctx, name, []string{"tar", "-x", "-f", "-", "-C", "/app"}, nil, pr, &out)
+	if err != nil {
+		return err
+	}
+	if code != 0 {
+		return fmt.Errorf("tar exited with status %d: %s", code, out.String())
+	}
+	return nil
+}
+
+func (e *Engine) runStep(ctx context.Context, l *opLog, name, kind, cmd string, env map[string]string) error {
+	l.Logf("-----> %s: %s", kind, cmd)
+	step := time.Now()
+	code, err := e.rt.Exec(ctx, name, []string{"/bin/sh", "-c", "cd /app && " + cmd}, env, nil, l)
+	l.Flush()
+	if err != nil {
+		return e.stepError(ctx, kind+" step "+strconv.Quote(cmd), err)
+	}
+	if code != 0 {
+		return fmt.Errorf("%s step %q exited with status %d", kind, cmd, code)
+	}
+	l.Logf("       done in %s", time.Since(step).Round(time.Millisecond))
+	return nil
+}
+
+// appEnv is the environment every command of the app sees.
+func (e *Engine) appEnv(inst store.Installation, commit string) map[string]string {
+	return map[string]string{
+		"PORT":                strconv.Itoa(e.cfg.AppPort),
+		"SLIPWAY_APP":         inst.App,
+		"SLIPWAY_ENVIRONMENT": inst.Environment,
+		"SLIPWAY_COMMIT":      commit,
+		"SLIPWAY_HOST":        inst.Host,
+		"HOME":                "/root",
+		"PATH":                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+	}
+}
+
+// healthCheck polls the health path through dial until it answers 2xx or 3xx
+// or the manifest's timeout passes. Each attempt has its own short deadline so
+// a hanging app cannot stall the check.
+func healthCheck(ctx context.Context, dial proxy.DialFunc, host string, h Health) error {
+	transport := &http.Transport{
+		DialContext:       func(ctx context.Context, _, _ string) (net.Conn, error) { return dial(ctx) },
+		DisableKeepAlives: true,
+	}
+	defer transport.CloseIdleConnections()
+	client := &http.Client{Transport: transport, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	deadline := time.Now().Add(h.Timeout)
+	wait := 5 * time.Millisecond
+	var last string
+	for {
+		attempt := min(2*time.Second, time.Until(deadline))
+		if attempt <= 0 {
+			break
+		}
+		actx, cancel := context.WithTimeout(ctx, attempt)
+		req, _ := http.NewRequestWithContext(actx, http.MethodGet, "http://"+host+h.Path, nil)
+		resp, err := client.Do(req)
+		if err == nil {
+			io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+			resp.Body.Close()
+			if resp.StatusCode >= 200 && resp.StatusCode < 400 {
+				cancel()
+				return nil
+			}
+			last = "answered " + resp.Status
+		} else {
+			last = err.Error()
+			if errors.Is(err, context.DeadlineExceeded) && actx.Err() != nil {
+				last = fmt.Sprintf("no answer within %s", attempt.Round(time.Millisecond))
+			}
+		}
+		cancel()
+		if ctx.Err() != nil {
+			return fmt.Errorf("health check: %w", ErrCancelled)
+		}
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return fmt.Errorf("health check: %w", ErrCancelled)
+		}
+		wait = min(wait*2, 250*time.Millisecond)
+	}
+	return fmt.Errorf("app never became healthy: GET %s did not answer 2xx/3xx within %s (last: %s)", h.Path, h.Timeout, last)
+}
+
+// limitedBuffer keeps the first 4 KiB written to it, for error messages.
+type limitedBuffer struct{ b []byte }
+
+func (w *limitedBuffer) Write(p []byte) (int, error) {
+	if room := 4096 - len(w.b); room > 0 {
+		w.b = append(w.b, p[:min(room, len(p))]...)
+	}
+	return len(p), nil
+}
+
+func (w *limitedBuffer) String() string { return string(w.b) }

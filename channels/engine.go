@@ -1,0 +1,256 @@
+// Package channels is slipway's operation engine: what each installation
+// follows (a branch or a pinned commit), and the operations that change what it
+// serves, run one at a time per installation with logs, cancel and rollback.
+package channels
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/slipway-dev/slipway/channels/proxy"
+	"github.com/slipway-dev/slipway/store"
+)
+
+// Config is the engine's part of the daemon configuration.
+type Config struct {
+	ReposDir     string        // bare repositories, one per app
+	BaseDomain   string        // default host is APP.ENV.BaseDomain
+	MaxParallel  int           // operations running at once across installations
+	AppPort      int           // $PORT inside every instance
+	DrainTimeout time.Duration // how long in-flight requests may take after a swap
+}
+
+// Engine queues and runs operations.
+type Engine struct {
+	cfg   Config
+	store *store.Store
+	rt    Runtime
+	proxy *proxy.Proxy
+	log   *slog.Logger
+	logs  *logHub
+
+	base     context.Context
+	stop     context.CancelFunc
+	slots    chan struct{}
+	wg       sync.WaitGroup
+	mu       sync.Mutex
+	lanes    map[int64]*lane // by installation
+	jobs     map[int64]*job  // queued or running, by operation
+	shutdown bool
+}
+
+// lane is one installation's queue: its operations run one at a time, in order.
+type lane struct {
+	pending []*job
+	busy    bool
+}
+
+type job struct {
+	op          store.Operation
+	run         func(ctx context.Context, l *opLog) error
+	cancel      context.CancelFunc
+	cancelledBy string
+	started     bool
+}
+
+// NewEngine wires an engine; call Recover before serving traffic and Close on shutdown.
+func NewEngine(cfg Config, st *store.Store, rt Runtime, px *proxy.Proxy, logger *slog.Logger) *Engine {
+	if cfg.MaxParallel <= 0 {
+		cfg.MaxParallel = 4
+	}
+	if cfg.AppPort == 0 {
+		cfg.AppPort = 5000
+	}
+	if cfg.DrainTimeout == 0 {
+		cfg.DrainTimeout = 30 * time.Second
+	}
+	base, stop := context.WithCancel(context.Background())
+	return &Engine{
+		cfg: cfg, store: st, rt: rt, proxy: px, log: logger, logs: newLogHub(st),
+		base: base, stop: stop, slots: make(chan struct{}, cfg.MaxParallel),
+		lanes: map[int64]*lane{}, jobs: map[int64]*job{},
+	}
+}
+
+// Close cancels running operations (their new instances are removed, the old
+// ones keep serving) and waits for them to finish.
+func (e *Engine) Close() {
+	e.mu.Lock()
+	e.shutdown = true
+	e.mu.Unlock()
+	e.stop()
+	e.wg.Wait()
+}
+
+// Store returns the engine's store, for readers.
+func (e *Engine) Store() *store.Store { return e.store }
+
+func (e *Engine) repoDir(app string) string {
+	return filepath.Join(e.cfg.ReposDir, app+".git")
+}
+
+// submit records an operation and queues it on its installation's lane.
+func (e *Engine) submit(ctx context.Context, op store.Operation, run func(ctx context.Context, l *opLog) error) (store.Operation, error) {
+	e.mu.Lock()
+	if e.shutdown {
+		e.mu.Unlock()
+		return store.Operation{}, ErrShuttingDown
+	}
+	e.mu.Unlock()
+	op, err := e.store.CreateOperation(ctx, op)
+	if err != nil {
+		return store.Operation{}, fmt.Errorf("record operation: %w", err)
+	}
+	j := &job{op: op, run: run}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.jobs[op.ID] = j
+	l := e.lanes[op.InstallationID]
+	if l == nil {
+		l = &lane{}
+		e.lanes[op.InstallationID] = l
+	}
+	l.pending = append(l.pending, j)
+	if !l.busy {
+		l.busy = true
+		e.wg.Add(1)
+		go e.drainLane(op.InstallationID, l)
+	}
+	return op, nil
+}
+
+// drainLane runs a lane's jobs in order until it is empty.
+func (e *Engine) drainLane(key int64, l *lane) {
+	defer e.wg.Done()
+	for {
+		e.mu.Lock()
+		if len(l.pending) == 0 {
+			l.busy = false
+			delete(e.lanes, key)
+			e.mu.Unlock()
+			return
+		}
+		j := l.pending[0]
+		l.pending = l.pending[1:]
+		e.mu.Unlock()
+		e.execute(j)
+	}
+}
+
+func (e *Engine) execute(j *job) {
+	defer func() {
+		e.mu.Lock()
+		delete(e.jobs, j.op.ID)
+		e.mu.Unlock()
+		e.logs.notify(j.op.ID)
+	}()
+	select {
+	case e.slots <- struct{}{}:
+	case <-e.base.Done():
+		e.finish(j.op, store.StatusFailed, "interrupted: slipway shut down before it started")
+		return
+	}
+	defer func() { <-e.slots }()
+
+	ctx, cancel := context.WithCancel(e.base)
+	defer cancel()
+	e.mu.Lock()
+	if j.cancelledBy != "" { // cancelled while queued
+		e.mu.Unlock()
+		return
+	}
+	j.cancel, j.started = cancel, true
+	e.mu.Unlock()
+
+	log := &opLog{hub: e.logs, id: j.op.ID}
+	if err := e.store.StartOperation(ctx, j.op.ID); err != nil {
+		e.log.Error("start operation", "op", j.op.ID, "err", err)
+	}
+	e.logs.notify(j.op.ID)
+	started := time.Now()
+	err := j.run(ctx, log)
+	log.Flush()
+
+	e.mu.Lock()
+	by := j.cancelledBy
+	e.mu.Unlock()
+	status, reason := store.StatusSucceeded, ""
+	switch {
+	case err == nil:
+		log.Logf("Operation %d succeeded in %s", j.op.ID, time.Since(started).Round(time.Millisecond))
+	case by != "":
+		status, reason = store.StatusCancelled, "cancelled by "+by
+		log.Logf("Operation %d cancelled by %s", j.op.ID, by)
+	case e.base.Err() != nil:
+		status, reason = store.StatusFailed, "interrupted: slipway shut down"
+		log.Logf("Operation %d interrupted: slipway shut down", j.op.ID)
+	default:
+		status, reason = store.StatusFailed, err.Error()
+		log.Logf("Operation %d failed: %s", j.op.ID, reason)
+	}
+	e.finish(j.op, status, reason)
+	e.log.Info("Operation finished", "op", j.op.ID, "type", j.op.Type, "resource", j.op.Resource(), "status", status, "reason", reason, "duration", time.Since(started))
+}
+
+func (e *Engine) finish(op store.Operation, status, reason string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.store.FinishOperation(ctx, op.ID, status, reason); err != nil {
+		e.log.Error("finish operation", "op", op.ID, "err", err)
+	}
+	e.logs.notify(op.ID)
+}
+
+// Cancel stops a queued or running operation. A running one rolls back: its
+// new instance is deleted and the old one keeps serving.
+func (e *Engine) Cancel(opID int64, user string) error {
+	e.mu.Lock()
+	j, ok := e.jobs[opID]
+	if !ok || j.cancelledBy != "" {
+		e.mu.Unlock()
+		return ErrNotRunning
+	}
+	j.cancelledBy = user
+	started := j.started
+	if started {
+		j.cancel()
+	} else if l := e.lanes[j.op.InstallationID]; l != nil {
+		for i, p := range l.pending {
+			if p == j {
+				l.pending = append(l.pending[:i], l.pending[i+1:]...)
+				break
+			}
+		}
+		delete(e.jobs, opID)
+	}
+	e.mu.Unlock()
+	if !started {
+		e.logs.append(opID, fmt.Sprintf("Operation %d cancelled by %s before it started", opID, user))
+		e.finish(j.op, store.StatusCancelled, "cancelled by "+user)
+	}
+	return nil
+}
+
+// Follow streams an operation's log; see logHub.Follow.
+func (e *Engine) Follow(ctx context.Context, opID, after int64, fn func(store.LogLine) error) (store.Operation, error) {
+	return e.logs.Follow(ctx, opID, after, fn)
+}
+
+// Wait blocks until the operation ends and returns it.
+func (e *Engine) Wait(ctx context.Context, opID int64) (store.Operation, error) {
+	return e.logs.Follow(ctx, opID, 1<<62, func(store.LogLine) error { return nil })
+}
+
+// lookup errors translated for people.
+func (e *Engine) installation(ctx context.Context, app, env string) (store.Installation, error) {
+	inst, err := e.store.InstallationByName(ctx, app, env)
+	if errors.Is(err, store.ErrNotFound) {
+		return inst, fmt.Errorf("%w: %s/%s", ErrUnknownInstallation, app, env)
+	}
+	return inst, err
+}

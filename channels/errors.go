@@ -1,0 +1,24 @@
+package channels
+
+import "errors"
+
+var (
+	// ErrInvalidName means an app, environment or branch name is not allowed.
+	ErrInvalidName = errors.New("invalid name")
+	// ErrUnknownApp means no app has that name.
+	ErrUnknownApp = errors.New("unknown app")
+	// ErrUnknownEnvironment means no environment has that name.
+	ErrUnknownEnvironment = errors.New("unknown environment")
+	// ErrUnknownInstallation means the app is not installed in that environment.
+	ErrUnknownInstallation = errors.New("unknown installation")
+	// ErrExists means the thing to create already exists.
+	ErrExists = errors.New("already exists")
+	// ErrPinned means the installation follows a pinned commit and ignores pushes.
+	ErrPinned = errors.New("installation is pinned to a commit")
+	// ErrCancelled means someone cancelled the operation.
+	ErrCancelled = errors.New("cancelled")
+	// ErrShuttingDown means the engine is stopping and takes no new work.
+	ErrShuttingDown = errors.New("slipway is shutting down")
+	// ErrNotRunning means the operation is not queued or running.
+	ErrNotRunning = errors.New("operation is not running")
+)

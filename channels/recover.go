@@ -1,0 +1,60 @@
+package channels
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+
+	"github.com/slipway-dev/slipway/channels/proxy"
+	"github.com/slipway-dev/slipway/store"
+)
+
+// Recover brings the daemon back to what the store says after a start or a
+// crash: operations left running are failed as interrupted, every
+// installation's route points at its serving instance again, and instances we
+// labelled that no installation serves from are deleted.
+func (e *Engine) Recover(ctx context.Context) error {
+	ops, err := e.store.InterruptOperations(ctx, "interrupted: slipway stopped while it ran")
+	if err != nil {
+		return fmt.Errorf("mark interrupted operations: %w", err)
+	}
+	for _, op := range ops {
+		e.logs.append(op.ID, fmt.Sprintf("Operation %d interrupted: slipway stopped while it ran; its new instance, if any, is removed", op.ID))
+		e.log.Warn("Operation interrupted", "op", op.ID, "type", op.Type, "resource", op.Resource())
+	}
+	insts, err := e.store.Installations(ctx, "")
+	if err != nil {
+		return err
+	}
+	serving := map[string]bool{}
+	for _, inst := range insts {
+		if inst.State == store.StateDeprovisioned {
+			continue
+		}
+		e.proxy.AddHost(inst.Host)
+		if inst.Instance == "" {
+			continue
+		}
+		serving[inst.Instance] = true
+		name, port := inst.Instance, e.cfg.AppPort
+		e.proxy.Swap(inst.Host, proxy.NewUpstream(name, func(ctx context.Context) (net.Conn, error) {
+			return e.rt.Dial(ctx, name, port)
+		}))
+	}
+	instances, err := e.rt.List(ctx)
+	if err != nil {
+		return fmt.Errorf("list instances: %w", err)
+	}
+	for _, in := range instances {
+		if _, ours := in.Labels[LabelInstallation]; !ours || serving[in.Name] {
+			continue
+		}
+		id, _ := strconv.ParseInt(in.Labels[LabelInstallation], 10, 64)
+		e.log.Info("Deleting orphan instance", "instance", in.Name, "installation", id)
+		if err := e.rt.Delete(ctx, in.Name); err != nil {
+			e.log.Warn("Delete orphan instance", "instance", in.Name, "err", err)
+		}
+	}
+	return nil
+}

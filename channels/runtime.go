@@ -1,0 +1,41 @@
+package channels
+
+import (
+	"context"
+	"io"
+	"net"
+)
+
+// Runtime is what the engine needs from a container runtime. The Incus
+// implementation lives in channels/container; tests may use a fake.
+type Runtime interface {
+	// Launch creates and starts an instance of image carrying labels.
+	Launch(ctx context.Context, name, image string, labels map[string]string) error
+	// Exec runs cmd in the instance and returns its exit code.
+	Exec(ctx context.Context, name string, cmd []string, env map[string]string, stdin io.Reader, out io.Writer) (int, error)
+	// StartService runs command in /app under the image's supervisor.
+	StartService(ctx context.Context, name, command string, env map[string]string) error
+	// Dial connects to 127.0.0.1:port inside the instance.
+	Dial(ctx context.Context, name string, port int) (net.Conn, error)
+	// Delete stops and deletes the instance; a missing instance is not an error.
+	Delete(ctx context.Context, name string) error
+	// List returns the instances carrying slipway labels.
+	List(ctx context.Context) ([]Instance, error)
+}
+
+// Instance is what List reports of one container.
+type Instance struct {
+	Name    string
+	Labels  map[string]string
+	Running bool
+}
+
+// Labels the engine puts on every instance it makes, so reconciliation can
+// tell its own instances (and whose they are) from anything else.
+const (
+	LabelInstallation = "installation"
+	LabelApp          = "app"
+	LabelEnvironment  = "environment"
+	LabelCommit       = "commit"
+	LabelOperation    = "operation"
+)

@@ -1,0 +1,148 @@
+// Command slipway is the deployment daemon: `slipway serve` runs it, `slipway
+// setup` prepares the host, `slipway hook` is called by git during a push.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/slipway-dev/slipway/daemon"
+	"github.com/slipway-dev/slipway/daemon/setup"
+	"github.com/slipway-dev/slipway/hooks"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+		os.Exit(2)
+	}
+	switch os.Args[1] {
+	case "serve":
+		os.Exit(serve(os.Args[2:]))
+	case "setup":
+		os.Exit(runSetup(os.Args[2:]))
+	case "hook":
+		if len(os.Args) != 3 {
+			fmt.Fprintln(os.Stderr, "usage: slipway hook pre-receive|post-receive")
+			os.Exit(2)
+		}
+		os.Exit(hooks.RunHook(os.Args[2], os.Stdin, os.Stderr))
+	case "help", "-h", "--help":
+		usage()
+	default:
+		fmt.Fprintf(os.Stderr, "slipway: unknown command %q\n", os.Args[1])
+		usage()
+		os.Exit(2)
+	}
+}
+
+func usage() {
+	fmt.Fprintln(os.Stderr, `usage: slipway COMMAND [flags]
+  serve   run the daemon (slipway serve -h for flags)
+  setup   make this host ready: Incus, storage pool, base image`)
+}
+
+// envFlags registers flags whose defaults come from SLIPWAY_* variables.
+type envFlags struct {
+	fs  *flag.FlagSet
+	err error
+}
+
+func envName(flagName string) string {
+	return "SLIPWAY_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+func (e *envFlags) str(p *string, name, usage string) {
+	if v, ok := os.LookupEnv(envName(name)); ok {
+		*p = v
+	}
+	e.fs.StringVar(p, name, *p, usage+" ($"+envName(name)+")")
+}
+
+func (e *envFlags) int(p *int, name, usage string) {
+	if v, ok := os.LookupEnv(envName(name)); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil && e.err == nil {
+			e.err = fmt.Errorf("$%s: %q is not a number", envName(name), v)
+		}
+		*p = n
+	}
+	e.fs.IntVar(p, name, *p, usage+" ($"+envName(name)+")")
+}
+
+func serve(args []string) int {
+	cfg := daemon.Defaults()
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	ef := &envFlags{fs: fs}
+	ef.str(&cfg.DataDir, "data", "data directory: store, repositories, host key")
+	ef.str(&cfg.SSHAddr, "ssh-addr", "SSH address for git push and commands")
+	ef.str(&cfg.WebAddr, "web-addr", "web page address")
+	ef.str(&cfg.ProxyAddr, "proxy-addr", "front HTTP proxy address apps are served on")
+	ef.str(&cfg.WebURL, "web-url", "public base URL of the web page (default http://<web-addr>)")
+	ef.str(&cfg.IncusProject, "incus-project", "Incus project for instances")
+	ef.str(&cfg.AdminKey, "admin-key", "public key file registered as the first admin")
+	ef.str(&cfg.BaseDomain, "base-domain", "installations are served at APP.ENV.<base-domain>")
+	ef.int(&cfg.MaxParallel, "max-parallel", "operations running at once")
+	logLevel := "info"
+	ef.str(&logLevel, "log-level", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if ef.err != nil {
+		fmt.Fprintf(os.Stderr, "slipway: %s\n", ef.err)
+		return 2
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+		fmt.Fprintf(os.Stderr, "slipway: --log-level: %q is not a level\n", logLevel)
+		return 2
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	d, err := daemon.New(ctx, cfg, logger)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "slipway: %s\n", err)
+		return 1
+	}
+	if err := d.Start(); err != nil {
+		fmt.Fprintf(os.Stderr, "slipway: %s\n", err)
+		d.Shutdown(context.Background())
+		return 1
+	}
+	<-ctx.Done()
+	logger.Info("Shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := d.Shutdown(sctx); err != nil {
+		logger.Error("Shutdown", "err", err)
+		return 1
+	}
+	logger.Info("Stopped")
+	return 0
+}
+
+func runSetup(args []string) int {
+	fs := flag.NewFlagSet("setup", flag.ContinueOnError)
+	opts := setup.Options{DataDir: daemon.Defaults().DataDir, BusyboxPath: "/bin/busybox"}
+	ef := &envFlags{fs: fs}
+	ef.str(&opts.DataDir, "data", "data directory (incusd's log goes here when setup starts it)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if err := setup.Run(context.Background(), opts, os.Stdout); err != nil {
+		fmt.Fprintf(os.Stderr, "slipway setup: %s\n", err)
+		return 1
+	}
+	return 0
+}

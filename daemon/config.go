@@ -1,0 +1,85 @@
+// Package daemon wires slipway together: store, SSH server, engine, front
+// proxy and web page. It owns every long-running goroutine.
+package daemon
+
+import (
+	"fmt"
+	"net"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Config is the whole daemon configuration, filled from flags and SLIPWAY_*
+// environment variables by main.
+type Config struct {
+	DataDir      string        // SQLite store, repositories, host key
+	SSHAddr      string        // git push and SSH commands
+	WebAddr      string        // web page and /metrics
+	ProxyAddr    string        // the front HTTP proxy apps are served on
+	WebURL       string        // public base URL of the web page (default http://WebAddr)
+	IncusProject string        // every instance lives in this Incus project
+	AdminKey     string        // public key file registered as admin on first start
+	BaseDomain   string        // installations default to APP.ENV.BaseDomain
+	MaxParallel  int           // operations running at once
+	MaxPushBytes int64         // largest pack a push may send
+	DrainTimeout time.Duration // in-flight requests' grace after a swap
+	AppPort      int           // $PORT inside instances
+	Binary       string        // this executable, for git hooks
+}
+
+// Defaults returns the configuration slipway runs with when nothing is set.
+func Defaults() Config {
+	return Config{
+		DataDir:      "/var/lib/slipway",
+		SSHAddr:      "127.0.0.1:2222",
+		WebAddr:      ":8080",
+		ProxyAddr:    ":8000",
+		IncusProject: "slipway",
+		BaseDomain:   "localhost",
+		MaxParallel:  4,
+		MaxPushBytes: 1 << 30,
+		DrainTimeout: 30 * time.Second,
+		AppPort:      5000,
+	}
+}
+
+// Validate names the first bad field.
+func (c *Config) Validate() error {
+	if c.DataDir == "" {
+		return fmt.Errorf("--data: a data directory is required")
+	}
+	for _, a := range []struct{ flag, addr string }{{"--ssh-addr", c.SSHAddr}, {"--web-addr", c.WebAddr}, {"--proxy-addr", c.ProxyAddr}} {
+		if _, _, err := net.SplitHostPort(a.addr); err != nil {
+			return fmt.Errorf("%s: %q is not HOST:PORT", a.flag, a.addr)
+		}
+	}
+	if c.IncusProject == "" || strings.ContainsAny(c.IncusProject, "/ ") {
+		return fmt.Errorf("--incus-project: %q is not a valid Incus project name", c.IncusProject)
+	}
+	if c.BaseDomain == "" || strings.ContainsAny(c.BaseDomain, "/ :") {
+		return fmt.Errorf("--base-domain: %q is not a domain", c.BaseDomain)
+	}
+	if c.MaxParallel < 1 {
+		return fmt.Errorf("--max-parallel: must be at least 1")
+	}
+	if c.AppPort < 1 || c.AppPort > 65535 {
+		return fmt.Errorf("app port %d is out of range", c.AppPort)
+	}
+	return nil
+}
+
+// webURL is the base URL sign-in links point at.
+func (c *Config) webURL() string {
+	if c.WebURL != "" {
+		return strings.TrimSuffix(c.WebURL, "/")
+	}
+	host, port, _ := net.SplitHostPort(c.WebAddr)
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+func (c *Config) storePath() string { return filepath.Join(c.DataDir, "slipway.db") }
+func (c *Config) reposDir() string  { return filepath.Join(c.DataDir, "repos") }

@@ -1,0 +1,147 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/slipway-dev/slipway/channels"
+	"github.com/slipway-dev/slipway/channels/container"
+	"github.com/slipway-dev/slipway/channels/proxy"
+	"github.com/slipway-dev/slipway/hooks"
+	"github.com/slipway-dev/slipway/store"
+)
+
+// Daemon is a running slipway.
+type Daemon struct {
+	cfg     Config
+	log     *slog.Logger
+	store   *store.Store
+	runtime *container.Incus
+	proxy   *proxy.Proxy
+	engine  *channels.Engine
+	ssh     *hooks.Server
+
+	servers []*http.Server
+	addrs   map[string]string
+	wg      sync.WaitGroup
+}
+
+// New opens the store, connects to Incus and recovers state; Start serves.
+func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Daemon, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Binary == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("find own executable for git hooks: %w", err)
+		}
+		cfg.Binary = exe
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("--data %s: %w", cfg.DataDir, err)
+	}
+	st, err := store.Open(cfg.storePath())
+	if err != nil {
+		return nil, err
+	}
+	d := &Daemon{cfg: cfg, log: logger, store: st, addrs: map[string]string{}}
+	if created, err := hooks.EnsureAdmin(ctx, st, cfg.AdminKey); err != nil {
+		st.Close()
+		return nil, err
+	} else if created {
+		logger.Info("Registered the first admin", "key", cfg.AdminKey)
+	} else if n, _ := st.CountUsers(ctx); n == 0 {
+		logger.Warn("No users yet: start with --admin-key FILE to register the first admin")
+	}
+	d.runtime, err = container.Connect(cfg.IncusProject, logger)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	d.proxy = proxy.New(logger)
+	d.engine = channels.NewEngine(channels.Config{
+		ReposDir:     cfg.reposDir(),
+		BaseDomain:   cfg.BaseDomain,
+		MaxParallel:  cfg.MaxParallel,
+		AppPort:      cfg.AppPort,
+		DrainTimeout: cfg.DrainTimeout,
+	}, st, d.runtime, d.proxy, logger)
+	if err := d.engine.Recover(ctx); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("recover state: %w", err)
+	}
+	d.ssh = hooks.New(hooks.Config{
+		Addr:         cfg.SSHAddr,
+		DataDir:      cfg.DataDir,
+		ReposDir:     cfg.reposDir(),
+		Binary:       cfg.Binary,
+		MaxPushBytes: cfg.MaxPushBytes,
+		WebURL:       cfg.webURL(),
+	}, st, d.engine, logger)
+	return d, nil
+}
+
+// Start binds every listener, so the addresses are known when it returns.
+func (d *Daemon) Start() error {
+	if err := d.ssh.Start(); err != nil {
+		return err
+	}
+	d.addrs["ssh"] = d.ssh.Addr()
+	if err := d.serveHTTP("proxy", d.cfg.ProxyAddr, d.proxy); err != nil {
+		return err
+	}
+	if err := d.serveHTTP("web", d.cfg.WebAddr, d.webHandler()); err != nil {
+		return err
+	}
+	d.log.Info("slipway is running", "ssh", d.addrs["ssh"], "proxy", d.addrs["proxy"], "web", d.addrs["web"], "data", d.cfg.DataDir)
+	return nil
+}
+
+func (d *Daemon) serveHTTP(name, addr string, h http.Handler) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen for %s on %s: %w", name, addr, err)
+	}
+	d.addrs[name] = ln.Addr().String()
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	d.servers = append(d.servers, srv)
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			d.log.Error("HTTP server stopped", "server", name, "err", err)
+		}
+	}()
+	return nil
+}
+
+// Addr returns a bound address: "ssh", "proxy" or "web".
+func (d *Daemon) Addr(name string) string { return d.addrs[name] }
+
+// Shutdown stops taking work, lets HTTP requests finish, cancels running
+// operations (they roll back) and closes the store.
+func (d *Daemon) Shutdown(ctx context.Context) error {
+	d.ssh.Close()
+	for _, srv := range d.servers {
+		srv.Shutdown(ctx)
+	}
+	d.engine.Close()
+	d.wg.Wait()
+	return d.store.Close()
+}
+
+func (d *Daemon) webHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("ok\n"))
+	})
+	return mux
+}

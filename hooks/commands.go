@@ -1,0 +1,397 @@
+package hooks
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/gliderlabs/ssh"
+
+	"github.com/slipway-dev/slipway/channels"
+	"github.com/slipway-dev/slipway/store"
+)
+
+// call is one SSH command being answered.
+type call struct {
+	ctx    context.Context
+	sess   ssh.Session
+	user   store.User
+	out    io.Writer
+	errOut io.Writer
+}
+
+// usageError is a command used wrongly; its text is the one line to show.
+type usageError string
+
+func (e usageError) Error() string { return string(e) }
+
+type command struct {
+	usage string
+	help  string
+	run   func(s *Server, c *call, args []string) error
+}
+
+var commands = map[string]command{}
+
+func init() {
+	for _, c := range []command{
+		{"help", "show this help", (*Server).cmdHelp},
+		{"app create NAME", "create an app (a git repository to push to)", (*Server).cmdAppCreate},
+		{"env create NAME", "create an environment", (*Server).cmdEnvCreate},
+		{"install APP/ENV --branch BRANCH [--host HOST]", "install APP in ENV following BRANCH", (*Server).cmdInstall},
+		{"status [APP/ENV] [--json]", "channel, commit served, instance and state", (*Server).cmdStatus},
+		{"ops [--json] [--limit N]", "operations, newest first", (*Server).cmdOps},
+		{"logs OP", "the stored log of an operation", (*Server).cmdLogs},
+	} {
+		commands[commandKey(c.usage)] = c
+	}
+}
+
+// commandKey is the command's words before its first argument.
+func commandKey(usage string) string {
+	var words []string
+	for _, w := range strings.Fields(usage) {
+		if strings.ToUpper(w) == w || strings.HasPrefix(w, "[") || strings.HasPrefix(w, "-") {
+			break
+		}
+		words = append(words, w)
+	}
+	return strings.Join(words, " ")
+}
+
+func (s *Server) runCommand(sess ssh.Session, user store.User, args []string) int {
+	c := &call{ctx: sess.Context(), sess: sess, user: user, out: sess, errOut: sess.Stderr()}
+	cmd, rest, ok := lookupCommand(args)
+	if !ok {
+		fmt.Fprintf(c.errOut, "slipway: unknown command %q; run 'help' for the list\n", strings.Join(args, " "))
+		return 1
+	}
+	err := cmd.run(s, c, rest)
+	if err == nil {
+		return 0
+	}
+	var code exitCode
+	if errors.As(err, &code) {
+		return int(code)
+	}
+	fmt.Fprintf(c.errOut, "slipway: %s\n", userMessage(err))
+	var ue usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(c.errOut, "usage: %s\n", cmd.usage)
+	}
+	return 1
+}
+
+func lookupCommand(args []string) (command, []string, bool) {
+	for n := min(len(args), 3); n > 0; n-- {
+		if cmd, ok := commands[strings.Join(args[:n], " ")]; ok {
+			return cmd, args[n:], true
+		}
+	}
+	return command{}, nil, false
+}
+
+// exitCode passes a command's own exit status through without a message.
+type exitCode int
+
+func (e exitCode) Error() string { return "exit status " + strconv.Itoa(int(e)) }
+
+// userMessage turns an error into the one line a person reads.
+func userMessage(err error) string {
+	msg := err.Error()
+	for _, sentinel := range []error{channels.ErrInvalidName} {
+		msg = strings.TrimPrefix(msg, sentinel.Error()+": ")
+	}
+	return strings.ReplaceAll(msg, "\n", " ")
+}
+
+// parseFlags parses flags that may come before or after positional arguments.
+func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+	fs.SetOutput(io.Discard)
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, usageError(err.Error())
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+func (s *Server) cmdHelp(c *call, args []string) error {
+	fmt.Fprintln(c.out, "slipway: git push to deploy. Commands (ssh -p PORT git@HOST COMMAND):")
+	tw := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
+	for _, usage := range commandOrder() {
+		fmt.Fprintf(tw, "  %s\t%s\n", usage, commands[commandKey(usage)].help)
+	}
+	tw.Flush()
+	fmt.Fprintln(c.out, "Push: git remote add deploy ssh://git@HOST:PORT/APP && git push deploy main")
+	return nil
+}
+
+func commandOrder() []string {
+	var out []string
+	for _, k := range []string{"help", "app create", "env create", "install", "status", "ops", "logs"} {
+		if c, ok := commands[k]; ok {
+			out = append(out, c.usage)
+		}
+	}
+	return out
+}
+
+func (s *Server) cmdAppCreate(c *call, args []string) error {
+	if len(args) != 1 {
+		return usageError("app create takes one name")
+	}
+	if !c.user.Admin {
+		return errors.New("only an admin may create apps")
+	}
+	if _, err := s.engine.CreateApp(c.ctx, args[0]); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.out, "Created app %s. Push to it: git remote add deploy ssh://git@HOST:PORT/%s\n", args[0], args[0])
+	return nil
+}
+
+func (s *Server) cmdEnvCreate(c *call, args []string) error {
+	if len(args) != 1 {
+		return usageError("env create takes one name")
+	}
+	if !c.user.Admin {
+		return errors.New("only an admin may create environments")
+	}
+	if _, err := s.engine.CreateEnvironment(c.ctx, args[0]); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.out, "Created environment %s\n", args[0])
+	return nil
+}
+
+func (s *Server) cmdInstall(c *call, args []string) error {
+	fs := flag.NewFlagSet("install", flag.ContinueOnError)
+	branch := fs.String("branch", "", "")
+	host := fs.String("host", "", "")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 || *branch == "" {
+		return usageError("install takes APP/ENV and --branch BRANCH")
+	}
+	app, env, err := channels.ParseResource(pos[0])
+	if err != nil {
+		return err
+	}
+	if !s.canAdmin(c.ctx, c.user, env) {
+		return fmt.Errorf("unknown environment %s", env)
+	}
+	inst, op, err := s.engine.Install(c.ctx, app, env, *branch, *host, c.user.Name)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.out, "Installed %s following branch %s, served at http://%s/\n", inst.Resource(), *branch, inst.Host)
+	if op != nil {
+		fmt.Fprintf(c.out, "Deploying the head of %s: operation %d (follow it with: logs %d)\n", *branch, op.ID, op.ID)
+	} else {
+		fmt.Fprintf(c.out, "Nothing is deployed until you push branch %s\n", *branch)
+	}
+	return nil
+}
+
+// installationView is the --json shape of an installation.
+type installationView struct {
+	App         string    `json:"app"`
+	Environment string    `json:"environment"`
+	Host        string    `json:"host"`
+	Channel     string    `json:"channel"`
+	ChannelKind string    `json:"channel_kind"`
+	ChannelRef  string    `json:"channel_ref"`
+	Commit      string    `json:"commit"`
+	Instance    string    `json:"instance"`
+	State       string    `json:"state"`
+	CreatedAt   time.Time `json:"created_at"`
+}
+
+func viewInstallation(i store.Installation) installationView {
+	return installationView{App: i.App, Environment: i.Environment, Host: i.Host, Channel: i.Channel(),
+		ChannelKind: i.ChannelKind, ChannelRef: i.ChannelRef, Commit: i.Commit, Instance: i.Instance,
+		State: i.State, CreatedAt: i.CreatedAt}
+}
+
+func (s *Server) cmdStatus(c *call, args []string) error {
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	var insts []store.Installation
+	switch len(pos) {
+	case 0:
+		all, err := s.store.Installations(c.ctx, "")
+		if err != nil {
+			return err
+		}
+		for _, i := range all {
+			if s.canSeeEnv(c.ctx, c.user, i.Environment) {
+				insts = append(insts, i)
+			}
+		}
+	case 1:
+		app, env, err := channels.ParseResource(pos[0])
+		if err != nil {
+			return err
+		}
+		inst, err := s.store.InstallationByName(c.ctx, app, env)
+		if err != nil || !s.canSeeEnv(c.ctx, c.user, env) {
+			return fmt.Errorf("unknown installation %s/%s", app, env)
+		}
+		insts = append(insts, inst)
+	default:
+		return usageError("status takes at most one APP/ENV")
+	}
+	if *asJSON {
+		views := []installationView{}
+		for _, i := range insts {
+			views = append(views, viewInstallation(i))
+		}
+		if len(pos) == 1 {
+			return writeJSON(c.out, views[0])
+		}
+		return writeJSON(c.out, views)
+	}
+	tw := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "INSTALLATION\tCHANNEL\tCOMMIT\tINSTANCE\tSTATE\tHOST")
+	for _, i := range insts {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", i.Resource(), i.Channel(), dash(shortID(i.Commit)), dash(i.Instance), i.State, i.Host)
+	}
+	return tw.Flush()
+}
+
+// operationView is the --json shape of an operation.
+type operationView struct {
+	ID          int64      `json:"id"`
+	Type        string     `json:"type"`
+	Resource    string     `json:"resource"`
+	App         string     `json:"app"`
+	Environment string     `json:"environment"`
+	User        string     `json:"user"`
+	Status      string     `json:"status"`
+	Commit      string     `json:"commit"`
+	Channel     string     `json:"channel"`
+	Reason      string     `json:"reason,omitempty"`
+	QueuedAt    time.Time  `json:"queued_at"`
+	StartedAt   *time.Time `json:"started_at"`
+	FinishedAt  *time.Time `json:"finished_at"`
+}
+
+func viewOperation(o store.Operation) operationView {
+	opt := func(t time.Time) *time.Time {
+		if t.IsZero() {
+			return nil
+		}
+		return &t
+	}
+	return operationView{ID: o.ID, Type: o.Type, Resource: o.Resource(), App: o.App, Environment: o.Environment,
+		User: o.User, Status: o.Status, Commit: o.Commit, Channel: o.Channel, Reason: o.Reason,
+		QueuedAt: o.QueuedAt, StartedAt: opt(o.StartedAt), FinishedAt: opt(o.FinishedAt)}
+}
+
+func (s *Server) cmdOps(c *call, args []string) error {
+	fs := flag.NewFlagSet("ops", flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "")
+	limit := fs.Int("limit", 50, "")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usageError("ops takes only flags")
+	}
+	ops, err := s.store.Operations(c.ctx, store.OperationFilter{Limit: *limit, Environments: s.visibleEnvironments(c.ctx, c.user)})
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		views := []operationView{}
+		for _, o := range ops {
+			views = append(views, viewOperation(o))
+		}
+		return writeJSON(c.out, views)
+	}
+	tw := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tTYPE\tRESOURCE\tUSER\tSTATUS\tCOMMIT\tSTARTED\tFINISHED")
+	for _, o := range ops {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", o.ID, o.Type, o.Resource(), o.User, o.Status,
+			dash(shortID(o.Commit)), stamp(o.StartedAt), stamp(o.FinishedAt))
+	}
+	return tw.Flush()
+}
+
+// visibleEnvironments is nil for admins (everything) or the environments the user may see.
+func (s *Server) visibleEnvironments(ctx context.Context, u store.User) []string {
+	if u.Admin {
+		return nil
+	}
+	envs, _ := s.store.Environments(ctx)
+	out := []string{}
+	for _, e := range envs {
+		if s.canSeeEnv(ctx, u, e.Name) {
+			out = append(out, e.Name)
+		}
+	}
+	return out
+}
+
+func (s *Server) cmdLogs(c *call, args []string) error {
+	if len(args) != 1 {
+		return usageError("logs takes one operation ID")
+	}
+	id, err := strconv.ParseInt(args[0], 10, 64)
+	if err != nil || id <= 0 {
+		return usageError(fmt.Sprintf("%q is not an operation ID", args[0]))
+	}
+	op, err := s.store.Operation(c.ctx, id)
+	if err != nil || (op.Environment != "" && !s.canSeeEnv(c.ctx, c.user, op.Environment)) {
+		return fmt.Errorf("unknown operation %d", id)
+	}
+	lines, err := s.store.Logs(c.ctx, id, 0)
+	if err != nil {
+		return err
+	}
+	for _, l := range lines {
+		fmt.Fprintln(c.out, l.Text)
+	}
+	return nil
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func stamp(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}

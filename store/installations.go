@@ -1,0 +1,125 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"time"
+)
+
+// Channel kinds: what an installation follows.
+const (
+	ChannelBranch = "branch"
+	ChannelCommit = "commit"
+)
+
+// Installation states.
+const (
+	StateNew           = "new"           // never served
+	StateRunning       = "running"       // serving Commit from Instance
+	StateDeprovisioned = "deprovisioned" // traffic stopped, instances gone
+)
+
+// Installation is one running copy of an app in one environment.
+type Installation struct {
+	ID          int64
+	App         string
+	Environment string
+	Host        string
+	ChannelKind string
+	ChannelRef  string
+	Commit      string // served now
+	Instance    string // serving now
+	State       string
+	CreatedAt   time.Time
+}
+
+// Resource names the installation as people write it: APP/ENV.
+func (i Installation) Resource() string { return i.App + "/" + i.Environment }
+
+// Channel renders the channel as "branch main" or "commit 1a2b3c…".
+func (i Installation) Channel() string { return i.ChannelKind + " " + i.ChannelRef }
+
+const installationColumns = `i.id, a.name, e.name, i.host, i.channel_kind, i.channel_ref, i.commit_sha, i.instance, i.state, i.created_at`
+const installationFrom = ` FROM installations i JOIN apps a ON a.id = i.app_id JOIN environments e ON e.id = i.environment_id `
+
+// CreateInstallation adds an installation of app in env following a channel.
+func (s *Store) CreateInstallation(ctx context.Context, app, env, host, channelKind, channelRef string) (Installation, error) {
+	var id int64
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `
+			INSERT INTO installations (app_id, environment_id, host, channel_kind, channel_ref, created_at)
+			SELECT a.id, e.id, ?, ?, ?, ? FROM apps a, environments e WHERE a.name = ? AND e.name = ?`,
+			host, channelKind, channelRef, s.stamp(), app, env)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return ErrNotFound
+		}
+		id, _ = res.LastInsertId()
+		return nil
+	})
+	if err != nil {
+		return Installation{}, wrapError(err)
+	}
+	return s.InstallationByID(ctx, id)
+}
+
+// InstallationByID returns one installation.
+func (s *Store) InstallationByID(ctx context.Context, id int64) (Installation, error) {
+	return scanInstallation(s.db.QueryRowContext(ctx, `SELECT `+installationColumns+installationFrom+`WHERE i.id = ?`, id))
+}
+
+// InstallationByName returns the installation of app in env.
+func (s *Store) InstallationByName(ctx context.Context, app, env string) (Installation, error) {
+	return scanInstallation(s.db.QueryRowContext(ctx, `SELECT `+installationColumns+installationFrom+`WHERE a.name = ? AND e.name = ?`, app, env))
+}
+
+// Installations lists every installation, or only app's when app is not empty.
+func (s *Store) Installations(ctx context.Context, app string) ([]Installation, error) {
+	q := `SELECT ` + installationColumns + installationFrom
+	var args []any
+	if app != "" {
+		q += `WHERE a.name = ? `
+		args = append(args, app)
+	}
+	rows, err := s.db.QueryContext(ctx, q+`ORDER BY a.name, e.name`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Installation
+	for rows.Next() {
+		inst, err := scanInstallation(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, inst)
+	}
+	return out, rows.Err()
+}
+
+// SetServing records what an installation serves now.
+func (s *Store) SetServing(ctx context.Context, id int64, commit, instance, state string) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE installations SET commit_sha = ?, instance = ?, state = ? WHERE id = ?`, commit, instance, state, id)
+	return wrapError(err)
+}
+
+// SetChannel changes what an installation follows.
+func (s *Store) SetChannel(ctx context.Context, id int64, kind, ref string) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE installations SET channel_kind = ?, channel_ref = ? WHERE id = ?`, kind, ref, id)
+	return wrapError(err)
+}
+
+type scanner interface{ Scan(...any) error }
+
+func scanInstallation(row scanner) (Installation, error) {
+	var i Installation
+	var created sql.NullString
+	err := row.Scan(&i.ID, &i.App, &i.Environment, &i.Host, &i.ChannelKind, &i.ChannelRef, &i.Commit, &i.Instance, &i.State, &created)
+	if err != nil {
+		return Installation{}, wrapError(err)
+	}
+	i.CreatedAt = parseTime(created)
+	return i, nil
+}

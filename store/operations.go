@@ -1,0 +1,250 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"strings"
+	"time"
+)
+
+// Operation statuses.
+const (
+	StatusQueued    = "queued"
+	StatusRunning   = "running"
+	StatusSucceeded = "succeeded"
+	StatusFailed    = "failed"
+	StatusCancelled = "cancelled"
+)
+
+// Operation is one recorded change.
+type Operation struct {
+	ID             int64
+	Type           string
+	Status         string
+	App            string
+	Environment    string
+	InstallationID int64 // 0 when not about an installation or the installation is gone
+	User           string
+	Commit         string
+	Channel        string
+	Reason         string // why it failed or was cancelled
+	QueuedAt       time.Time
+	StartedAt      time.Time
+	FinishedAt     time.Time
+}
+
+// Resource names what the operation is about: APP/ENV, APP or ENV.
+func (o Operation) Resource() string {
+	switch {
+	case o.App != "" && o.Environment != "":
+		return o.App + "/" + o.Environment
+	case o.App != "":
+		return o.App
+	default:
+		return o.Environment
+	}
+}
+
+// Done reports whether the operation has ended.
+func (o Operation) Done() bool {
+	return o.Status == StatusSucceeded || o.Status == StatusFailed || o.Status == StatusCancelled
+}
+
+// CreateOperation records a queued operation and returns it with its ID.
+func (s *Store) CreateOperation(ctx context.Context, op Operation) (Operation, error) {
+	op.Status = StatusQueued
+	op.QueuedAt = s.now().UTC()
+	var inst any
+	if op.InstallationID != 0 {
+		inst = op.InstallationID
+	}
+	res, err := s.db.ExecContext(ctx, `
+		INSERT INTO operations (type, status, app, environment, installation_id, user, commit_sha, channel, queued_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		op.Type, op.Status, op.App, op.Environment, inst, op.User, op.Commit, op.Channel, formatTime(op.QueuedAt))
+	if err != nil {
+		return Operation{}, wrapError(err)
+	}
+	op.ID, _ = res.LastInsertId()
+	return op, nil
+}
+
+// StartOperation marks an operation running.
+func (s *Store) StartOperation(ctx context.Context, id int64) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE operations SET status = ?, started_at = ? WHERE id = ?`, StatusRunning, s.stamp(), id)
+	return wrapError(err)
+}
+
+// SetOperationCommit records the commit an operation resolved to.
+func (s *Store) SetOperationCommit(ctx context.Context, id int64, commit string) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE operations SET commit_sha = ? WHERE id = ?`, commit, id)
+	return wrapError(err)
+}
+
+// FinishOperation records an operation's final status and, when it did not succeed, why.
+func (s *Store) FinishOperation(ctx context.Context, id int64, status, reason string) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE operations SET status = ?, reason = ?, finished_at = ? WHERE id = ?`, status, reason, s.stamp(), id)
+	return wrapError(err)
+}
+
+// InterruptOperations fails every operation left queued or running by a previous
+// process and returns them.
+func (s *Store) InterruptOperations(ctx context.Context, reason string) ([]Operation, error) {
+	ops, err := s.Operations(ctx, OperationFilter{Statuses: []string{StatusQueued, StatusRunning}})
+	if err != nil {
+		return nil, err
+	}
+	for _, op := range ops {
+		if err := s.FinishOperation(ctx, op.ID, StatusFailed, reason); err != nil {
+			return nil, err
+		}
+	}
+	return ops, nil
+}
+
+// Operation returns one operation.
+func (s *Store) Operation(ctx context.Context, id int64) (Operation, error) {
+	return scanOperation(s.db.QueryRowContext(ctx, `SELECT `+operationColumns+` FROM operations WHERE id = ?`, id))
+}
+
+// OperationFilter narrows Operations; zero fields match everything.
+type OperationFilter struct {
+	App            string
+	Environment    string
+	Environments   []string // when not nil, only these environments (access control)
+	InstallationID int64
+	Type           string
+	User           string
+	Statuses       []string
+	Since          time.Time
+	Until          time.Time
+	Limit          int
+	BeforeID       int64 // paging: only operations older than this ID
+}
+
+const operationColumns = `id, type, status, app, environment, coalesce(installation_id, 0), user, commit_sha, channel, reason, queued_at, started_at, finished_at`
+
+// Operations lists operations newest first.
+func (s *Store) Operations(ctx context.Context, f OperationFilter) ([]Operation, error) {
+	var where []string
+	var args []any
+	add := func(cond string, arg ...any) {
+		where = append(where, cond)
+		args = append(args, arg...)
+	}
+	if f.App != "" {
+		add("app = ?", f.App)
+	}
+	if f.Environment != "" {
+		add("environment = ?", f.Environment)
+	}
+	if f.Environments != nil {
+		if len(f.Environments) == 0 {
+			return nil, nil
+		}
+		ph := strings.TrimSuffix(strings.Repeat("?,", len(f.Environments)), ",")
+		var a []any
+		for _, e := range f.Environments {
+			a = append(a, e)
+		}
+		add("environment IN ("+ph+")", a...)
+	}
+	if f.InstallationID != 0 {
+		add("installation_id = ?", f.InstallationID)
+	}
+	if f.Type != "" {
+		add("type = ?", f.Type)
+	}
+	if f.User != "" {
+		add("user = ?", f.User)
+	}
+	if len(f.Statuses) > 0 {
+		ph := strings.TrimSuffix(strings.Repeat("?,", len(f.Statuses)), ",")
+		var a []any
+		for _, st := range f.Statuses {
+			a = append(a, st)
+		}
+		add("status IN ("+ph+")", a...)
+	}
+	if !f.Since.IsZero() {
+		add("queued_at >= ?", formatTime(f.Since))
+	}
+	if !f.Until.IsZero() {
+		add("queued_at < ?", formatTime(f.Until))
+	}
+	if f.BeforeID != 0 {
+		add("id < ?", f.BeforeID)
+	}
+	q := `SELECT ` + operationColumns + ` FROM operations`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY id DESC"
+	if f.Limit > 0 {
+		q += " LIMIT ?"
+		args = append(args, f.Limit)
+	}
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Operation
+	for rows.Next() {
+		op, err := scanOperation(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, op)
+	}
+	return out, rows.Err()
+}
+
+func scanOperation(row scanner) (Operation, error) {
+	var op Operation
+	var queued, started, finished sql.NullString
+	err := row.Scan(&op.ID, &op.Type, &op.Status, &op.App, &op.Environment, &op.InstallationID, &op.User,
+		&op.Commit, &op.Channel, &op.Reason, &queued, &started, &finished)
+	if err != nil {
+		return Operation{}, wrapError(err)
+	}
+	op.QueuedAt, op.StartedAt, op.FinishedAt = parseTime(queued), parseTime(started), parseTime(finished)
+	return op, nil
+}
+
+// LogLine is one line of an operation's log.
+type LogLine struct {
+	Seq  int64
+	At   time.Time
+	Text string
+}
+
+// AppendLog stores one line of an operation's log and returns its sequence number.
+func (s *Store) AppendLog(ctx context.Context, opID int64, text string) (int64, error) {
+	var seq int64
+	err := s.db.QueryRowContext(ctx, `
+		INSERT INTO operation_logs (operation_id, seq, at, line)
+		VALUES (?, (SELECT coalesce(max(seq), 0) + 1 FROM operation_logs WHERE operation_id = ?), ?, ?)
+		RETURNING seq`, opID, opID, s.stamp(), text).Scan(&seq)
+	return seq, wrapError(err)
+}
+
+// Logs returns an operation's log lines after sequence number after.
+func (s *Store) Logs(ctx context.Context, opID, after int64) ([]LogLine, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT seq, at, line FROM operation_logs WHERE operation_id = ? AND seq > ? ORDER BY seq`, opID, after)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []LogLine
+	for rows.Next() {
+		var l LogLine
+		var at sql.NullString
+		if err := rows.Scan(&l.Seq, &at, &l.Text); err != nil {
+			return nil, err
+		}
+		l.At = parseTime(at)
+		out = append(out, l)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,136 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func openTest(t *testing.T) *Store {
+	t.Helper()
+	s, err := Open(filepath.Join(t.TempDir(), "slipway.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestMigrationsAreIdempotent(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "slipway.db")
+	for i := 0; i < 2; i++ {
+		s, err := Open(path)
+		if err != nil {
+			t.Fatalf("open %d: %v", i, err)
+		}
+		var mode string
+		s.db.QueryRow(`PRAGMA journal_mode`).Scan(&mode)
+		var fk int
+		s.db.QueryRow(`PRAGMA foreign_keys`).Scan(&fk)
+		if mode != "wal" || fk != 1 {
+			t.Fatalf("journal_mode=%s foreign_keys=%d, want wal and 1", mode, fk)
+		}
+		s.Close()
+	}
+}
+
+func TestUsersAndKeys(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t)
+	u, err := s.CreateUser(ctx, "alice", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateUser(ctx, "alice", false); !errors.Is(err, ErrExists) {
+		t.Fatalf("duplicate user: %v, want ErrExists", err)
+	}
+	if err := s.AddKey(ctx, u.ID, "SHA256:abc", "ssh-ed25519 AAAA"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.UserByFingerprint(ctx, "SHA256:abc")
+	if err != nil || got.Name != "alice" || !got.Admin {
+		t.Fatalf("by fingerprint: %+v %v", got, err)
+	}
+	if _, err := s.UserByFingerprint(ctx, "SHA256:nope"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown key: %v, want ErrNotFound", err)
+	}
+}
+
+func TestInstallationsAndOperations(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t)
+	clock := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	s.SetClock(func() time.Time { return clock })
+	if _, err := s.CreateApp(ctx, "hello"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateEnvironment(ctx, "production"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateInstallation(ctx, "nope", "production", "x", ChannelBranch, "main"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("installation of unknown app: %v", err)
+	}
+	inst, err := s.CreateInstallation(ctx, "hello", "production", "hello.production.localhost", ChannelBranch, "main")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateInstallation(ctx, "hello", "production", "other", ChannelBranch, "main"); !errors.Is(err, ErrExists) {
+		t.Fatalf("second installation: %v, want ErrExists", err)
+	}
+	op, err := s.CreateOperation(ctx, Operation{Type: "deploy", App: "hello", Environment: "production", InstallationID: inst.ID, User: "alice", Commit: "abc"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range []string{"one", "two", "three"} {
+		if _, err := s.AppendLog(ctx, op.ID, line); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lines, err := s.Logs(ctx, op.ID, 1)
+	if err != nil || len(lines) != 2 || lines[0].Text != "two" || lines[1].Seq != 3 {
+		t.Fatalf("logs after 1: %+v %v", lines, err)
+	}
+	if err := s.StartOperation(ctx, op.ID); err != nil {
+		t.Fatal(err)
+	}
+	clock = clock.Add(90 * time.Second)
+	if err := s.SetServing(ctx, inst.ID, "abc", "hello-production-1", StateRunning); err != nil {
+		t.Fatal(err)
+	}
+	// A second, still running operation is what a crash leaves behind.
+	op2, _ := s.CreateOperation(ctx, Operation{Type: "deploy", App: "hello", Environment: "production", InstallationID: inst.ID, User: "bob"})
+	s.StartOperation(ctx, op2.ID)
+	if err := s.FinishOperation(ctx, op.ID, StatusSucceeded, ""); err != nil {
+		t.Fatal(err)
+	}
+	interrupted, err := s.InterruptOperations(ctx, "interrupted")
+	if err != nil || len(interrupted) != 1 || interrupted[0].ID != op2.ID {
+		t.Fatalf("interrupted %+v %v", interrupted, err)
+	}
+	got, _ := s.Operation(ctx, op2.ID)
+	if got.Status != StatusFailed || got.Reason != "interrupted" {
+		t.Fatalf("op2 after interrupt: %+v", got)
+	}
+	got, _ = s.Operation(ctx, op.ID)
+	if got.FinishedAt.Sub(got.QueuedAt) != 90*time.Second || got.Resource() != "hello/production" {
+		t.Fatalf("op times %+v", got)
+	}
+	ops, err := s.Operations(ctx, OperationFilter{User: "alice"})
+	if err != nil || len(ops) != 1 || ops[0].ID != op.ID {
+		t.Fatalf("filter by user: %+v %v", ops, err)
+	}
+	ops, _ = s.Operations(ctx, OperationFilter{Environments: []string{}})
+	if len(ops) != 0 {
+		t.Fatalf("no visible environments must list nothing, got %d", len(ops))
+	}
+	ops, _ = s.Operations(ctx, OperationFilter{})
+	if len(ops) != 2 || ops[0].ID != op2.ID {
+		t.Fatalf("newest first: %+v", ops)
+	}
+	i, _ := s.InstallationByName(ctx, "hello", "production")
+	if i.Commit != "abc" || i.Instance != "hello-production-1" || i.State != StateRunning {
+		t.Fatalf("installation %+v", i)
+	}
+}

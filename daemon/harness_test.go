@@ -1,0 +1,405 @@
+package daemon_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/slipway-dev/slipway/channels/container"
+)
+
+// The integration tests run the real slipway binary against the real incusd,
+// and drive it with the real git and ssh clients, each test in its own data
+// dir and Incus project so they can run in parallel.
+
+var slipwayBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "slipway-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	slipwayBin = filepath.Join(dir, "slipway")
+	build := exec.Command("go", "build", "-o", slipwayBin, "github.com/slipway-dev/slipway/daemon/cmd/slipway")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build slipway:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// requireIntegration fails (under CI) or skips (elsewhere) when the machine
+// cannot run the integration tests.
+func requireIntegration(t *testing.T) {
+	t.Helper()
+	var missing []string
+	if os.Geteuid() != 0 {
+		missing = append(missing, "root")
+	}
+	if _, err := os.Stat("/var/lib/incus/unix.socket"); err != nil {
+		missing = append(missing, "incusd (run: just setup)")
+	}
+	for _, tool := range []string{"git", "ssh", "ssh-keygen"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			missing = append(missing, tool)
+		}
+	}
+	if len(missing) == 0 {
+		return
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("integration test needs %s", strings.Join(missing, ", "))
+	}
+	t.Skipf("integration test needs %s", strings.Join(missing, ", "))
+}
+
+// slipwayd is one daemon under test.
+type slipwayd struct {
+	t       *testing.T
+	dir     string
+	data    string
+	project string
+	key     string // admin's private key
+	cmd     *exec.Cmd
+	addrs   map[string]string
+	logMu   sync.Mutex
+	log     bytes.Buffer
+	exited  chan struct{}
+}
+
+func startDaemon(t *testing.T) *slipwayd {
+	t.Helper()
+	requireIntegration(t)
+	dir := t.TempDir()
+	d := &slipwayd{t: t, dir: dir, data: filepath.Join(dir, "data"), project: "slipway-test-" + randomHex(4)}
+	d.key = filepath.Join(dir, "admin_key")
+	run(t, dir, nil, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", d.key)
+	t.Cleanup(d.cleanupProject)
+	d.start()
+	return d
+}
+
+// start runs the daemon and waits for its listeners.
+func (d *slipwayd) start() {
+	t := d.t
+	t.Helper()
+	d.cmd = exec.Command(slipwayBin, "serve",
+		"--data", d.data, "--ssh-addr", "127.0.0.1:0", "--web-addr", "127.0.0.1:0", "--proxy-addr", "127.0.0.1:0",
+		"--incus-project", d.project, "--admin-key", d.key+".pub", "--log-level", "debug")
+	d.cmd.Env = append(os.Environ(), "SLIPWAY_MAX_PARALLEL=4")
+	stderr, err := d.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	d.exited = make(chan struct{})
+	ready := make(chan map[string]string, 1)
+	go func() {
+		running := regexp.MustCompile(`msg="slipway is running" ssh=(\S+) proxy=(\S+) web=(\S+)`)
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			d.logMu.Lock()
+			d.log.WriteString(line + "\n")
+			d.logMu.Unlock()
+			if m := running.FindStringSubmatch(line); m != nil {
+				ready <- map[string]string{"ssh": m[1], "proxy": m[2], "web": m[3]}
+			}
+		}
+		d.cmd.Wait()
+		close(d.exited)
+	}()
+	t.Cleanup(func() {
+		d.stop(syscall.SIGTERM)
+		if t.Failed() {
+			d.logMu.Lock()
+			t.Logf("daemon log:\n%s", d.log.String())
+			d.logMu.Unlock()
+		}
+	})
+	select {
+	case d.addrs = <-ready:
+	case <-d.exited:
+		t.Fatalf("daemon exited before it was ready:\n%s", d.logText())
+	case <-time.After(60 * time.Second):
+		t.Fatalf("daemon not ready after 60s:\n%s", d.logText())
+	}
+}
+
+// stop signals the daemon we started (by its PID) and waits for it.
+func (d *slipwayd) stop(sig syscall.Signal) {
+	if d.cmd == nil || d.cmd.Process == nil {
+		return
+	}
+	select {
+	case <-d.exited:
+		return
+	default:
+	}
+	d.cmd.Process.Signal(sig)
+	select {
+	case <-d.exited:
+	case <-time.After(60 * time.Second):
+		d.cmd.Process.Kill()
+		<-d.exited
+	}
+}
+
+func (d *slipwayd) logText() string {
+	d.logMu.Lock()
+	defer d.logMu.Unlock()
+	return d.log.String()
+}
+
+func (d *slipwayd) cleanupProject() {
+	rt, err := container.Connect(d.project, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		d.t.Logf("cleanup: %v", err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := rt.DeleteProject(ctx); err != nil {
+		d.t.Logf("cleanup project %s: %v", d.project, err)
+	}
+}
+
+// instances lists the instances in the test's project.
+func (d *slipwayd) instances() []string {
+	d.t.Helper()
+	rt, err := container.Connect(d.project, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	list, err := rt.List(context.Background())
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	var names []string
+	for _, in := range list {
+		names = append(names, in.Name)
+	}
+	return names
+}
+
+// sshOptions are the client options every test connection uses: this key only,
+// and no known_hosts (each test daemon has a new host key).
+func sshOptions(key string) []string {
+	return []string{"-i", key, "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=no",
+		"-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o", "LogLevel=ERROR"}
+}
+
+func (d *slipwayd) sshArgs(key string) []string {
+	host, port, _ := strings.Cut(d.addrs["ssh"], ":")
+	return append(append([]string{"-p", port}, sshOptions(key)...), "git@"+host)
+}
+
+// ssh runs an SSH command as the admin and returns stdout, stderr and the exit code.
+func (d *slipwayd) ssh(args ...string) (string, string, int) {
+	return d.sshAs(d.key, "", args...)
+}
+
+func (d *slipwayd) sshAs(key, stdin string, args ...string) (string, string, int) {
+	d.t.Helper()
+	cmd := exec.Command("ssh", append(d.sshArgs(key), args...)...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		d.t.Fatalf("ssh %v: %v", args, err)
+	}
+	return out.String(), errb.String(), code
+}
+
+// mustSSH runs an SSH command that has to succeed.
+func (d *slipwayd) mustSSH(args ...string) string {
+	d.t.Helper()
+	out, errOut, code := d.ssh(args...)
+	if code != 0 {
+		d.t.Fatalf("ssh %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, out, errOut)
+	}
+	return out
+}
+
+func (d *slipwayd) sshJSON(v any, args ...string) {
+	d.t.Helper()
+	out := d.mustSSH(args...)
+	if err := json.Unmarshal([]byte(out), v); err != nil {
+		d.t.Fatalf("ssh %s --json: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+// get fetches path of host through the front proxy.
+func (d *slipwayd) get(host, path string) (int, string, error) {
+	req, _ := http.NewRequest(http.MethodGet, "http://"+d.addrs["proxy"]+path, nil)
+	req.Host = host
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body), err
+}
+
+var httpClient = &http.Client{Timeout: 10 * time.Second}
+
+// workTree is a local clone an app's developer pushes from.
+type workTree struct {
+	t   *testing.T
+	dir string
+	env []string
+}
+
+// newApp makes a git work tree from an example app and adds slipway as its
+// "deploy" remote.
+func (d *slipwayd) newApp(app, example string) *workTree {
+	d.t.Helper()
+	dir := filepath.Join(d.dir, "src-"+app)
+	copyDir(d.t, filepath.Join("..", "examples", "apps", example), dir)
+	home := filepath.Join(d.dir, "home")
+	os.MkdirAll(home, 0o700)
+	w := &workTree{t: d.t, dir: dir, env: []string{
+		"HOME=" + home, "GIT_CONFIG_NOSYSTEM=1",
+		"GIT_AUTHOR_NAME=Test", "GIT_AUTHOR_EMAIL=test@example.invalid",
+		"GIT_COMMITTER_NAME=Test", "GIT_COMMITTER_EMAIL=test@example.invalid",
+		"GIT_SSH_COMMAND=ssh " + strings.Join(sshOptions(d.key), " "),
+	}}
+	w.git("init", "-q", "-b", "main")
+	w.git("add", "-A")
+	w.git("commit", "-q", "-m", "first")
+	w.git("remote", "add", "deploy", "ssh://git@"+d.addrs["ssh"]+"/"+app)
+	return w
+}
+
+func (w *workTree) git(args ...string) string {
+	w.t.Helper()
+	out, errOut, code := w.tryGit(args...)
+	if code != 0 {
+		w.t.Fatalf("git %s: exit %d\n%s\n%s", strings.Join(args, " "), code, out, errOut)
+	}
+	return out
+}
+
+func (w *workTree) tryGit(args ...string) (string, string, int) {
+	w.t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = w.dir
+	cmd.Env = append(os.Environ(), w.env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return out.String(), errb.String(), ee.ExitCode()
+	} else if err != nil {
+		w.t.Fatalf("git %v: %v", args, err)
+	}
+	return out.String(), errb.String(), 0
+}
+
+// write changes a file and commits it, returning the new commit.
+func (w *workTree) commitFile(path, content, message string) string {
+	w.t.Helper()
+	full := filepath.Join(w.dir, path)
+	os.MkdirAll(filepath.Dir(full), 0o755)
+	if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
+		w.t.Fatal(err)
+	}
+	w.git("add", "-A")
+	w.git("commit", "-q", "-m", message)
+	return strings.TrimSpace(w.git("rev-parse", "HEAD"))
+}
+
+// push runs git push and returns its combined output and exit code.
+func (w *workTree) push(args ...string) (string, int) {
+	w.t.Helper()
+	out, errOut, code := w.tryGit(append([]string{"push"}, args...)...)
+	return out + errOut, code
+}
+
+func (w *workTree) head() string {
+	return strings.TrimSpace(w.git("rev-parse", "HEAD"))
+}
+
+func copyDir(t *testing.T, src, dst string) {
+	t.Helper()
+	err := filepath.Walk(src, func(path string, info os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, path)
+		target := filepath.Join(dst, rel)
+		if info.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(target, data, info.Mode().Perm())
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func run(t *testing.T, dir string, env []string, name string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+	}
+	return string(out)
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// eventually polls cond until it holds or the timeout passes.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last string
+	for time.Now().Before(deadline) {
+		ok, state := cond()
+		if ok {
+			return
+		}
+		last = state
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s: not true after %s (last: %s)", what, timeout, last)
+}

@@ -73,7 +73,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Daemon, error) 
 		MaxParallel:  cfg.MaxParallel,
 		AppPort:      cfg.AppPort,
 		DrainTimeout: cfg.DrainTimeout,
-	}, st, d.runtime, d.proxy, logger)
+	}, st, incusRuntime{d.runtime}, d.proxy, logger)
 	if err := d.engine.Recover(ctx); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("recover state: %w", err)

@@ -22,8 +22,16 @@ func (e *Engine) deployCommit(ctx context.Context, inst store.Installation, comm
 		Type: opType, App: inst.App, Environment: inst.Environment, InstallationID: inst.ID,
 		User: user, Commit: commit, Channel: inst.Channel(),
 	}
+	branch := inst.ChannelRef
 	return e.submit(ctx, op, func(ctx context.Context, l *opLog) error {
-		return e.replace(ctx, l, op.Type, inst.ID, commit, l.id)
+		// The installation may have been pinned or moved to another branch
+		// while this deploy waited in the queue.
+		now, err := e.store.InstallationByID(ctx, inst.ID)
+		if err == nil && opType == "deploy" && (now.ChannelKind != store.ChannelBranch || now.ChannelRef != branch) {
+			l.Logf("-----> %s now follows %s: commit %s of branch %s is stored, not deployed", now.Resource(), now.Channel(), shortID(commit), branch)
+			return nil
+		}
+		return e.replace(ctx, l, op.Type, inst.ID, commit, l.id, nil)
 	})
 }
 
@@ -31,7 +39,7 @@ func (e *Engine) deployCommit(ctx context.Context, inst store.Installation, comm
 // to it and removes the old one: build, verify, swap, drain. Until the swap,
 // any failure (or a cancel) deletes the new instance and the old one keeps
 // serving.
-func (e *Engine) replace(ctx context.Context, l *opLog, opType string, installationID int64, commit string, opID int64) (err error) {
+func (e *Engine) replace(ctx context.Context, l *opLog, opType string, installationID int64, commit string, opID int64, to *channelChange) (err error) {
 	inst, err := e.store.InstallationByID(ctx, installationID)
 	if err != nil {
 		return fmt.Errorf("installation is gone: %w", err)
@@ -131,6 +139,12 @@ func (e *Engine) replace(ctx context.Context, l *opLog, opType string, installat
 	state := store.StateRunning
 	if err := e.store.SetServing(context.Background(), inst.ID, commit, name, state); err != nil {
 		e.log.Error("record serving instance", "installation", inst.Resource(), "err", err)
+	}
+	if to != nil {
+		if err := e.store.SetChannel(context.Background(), inst.ID, to.kind, to.ref); err != nil {
+			e.log.Error("record channel", "installation", inst.Resource(), "err", err)
+		}
+		l.Logf("-----> %s now follows %s", inst.Resource(), describe(*to))
 	}
 	l.Logf("-----> %s now serves commit %s from %s", inst.Host, shortID(commit), name)
 

@@ -142,7 +142,7 @@ func (s *Server) cmdHelp(c *call, args []string) error {
 
 func commandOrder() []string {
 	var out []string
-	for _, k := range []string{"help", "app create", "env create", "install", "status", "ops", "logs"} {
+	for _, k := range []string{"help", "app create", "env create", "install", "status", "ops", "logs", "track", "pin", "history", "login"} {
 		if c, ok := commands[k]; ok {
 			out = append(out, c.usage)
 		}
@@ -319,7 +319,7 @@ func (s *Server) cmdOps(c *call, args []string) error {
 	if len(pos) > 0 {
 		return usageError("ops takes only flags")
 	}
-	ops, err := s.store.Operations(c.ctx, store.OperationFilter{Limit: *limit, Environments: s.visibleEnvironments(c.ctx, c.user)})
+	ops, err := s.store.Operations(c.ctx, store.OperationFilter{Limit: *limit, Environments: s.engine.VisibleEnvironments(c.ctx, c.user)})
 	if err != nil {
 		return err
 	}
@@ -337,21 +337,6 @@ func (s *Server) cmdOps(c *call, args []string) error {
 			dash(shortID(o.Commit)), stamp(o.StartedAt), stamp(o.FinishedAt))
 	}
 	return tw.Flush()
-}
-
-// visibleEnvironments is nil for admins (everything) or the environments the user may see.
-func (s *Server) visibleEnvironments(ctx context.Context, u store.User) []string {
-	if u.Admin {
-		return nil
-	}
-	envs, _ := s.store.Environments(ctx)
-	out := []string{}
-	for _, e := range envs {
-		if s.canSeeEnv(ctx, u, e.Name) {
-			out = append(out, e.Name)
-		}
-	}
-	return out
 }
 
 func (s *Server) cmdLogs(c *call, args []string) error {

@@ -134,3 +134,42 @@ func TestInstallationsAndOperations(t *testing.T) {
 		t.Fatalf("installation %+v", i)
 	}
 }
+
+func TestLoginTokensAreSingleUseAndExpire(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t)
+	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	s.SetClock(func() time.Time { return now })
+	u, _ := s.CreateUser(ctx, "alice", false)
+	tok := NewSecret()
+	if err := s.CreateLoginToken(ctx, u.ID, tok, 5*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.UseLoginToken(ctx, tok); err != nil || got.Name != "alice" {
+		t.Fatalf("first use: %+v %v", got, err)
+	}
+	if _, err := s.UseLoginToken(ctx, tok); !errors.Is(err, ErrExpired) {
+		t.Fatalf("second use: %v, want ErrExpired", err)
+	}
+	late := NewSecret()
+	s.CreateLoginToken(ctx, u.ID, late, 5*time.Minute)
+	now = now.Add(5*time.Minute + time.Second)
+	if _, err := s.UseLoginToken(ctx, late); !errors.Is(err, ErrExpired) {
+		t.Fatalf("late use: %v, want ErrExpired", err)
+	}
+	if _, err := s.UseLoginToken(ctx, "made-up"); !errors.Is(err, ErrExpired) {
+		t.Fatalf("unknown token: %v, want ErrExpired", err)
+	}
+	id, sess, err := s.CreateWebSession(ctx, u.ID, time.Hour)
+	if err != nil || sess.CSRFToken == "" {
+		t.Fatalf("session: %+v %v", sess, err)
+	}
+	got, err := s.WebSessionByID(ctx, id)
+	if err != nil || got.User.Name != "alice" || got.CSRFToken != sess.CSRFToken {
+		t.Fatalf("session lookup: %+v %v", got, err)
+	}
+	now = now.Add(2 * time.Hour)
+	if _, err := s.WebSessionByID(ctx, id); !errors.Is(err, ErrExpired) {
+		t.Fatalf("expired session: %v", err)
+	}
+}

@@ -1,0 +1,151 @@
+package container
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	incus "github.com/lxc/incus/v6/client"
+	"github.com/lxc/incus/v6/shared/api"
+)
+
+// Exec runs cmd in the instance with env added to Incus's default
+// environment (PATH, HOME=/root, ...), in Incus's default working directory
+// (/root). stdin (may be nil) is copied to the process; its stdout and
+// stderr both go to out. It returns the command's exit code.
+//
+// When ctx ends, Exec sends SIGKILL to the command through the exec control
+// socket and returns -1 and ctx.Err() at once. Nothing is written to out
+// after Exec returns.
+func (c *Incus) Exec(ctx context.Context, name string, cmd []string, env map[string]string, stdin io.Reader, out io.Writer) (int, error) {
+	if len(cmd) == 0 {
+		return -1, fmt.Errorf("exec in %s: empty command", name)
+	}
+	if err := ctx.Err(); err != nil {
+		return -1, err
+	}
+	if out == nil {
+		out = io.Discard
+	}
+	w := &gatedWriter{w: out}
+	defer w.close()
+	var in io.Reader
+	if stdin != nil {
+		gr := &gatedReader{r: stdin}
+		defer gr.close()
+		in = gr
+	}
+
+	control := make(chan *websocket.Conn, 1)
+	dataDone := make(chan bool)
+	op, err := c.srv.ExecInstance(name, api.InstanceExecPost{
+		Command:     cmd,
+		Environment: env,
+		WaitForWS:   true,
+	}, &incus.InstanceExecArgs{
+		Stdin:    in,
+		Stdout:   w,
+		Stderr:   w,
+		Control:  func(conn *websocket.Conn) { control <- conn },
+		DataDone: dataDone,
+	})
+	if err != nil {
+		return -1, execErr(err, name)
+	}
+
+	done := make(chan error, 1)
+	go func() { done <- op.Wait() }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		kill(control)
+		return -1, ctx.Err()
+	}
+	if err != nil {
+		return -1, execErr(err, name)
+	}
+	// The operation ends when the process exits; the last of its output may
+	// still be on its way through the stdout/stderr websockets.
+	select {
+	case <-dataDone:
+	case <-ctx.Done():
+		return -1, ctx.Err()
+	}
+	code, ok := op.Get().Metadata["return"].(float64)
+	if !ok {
+		return -1, fmt.Errorf("exec in %s: incus reported no exit code", name)
+	}
+	return int(code), nil
+}
+
+func execErr(err error, name string) error {
+	if isNotRunning(err) {
+		return fmt.Errorf("exec in %s: %w", name, ErrNotRunning)
+	}
+	return wrap(err, "exec in %s", name)
+}
+
+// kill asks Incus to SIGKILL the exec'd process. Only the process itself is
+// signalled, not what it started; a cancelled build's children die with the
+// instance, which the engine deletes on failure.
+func kill(control chan *websocket.Conn) {
+	var conn *websocket.Conn
+	select {
+	case conn = <-control:
+	case <-time.After(time.Second):
+		return
+	}
+	_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
+	_ = conn.WriteJSON(api.InstanceExecControl{Command: "signal", Signal: 9})
+}
+
+// gatedWriter serialises the stdout and stderr copiers (the Incus client
+// runs one goroutine each) and drops writes once Exec has returned, so a
+// cancelled Exec never writes into a log its caller has closed.
+type gatedWriter struct {
+	mu     sync.Mutex
+	w      io.Writer
+	closed bool
+}
+
+func (g *gatedWriter) Write(p []byte) (int, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return 0, errors.New("exec returned")
+	}
+	return g.w.Write(p)
+}
+
+func (g *gatedWriter) close() {
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
+}
+
+// gatedReader stops reading the caller's stdin once Exec has returned.
+type gatedReader struct {
+	mu     sync.Mutex
+	r      io.Reader
+	closed bool
+}
+
+func (g *gatedReader) Read(p []byte) (int, error) {
+	g.mu.Lock()
+	closed := g.closed
+	g.mu.Unlock()
+	if closed {
+		return 0, io.EOF
+	}
+	return g.r.Read(p)
+}
+
+func (g *gatedReader) close() {
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
+}

@@ -1,0 +1,392 @@
+package container_test
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/slipway-dev/slipway/channels/container"
+	"github.com/slipway-dev/slipway/examples/baseimage"
+)
+
+func TestMain(m *testing.M) {
+	if os.Geteuid() == 0 || os.Getenv("CI") != "" {
+		// Import the base image once, before parallel tests race to.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		err := container.EnsureBaseImage(ctx, container.TestImage, baseimage.DefaultBusybox)
+		cancel()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "base image:", err)
+			os.Exit(1)
+		}
+	}
+	os.Exit(m.Run())
+}
+
+// launch starts a labelled instance from the base image and returns its name.
+func launch(t *testing.T, c *container.Incus, labels map[string]string) string {
+	t.Helper()
+	name := "t-" + container.RandomSuffix()
+	start := time.Now()
+	if err := c.Launch(context.Background(), name, container.TestImage, labels); err != nil {
+		t.Fatalf("launch: %v", err)
+	}
+	t.Logf("launch %s: %v", name, time.Since(start))
+	return name
+}
+
+func execT(t *testing.T, c *container.Incus, name string, stdin io.Reader, cmd ...string) (int, string) {
+	t.Helper()
+	var out bytes.Buffer
+	code, err := c.Exec(context.Background(), name, cmd, nil, stdin, &out)
+	if err != nil {
+		t.Fatalf("exec %q: %v", cmd, err)
+	}
+	return code, out.String()
+}
+
+func TestLaunchExecDelete(t *testing.T) {
+	t.Parallel()
+	c := container.NewTestIncus(t)
+	name := launch(t, c, map[string]string{"app": "hello"})
+
+	start := time.Now()
+	var out bytes.Buffer
+	code, err := c.Exec(context.Background(), name, []string{"sh", "-c", `echo "out $GREETING"; echo err >&2; exit 3`},
+		map[string]string{"GREETING": "hi there"}, nil, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("exec: %v", time.Since(start))
+	if code != 3 {
+		t.Errorf("exit code %d, want 3", code)
+	}
+	if got := out.String(); !strings.Contains(got, "out hi there\n") || !strings.Contains(got, "err\n") {
+		t.Errorf("output %q", got)
+	}
+
+	// The base image brings loopback up at boot.
+	if code, out := execT(t, c, name, nil, "ip", "addr", "show", "lo"); code != 0 || !strings.Contains(out, "127.0.0.1") {
+		t.Errorf("lo: exit %d: %s", code, out)
+	}
+
+	start = time.Now()
+	if err := c.Delete(context.Background(), name); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("delete: %v", time.Since(start))
+	if _, err := c.Exec(context.Background(), name, []string{"true"}, nil, nil, nil); !errors.Is(err, container.ErrNotFound) {
+		t.Errorf("exec after delete: %v, want ErrNotFound", err)
+	}
+	if err := c.Delete(context.Background(), name); err != nil {
+		t.Errorf("deleting a missing instance: %v", err)
+	}
+}
+
+func TestLaunchMissingImage(t *testing.T) {
+	t.Parallel()
+	c := container.NewTestIncus(t)
+	err := c.Launch(context.Background(), "t-"+container.RandomSuffix(), "slipway/no-such-image", nil)
+	if !errors.Is(err, container.ErrNotFound) {
+		t.Fatalf("launch from a missing image: %v, want ErrNotFound", err)
+	}
+	if err := c.Launch(context.Background(), "bad/name", container.TestImage, nil); !errors.Is(err, container.ErrBadName) {
+		t.Fatalf("launch with a bad name: %v, want ErrBadName", err)
+	}
+}
+
+func TestExecStdinTar(t *testing.T) {
+	t.Parallel()
+	c := container.NewTestIncus(t)
+	name := launch(t, c, nil)
+
+	var tarball bytes.Buffer
+	tw := tar.NewWriter(&tarball)
+	for path, body := range map[string]string{"index.html": "<h1>hello</h1>\n", "sub/x.txt": "x\n"} {
+		tw.WriteHeader(&tar.Header{Name: path, Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg})
+		tw.Write([]byte(body))
+	}
+	tw.Close()
+
+	start := time.Now()
+	code, out := execT(t, c, name, &tarball, "tar", "-x", "-C", "/app")
+	t.Logf("exec untar: %v", time.Since(start))
+	if code != 0 {
+		t.Fatalf("tar: exit %d: %s", code, out)
+	}
+	if code, out := execT(t, c, name, nil, "cat", "/app/index.html", "/app/sub/x.txt"); code != 0 || out != "<h1>hello</h1>\nx\n" {
+		t.Errorf("extracted files: exit %d: %q", code, out)
+	}
+}
+
+func TestExecCancel(t *testing.T) {
+	t.Parallel()
+	c := container.NewTestIncus(t)
+	name := launch(t, c, nil)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	var out syncBuffer
+	start := time.Now()
+	_, err := c.Exec(ctx, name, []string{"sh", "-c", "echo started; exec sleep 30"}, nil, nil, &out)
+	took := time.Since(start)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("exec: %v, want context.DeadlineExceeded", err)
+	}
+	if took > time.Second {
+		t.Errorf("cancelled exec returned after %v", took)
+	}
+	// The process was killed, not left running.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, ps := execT(t, c, name, nil, "ps")
+		if !strings.Contains(ps, "sleep 30") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sleep still running after cancel:\n%s", ps)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	// Stdin that never ends does not keep a cancelled Exec waiting either.
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel2()
+	start = time.Now()
+	if _, err := c.Exec(ctx2, name, []string{"cat"}, nil, pr, io.Discard); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("exec cat: %v", err)
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("cancelled exec with open stdin returned after %v", took)
+	}
+}
+
+func TestServiceDialRespawn(t *testing.T) {
+	t.Parallel()
+	c := container.NewTestIncus(t)
+	name := launch(t, c, nil)
+	ctx := context.Background()
+
+	if code, out := execT(t, c, name, strings.NewReader("hello from /app\n"), "sh", "-c", "cat > /app/hello.txt"); code != 0 {
+		t.Fatalf("write file: %s", out)
+	}
+	start := time.Now()
+	err := c.StartService(ctx, name, `echo "web starting as $WHO"; httpd -f -p "$PORT" -h /app`,
+		map[string]string{"PORT": "5000", "WHO": "it's me"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("StartService: %v", time.Since(start))
+	body := waitGet(t, c, name, 5000, "/hello.txt", 5*time.Second)
+	t.Logf("StartService to first successful GET: %v", time.Since(start))
+	if body != "hello from /app\n" {
+		t.Errorf("GET /hello.txt = %q", body)
+	}
+
+	// The environment reached the process, quoting and all.
+	if _, env := execT(t, c, name, nil, "sh", "-c", "tr '\\0' '\\n' < /proc/$(cat "+container.WebPID+")/environ"); !strings.Contains(env, "WHO=it's me\n") {
+		t.Errorf("web environment:\n%s", env)
+	}
+
+	// Kill the web process: busybox init starts it again.
+	_, pid := execT(t, c, name, nil, "cat", container.WebPID)
+	pid = strings.TrimSpace(pid)
+	if code, out := execT(t, c, name, nil, "kill", "-9", pid); code != 0 {
+		t.Fatalf("kill %s: %s", pid, out)
+	}
+	start = time.Now()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, newPID := execT(t, c, name, nil, "sh", "-c", "cat "+container.WebPID+" 2>/dev/null")
+		if newPID = strings.TrimSpace(newPID); newPID != "" && newPID != pid {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("web process was not restarted")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	waitGet(t, c, name, 5000, "/hello.txt", 5*time.Second)
+	t.Logf("respawn after kill: %v", time.Since(start))
+
+	// A second StartService replaces the running command.
+	if err := c.StartService(ctx, name, "httpd -f -p 5001 -h /app", nil); err != nil {
+		t.Fatal(err)
+	}
+	waitGet(t, c, name, 5001, "/hello.txt", 10*time.Second)
+}
+
+func TestDialErrors(t *testing.T) {
+	t.Parallel()
+	c := container.NewTestIncus(t)
+	name := launch(t, c, nil)
+	ctx := context.Background()
+	if _, err := c.Dial(ctx, name, 5999); err == nil || !strings.Contains(err.Error(), "connection refused") {
+		t.Errorf("dial a closed port: %v", err)
+	}
+	if _, err := c.Dial(ctx, "t-missing", 5000); !errors.Is(err, container.ErrNotFound) {
+		t.Errorf("dial a missing instance: %v, want ErrNotFound", err)
+	}
+	// A restarted instance has a new init: the cached namespace is refreshed.
+	if _, err := c.Dial(ctx, name, 5999); err == nil {
+		t.Fatal("dial a closed port succeeded")
+	}
+	if err := c.Restart(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Dial(ctx, name, 5999); err == nil || !strings.Contains(err.Error(), "connection refused") {
+		t.Errorf("dial after restart: %v", err)
+	}
+}
+
+func TestList(t *testing.T) {
+	t.Parallel()
+	c := container.NewTestIncus(t)
+	a := launch(t, c, map[string]string{"installation": "web-prod", "commit": "abc123"})
+	b := launch(t, c, map[string]string{"installation": "web-staging"})
+	// An instance without labels is not ours to list.
+	if err := c.Launch(context.Background(), "t-unlabelled", container.TestImage, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Stop(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]container.Instance{
+		a: {Name: a, Labels: map[string]string{"installation": "web-prod", "commit": "abc123"}, Running: true},
+		b: {Name: b, Labels: map[string]string{"installation": "web-staging"}, Running: false},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("List = %+v, want %+v", got, want)
+	}
+	for _, inst := range got {
+		w := want[inst.Name]
+		if inst.Running != w.Running || fmt.Sprint(inst.Labels) != fmt.Sprint(w.Labels) {
+			t.Errorf("List: %+v, want %+v", inst, w)
+		}
+	}
+}
+
+// waitGet GETs path from port inside the instance through Dial until it
+// answers 200 or timeout passes.
+func waitGet(t *testing.T, c *container.Incus, name string, port int, path string, timeout time.Duration) string {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var lastErr error
+	for time.Now().Before(deadline) {
+		body, err := get(c, name, port, path)
+		if err == nil {
+			return body
+		}
+		lastErr = err
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("GET %s on port %d: %v", path, port, lastErr)
+	return ""
+}
+
+func get(c *container.Incus, name string, port int, path string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	conn, err := c.Dial(ctx, name, port)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(2 * time.Second))
+	fmt.Fprintf(conn, "GET %s HTTP/1.0\r\nHost: app\r\n\r\n", path)
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != 200 {
+		return "", fmt.Errorf("status %s: %s", resp.Status, body)
+	}
+	return string(body), nil
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// BenchmarkDeploySteps measures the runtime steps of one deploy, one after
+// the other: launch, exec (untar a small tree), StartService to the first
+// successful GET through Dial, delete. Run with
+// go test -run XXX -bench DeploySteps -benchtime 10x ./channels/container/
+func BenchmarkDeploySteps(b *testing.B) {
+	c := container.NewTestIncus(b)
+	ctx := context.Background()
+	var tarball bytes.Buffer
+	tw := tar.NewWriter(&tarball)
+	body := "<h1>hello</h1>\n"
+	tw.WriteHeader(&tar.Header{Name: "public/index.html", Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg})
+	tw.Write([]byte(body))
+	tw.Close()
+
+	var launch, execT, serve, del time.Duration
+	for i := 0; i < b.N; i++ {
+		name := "b-" + container.RandomSuffix()
+		t0 := time.Now()
+		if err := c.Launch(ctx, name, container.TestImage, map[string]string{"bench": "1"}); err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		if code, err := c.Exec(ctx, name, []string{"tar", "-x", "-C", "/app"}, nil, bytes.NewReader(tarball.Bytes()), io.Discard); err != nil || code != 0 {
+			b.Fatalf("untar: %d %v", code, err)
+		}
+		t2 := time.Now()
+		if err := c.StartService(ctx, name, "httpd -f -p $PORT -h /app/public", map[string]string{"PORT": "5000"}); err != nil {
+			b.Fatal(err)
+		}
+		for {
+			if _, err := get(c, name, 5000, "/index.html"); err == nil {
+				break
+			}
+			if time.Since(t2) > 10*time.Second {
+				b.Fatal("web never answered")
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+		t3 := time.Now()
+		if err := c.Delete(ctx, name); err != nil {
+			b.Fatal(err)
+		}
+		t4 := time.Now()
+		launch += t1.Sub(t0)
+		execT += t2.Sub(t1)
+		serve += t3.Sub(t2)
+		del += t4.Sub(t3)
+	}
+	n := float64(b.N)
+	b.ReportMetric(launch.Seconds()*1000/n, "launch-ms")
+	b.ReportMetric(execT.Seconds()*1000/n, "exec-untar-ms")
+	b.ReportMetric(serve.Seconds()*1000/n, "serve-ms")
+	b.ReportMetric(del.Seconds()*1000/n, "delete-ms")
+}

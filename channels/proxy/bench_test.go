@@ -1,0 +1,90 @@
+package proxy
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"testing"
+)
+
+// BenchmarkProxy measures requests through real HTTP servers over loopback: client ->
+// proxy -> backend, all in this process, so the numbers are relative. "direct" (no
+// proxy) and "httputil" (a default httputil.ReverseProxy) are the baselines.
+//
+//	go test -bench Proxy -run '^$' -cpuprofile cpu.out ./channels/proxy/
+func BenchmarkProxy(b *testing.B) {
+	body := strings.Repeat("x", 1024)
+	backend, up := testBackend(b, "app", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, body)
+	}))
+
+	p := New(nil)
+	p.Swap("app.test", up)
+	target, _ := url.Parse(backend.URL)
+
+	for _, bc := range []struct {
+		name    string
+		handler http.Handler
+	}{
+		{"direct", nil},
+		{"httputil", httputil.NewSingleHostReverseProxy(target)},
+		{"slipway", p},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			addr := backend.URL
+			if bc.handler != nil {
+				front := httptest.NewServer(bc.handler)
+				defer front.Close()
+				addr = front.URL
+			}
+			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024, DisableCompression: true}}
+			defer client.CloseIdleConnections()
+
+			b.ReportAllocs()
+			b.SetParallelism(16)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				req, _ := http.NewRequest(http.MethodGet, addr+"/", nil)
+				req.Host = "app.test"
+				for pb.Next() {
+					res, err := client.Do(req)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					n, _ := io.Copy(io.Discard, res.Body)
+					res.Body.Close()
+					if res.StatusCode != http.StatusOK || n != int64(len(body)) {
+						b.Errorf("got %d with %d bytes", res.StatusCode, n)
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkServeHTTP calls the proxy's handler directly, without a front server, to
+// show what the proxy itself costs per request (the backend still runs in this process).
+func BenchmarkServeHTTP(b *testing.B) {
+	_, up := testBackend(b, "app", nameHandler("hello"))
+	p := New(nil)
+	p.Swap("app.test", up)
+
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		req := httptest.NewRequest(http.MethodGet, "http://app.test/", nil)
+		for pb.Next() {
+			w := httptest.NewRecorder()
+			p.ServeHTTP(w, req)
+			if w.Code != http.StatusOK {
+				b.Errorf("got %d", w.Code)
+				return
+			}
+		}
+	})
+}

@@ -1,0 +1,136 @@
+package proxy
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"sync"
+)
+
+// upstreamURLHost is the URL host of every outbound request. The transport needs one and
+// keys its connection pool by it; each Upstream has its own transport that always dials
+// the same instance, so a constant keeps one pool per upstream whichever host a request
+// was for. The Host header sent upstream is still the client's.
+const upstreamURLHost = "upstream"
+
+// forwarder sends the requests of one host to one upstream. Swap builds one per (host,
+// upstream), so a request finds everything it needs through the route it loaded and
+// nothing per request (a context value, a handler) has to be allocated.
+type forwarder struct {
+	proxy    *Proxy
+	host     string
+	upstream *Upstream
+	rp       httputil.ReverseProxy
+}
+
+func (p *Proxy) newForwarder(host string, up *Upstream) *forwarder {
+	f := &forwarder{proxy: p, host: host, upstream: up}
+	f.rp = httputil.ReverseProxy{
+		Rewrite:      rewrite,
+		Transport:    f,
+		BufferPool:   p.buffers,
+		ErrorHandler: f.handleError,
+		// ReverseProxy logs mid-body copy failures itself.
+		ErrorLog: slog.NewLogLogger(p.logger.With("host", host, "upstream", up.name).Handler(), slog.LevelWarn),
+	}
+	return f
+}
+
+// serve forwards r to f's upstream, holding the upstream until the response is written.
+// It reports false, having done nothing, if the upstream is draining.
+func (f *forwarder) serve(w http.ResponseWriter, r *http.Request) bool {
+	if !f.upstream.acquire() {
+		return false
+	}
+	// Deferred: ReverseProxy panics with http.ErrAbortHandler when the upstream fails
+	// mid-body, and a request that never released would hold up Drain.
+	defer f.upstream.release()
+	f.rp.ServeHTTP(w, r)
+	return true
+}
+
+func rewrite(pr *httputil.ProxyRequest) {
+	pr.Out.URL.Scheme = "http"
+	pr.Out.URL.Host = upstreamURLHost
+	pr.Out.Host = pr.In.Host
+	pr.SetXForwarded()
+}
+
+// RoundTrip sends req to f's upstream. If connecting fails, nothing of the request has
+// been written, so it is sent once more to the host's current upstream: usually the
+// successor swapped in while this request held the old one, or the same one if the
+// failure was passing.
+//
+// Only requests without a body are sent again (in practice every GET, HEAD and OPTIONS):
+// once a RoundTrip has failed, ReverseProxy refuses to read the body any more. A
+// keep-alive connection closed under us is not handled here: http.Transport already
+// retries those on a new connection when nothing was written and the request can be
+// replayed, and only reports the error when that fails too.
+func (f *forwarder) RoundTrip(req *http.Request) (*http.Response, error) {
+	res, err := f.upstream.transport.RoundTrip(req)
+	if err == nil || !isDialError(err) || (req.Body != nil && req.Body != http.NoBody) || req.Context().Err() != nil {
+		return res, err
+	}
+	next := f.proxy.acquire(f.host)
+	if next == nil {
+		return nil, err
+	}
+	f.proxy.retries.Add(1)
+	f.proxy.logger.Info("Retrying request on current upstream", "host", f.host, "failed", f.upstream.name, "upstream", next.upstream.name, "error", err)
+
+	res, err = next.upstream.transport.RoundTrip(req)
+	if err != nil {
+		next.upstream.release()
+		return nil, err
+	}
+	res.Body = holdUntilClosed(req.Context(), res.Body, next.upstream)
+	return res, nil
+}
+
+// holdUntilClosed keeps up held until ReverseProxy closes the response body, i.e. until
+// the response has been copied to the client, or until the request's context ends (the
+// server ends it when the handler returns), for the error paths that leave the body open.
+func holdUntilClosed(ctx context.Context, body io.ReadCloser, up *Upstream) io.ReadCloser {
+	release := sync.OnceFunc(up.release)
+	stop := context.AfterFunc(ctx, release)
+	h := heldBody{ReadCloser: body, release: func() { stop(); release() }}
+	if rw, ok := body.(io.ReadWriteCloser); ok {
+		// A protocol switch (101): ReverseProxy needs to write to the body.
+		return &heldConn{heldBody: h, w: rw}
+	}
+	return &h
+}
+
+type heldBody struct {
+	io.ReadCloser
+	release func()
+}
+
+func (b *heldBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.release()
+	return err
+}
+
+type heldConn struct {
+	heldBody
+	w io.Writer
+}
+
+func (c *heldConn) Write(p []byte) (int, error) { return c.w.Write(p) }
+
+// handleError answers a request whose upstream failed before a response started.
+func (f *forwarder) handleError(w http.ResponseWriter, r *http.Request, err error) {
+	if r.Context().Err() != nil {
+		// The client went away: not the upstream's fault, and nobody reads the answer.
+		f.proxy.logger.Debug("Client gone before upstream answered", "host", f.host, "upstream", f.upstream.name, "error", err)
+		w.WriteHeader(http.StatusBadGateway)
+		return
+	}
+	f.proxy.upstreamErrors.Add(1)
+	f.proxy.logger.Warn("Upstream request failed", "host", f.host, "upstream", f.upstream.name,
+		"method", r.Method, "path", r.URL.Path, "error", err)
+	writeBadGateway(w, f.host)
+}

@@ -1,0 +1,226 @@
+// Package proxy is slipway's front HTTP proxy: it routes each request by its Host to the
+// upstream currently serving that host, swaps upstreams atomically and drains the
+// replaced ones, so a deploy never drops a request.
+package proxy
+
+import (
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+// Proxy is an http.Handler routing requests by host.
+type Proxy struct {
+	logger  *slog.Logger
+	buffers *bufferPool
+
+	// routes is an immutable table replaced whole by writers (copy on write under mu),
+	// so a request reads it with one atomic load and no lock.
+	mu     sync.Mutex
+	routes atomic.Pointer[routeTable]
+
+	requests       atomic.Uint64
+	upstreamErrors atomic.Uint64
+	retries        atomic.Uint64
+}
+
+// Stats are the proxy's counters since New, for export as metrics.
+type Stats struct {
+	Requests       uint64 // every request received, whatever its outcome
+	UpstreamErrors uint64 // requests answered 502 because the upstream failed
+	Retries        uint64 // requests sent again after failing to connect to an upstream
+}
+
+// routeTable maps a canonical host (see canonicalHost) to its route. Neither the map nor
+// the routes in it change once published.
+type routeTable map[string]*route
+
+type route struct {
+	forwarder   *forwarder // nil: the host is known but nothing is deployed yet
+	maintenance bool
+	message     string
+}
+
+func (r *route) upstream() *Upstream {
+	if r == nil || r.forwarder == nil {
+		return nil
+	}
+	return r.forwarder.upstream
+}
+
+// New returns a proxy with no hosts. A nil logger discards.
+func New(logger *slog.Logger) *Proxy {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	p := &Proxy{logger: logger, buffers: newBufferPool()}
+	p.routes.Store(&routeTable{})
+	return p
+}
+
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p.requests.Add(1)
+	host := canonicalHost(r.Host)
+
+	var drained *Upstream
+	for {
+		rt := (*p.routes.Load())[host]
+		switch {
+		case rt == nil:
+			writeUnknownHost(w, host)
+			return
+		case rt.maintenance:
+			writeMaintenance(w, host, rt.message)
+			return
+		case rt.forwarder == nil || rt.forwarder.upstream == drained:
+			// The second case is an upstream drained while still routed (Drain
+			// without a Swap first): nothing can serve the host.
+			writeNoInstance(w, host)
+			return
+		}
+		if rt.forwarder.serve(w, r) {
+			return
+		}
+		// The upstream started draining after we read the route; whoever drains it
+		// swapped it out first, so the table now holds its successor.
+		drained = rt.forwarder.upstream
+	}
+}
+
+// acquire returns host's current forwarder with its upstream acquired, or nil if no
+// upstream can take the request. The caller must release the upstream.
+func (p *Proxy) acquire(host string) *forwarder {
+	var drained *Upstream
+	for {
+		rt := (*p.routes.Load())[host]
+		if rt == nil || rt.forwarder == nil || rt.forwarder.upstream == drained {
+			return nil
+		}
+		if rt.forwarder.upstream.acquire() {
+			return rt.forwarder
+		}
+		drained = rt.forwarder.upstream
+	}
+}
+
+// AddHost makes host known. Until an upstream is swapped in, its requests get 503.
+func (p *Proxy) AddHost(host string) {
+	host = canonicalHost(host)
+	p.update(func(t routeTable) {
+		if _, ok := t[host]; !ok {
+			t[host] = &route{}
+		}
+	})
+}
+
+// Swap makes up serve host, adding host if it is unknown, and returns the upstream it
+// replaced (nil if none). Every request that starts after Swap returns goes to up;
+// requests already holding the old upstream finish there, which is what its Drain
+// waits for. A host's maintenance mode is kept across a Swap. A nil up leaves the host
+// known without an upstream (503).
+func (p *Proxy) Swap(host string, up *Upstream) (old *Upstream) {
+	host = canonicalHost(host)
+	p.update(func(t routeTable) {
+		prev := t[host]
+		old = prev.upstream()
+		next := &route{}
+		if prev != nil {
+			*next = *prev
+		}
+		next.forwarder = nil
+		if up != nil {
+			next.forwarder = p.newForwarder(host, up)
+		}
+		t[host] = next
+	})
+	p.logger.Info("Swapped upstream", "host", host, "upstream", nameOf(up), "replaced", nameOf(old))
+	return old
+}
+
+// RemoveHost forgets host, whose requests then get 404, and returns its upstream (nil
+// if none) for the caller to drain.
+func (p *Proxy) RemoveHost(host string) (old *Upstream) {
+	host = canonicalHost(host)
+	p.update(func(t routeTable) {
+		old = t[host].upstream()
+		delete(t, host)
+	})
+	p.logger.Info("Removed host", "host", host, "upstream", nameOf(old))
+	return old
+}
+
+// SetMaintenance answers every request for host with 503, a Retry-After and message
+// (a default one if empty), leaving its upstream in place. An unknown host is added.
+func (p *Proxy) SetMaintenance(host, message string) {
+	host = canonicalHost(host)
+	p.update(func(t routeTable) {
+		next := &route{}
+		if prev := t[host]; prev != nil {
+			*next = *prev
+		}
+		next.maintenance, next.message = true, message
+		t[host] = next
+	})
+	p.logger.Info("Maintenance on", "host", host)
+}
+
+// ClearMaintenance sends host's requests to its upstream again.
+func (p *Proxy) ClearMaintenance(host string) {
+	host = canonicalHost(host)
+	p.update(func(t routeTable) {
+		if prev := t[host]; prev != nil && prev.maintenance {
+			next := *prev
+			next.maintenance, next.message = false, ""
+			t[host] = &next
+		}
+	})
+	p.logger.Info("Maintenance off", "host", host)
+}
+
+// Current returns the upstream serving host, or nil.
+func (p *Proxy) Current(host string) *Upstream {
+	return (*p.routes.Load())[canonicalHost(host)].upstream()
+}
+
+// Stats returns the proxy's counters.
+func (p *Proxy) Stats() Stats {
+	return Stats{
+		Requests:       p.requests.Load(),
+		UpstreamErrors: p.upstreamErrors.Load(),
+		Retries:        p.retries.Load(),
+	}
+}
+
+// update publishes a modified copy of the route table. Writers are rare (deploys,
+// admin commands), so copying the table buys lock-free reads on every request.
+func (p *Proxy) update(change func(routeTable)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	cur := *p.routes.Load()
+	next := make(routeTable, len(cur)+1)
+	for host, rt := range cur {
+		next[host] = rt
+	}
+	change(next)
+	p.routes.Store(&next)
+}
+
+// canonicalHost turns a Host header (or a configured host name) into a route key:
+// without port, without a trailing dot, lower case. It does not allocate for a host
+// that is already canonical.
+func canonicalHost(host string) string {
+	if i := strings.LastIndexByte(host, ':'); i >= 0 && i > strings.LastIndexByte(host, ']') {
+		host = host[:i]
+	}
+	host = strings.TrimSuffix(host, ".")
+	return strings.ToLower(host)
+}
+
+func nameOf(u *Upstream) string {
+	if u == nil {
+		return ""
+	}
+	return u.name
+}

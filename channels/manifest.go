@@ -193,4 +193,3 @@ func yamlError(err error) error {
 	}
 	return &ManifestError{Reason: "does not parse: " + strings.TrimPrefix(msg, "yaml: ")}
 }
-

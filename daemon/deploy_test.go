@@ -85,7 +85,7 @@ func TestPushDeploysAndReplaces(t *testing.T) {
 	}
 
 	var ops []struct {
-		ID                                  int64
+		ID                                   int64
 		Type, Resource, User, Status, Commit string
 	}
 	d.sshJSON(&ops, "ops", "--json")

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/slipway-dev/slipway/channels/proxy"
@@ -39,7 +40,18 @@ func (e *Engine) deployCommit(ctx context.Context, inst store.Installation, comm
 // to it and removes the old one: build, verify, swap, drain. Until the swap,
 // any failure (or a cancel) deletes the new instance and the old one keeps
 // serving.
-func (e *Engine) replace(ctx context.Context, l *opLog, opType string, installationID int64, commit string, opID int64, to *channelChange) (err error) {
+// pending is what an operation changes about an installation once its new
+// instance serves: nothing is changed if the operation fails.
+type pending struct {
+	channel *channelChange
+	set     []store.ConfigVar
+	unset   []string
+}
+
+func (e *Engine) replace(ctx context.Context, l *opLog, opType string, installationID int64, commit string, opID int64, change *pending) (err error) {
+	if change == nil {
+		change = &pending{}
+	}
 	inst, err := e.store.InstallationByID(ctx, installationID)
 	if err != nil {
 		return fmt.Errorf("installation is gone: %w", err)
@@ -105,7 +117,10 @@ func (e *Engine) replace(ctx context.Context, l *opLog, opType string, installat
 	if err := e.putTree(ctx, r, name, commit); err != nil {
 		return e.stepError(ctx, "copy the commit into the instance", err)
 	}
-	env := e.appEnv(inst, commit)
+	env, err := e.appEnv(ctx, l, inst, commit, change)
+	if err != nil {
+		return err
+	}
 	for _, cmd := range m.Build {
 		if err := e.runStep(ctx, l, name, "build", cmd, env); err != nil {
 			return err
@@ -140,11 +155,16 @@ func (e *Engine) replace(ctx context.Context, l *opLog, opType string, installat
 	if err := e.store.SetServing(context.Background(), inst.ID, commit, name, state); err != nil {
 		e.log.Error("record serving instance", "installation", inst.Resource(), "err", err)
 	}
-	if to != nil {
+	if to := change.channel; to != nil {
 		if err := e.store.SetChannel(context.Background(), inst.ID, to.kind, to.ref); err != nil {
 			e.log.Error("record channel", "installation", inst.Resource(), "err", err)
 		}
 		l.Logf("-----> %s now follows %s", inst.Resource(), describe(*to))
+	}
+	if len(change.set) > 0 || len(change.unset) > 0 {
+		if err := e.store.UpdateConfig(context.Background(), inst.ID, change.set, change.unset); err != nil {
+			e.log.Error("record config", "installation", inst.Resource(), "err", err)
+		}
 	}
 	l.Logf("-----> %s now serves commit %s from %s", inst.Host, shortID(commit), name)
 
@@ -216,9 +236,32 @@ func (e *Engine) runStep(ctx context.Context, l *opLog, name, kind, cmd string, 
 	return nil
 }
 
-// appEnv is the environment every command of the app sees.
-func (e *Engine) appEnv(inst store.Installation, commit string) map[string]string {
-	return map[string]string{
+// appEnv is the environment every command of the app sees: the stored config
+// with the operation's pending changes, then slipway's own variables.
+func (e *Engine) appEnv(ctx context.Context, l *opLog, inst store.Installation, commit string, change *pending) (map[string]string, error) {
+	vars, err := e.store.Config(ctx, inst.ID)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	env := map[string]string{}
+	for _, v := range vars {
+		env[v.Key] = v.Value
+		if v.Secret && l != nil {
+			l.hide(v.Value)
+		}
+	}
+	if change != nil {
+		for _, v := range change.set {
+			env[v.Key] = v.Value
+			if v.Secret && l != nil {
+				l.hide(v.Value)
+			}
+		}
+		for _, k := range change.unset {
+			delete(env, k)
+		}
+	}
+	for k, v := range map[string]string{
 		"PORT":                strconv.Itoa(e.cfg.AppPort),
 		"SLIPWAY_APP":         inst.App,
 		"SLIPWAY_ENVIRONMENT": inst.Environment,
@@ -226,7 +269,12 @@ func (e *Engine) appEnv(inst store.Installation, commit string) map[string]strin
 		"SLIPWAY_HOST":        inst.Host,
 		"HOME":                "/root",
 		"PATH":                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+	} {
+		if _, set := env[k]; !set || k == "PORT" || strings.HasPrefix(k, "SLIPWAY_") {
+			env[k] = v
+		}
 	}
+	return env, nil
 }
 
 // healthCheck polls the health path through dial until it answers 2xx or 3xx

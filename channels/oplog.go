@@ -91,15 +91,36 @@ func (h *logHub) Follow(ctx context.Context, id, after int64, fn func(store.LogL
 // opLog is the writer an operation's steps log through. Output of commands run
 // in an instance is split into lines; partial lines are held until complete.
 type opLog struct {
-	hub *logHub
-	id  int64
-	mu  sync.Mutex
-	buf bytes.Buffer
+	hub     *logHub
+	id      int64
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	secrets []string // values never written to the log, even when a command prints them
+}
+
+// hide adds secret values to redact from every later line.
+func (l *opLog) hide(values ...string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, v := range values {
+		if len(v) >= 3 {
+			l.secrets = append(l.secrets, v)
+		}
+	}
+}
+
+func (l *opLog) put(line string) {
+	for _, v := range l.secrets {
+		line = strings.ReplaceAll(line, v, "********")
+	}
+	l.hub.append(l.id, line)
 }
 
 // Logf writes one line.
 func (l *opLog) Logf(format string, args ...any) {
-	l.hub.append(l.id, fmt.Sprintf(format, args...))
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.put(fmt.Sprintf(format, args...))
 }
 
 // Write takes command output.
@@ -113,7 +134,7 @@ func (l *opLog) Write(p []byte) (int, error) {
 			break
 		}
 		line := strings.TrimRight(string(l.buf.Next(i+1)), "\r\n")
-		l.hub.append(l.id, "       "+line)
+		l.put("       " + line)
 	}
 	return len(p), nil
 }
@@ -123,7 +144,7 @@ func (l *opLog) Flush() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.buf.Len() > 0 {
-		l.hub.append(l.id, "       "+strings.TrimRight(l.buf.String(), "\r\n"))
+		l.put("       " + strings.TrimRight(l.buf.String(), "\r\n"))
 		l.buf.Reset()
 	}
 }

@@ -33,6 +33,9 @@ func (e *Engine) Recover(ctx context.Context) error {
 			continue
 		}
 		e.proxy.AddHost(inst.Host)
+		if inst.Maintenance != nil {
+			e.proxy.SetMaintenance(inst.Host, *inst.Maintenance)
+		}
 		if inst.Instance == "" {
 			continue
 		}

@@ -67,7 +67,7 @@ func (e *Engine) switchTo(ctx context.Context, inst store.Installation, commit, 
 	}
 	return e.submit(ctx, op, func(ctx context.Context, l *opLog) error {
 		l.Logf("-----> Switching %s to %s", inst.Resource(), describe(to))
-		return e.replace(ctx, l, "switch", inst.ID, commit, l.id, &to)
+		return e.replace(ctx, l, "switch", inst.ID, commit, l.id, &pending{channel: &to})
 	})
 }
 

@@ -30,6 +30,7 @@ type Installation struct {
 	Commit      string // served now
 	Instance    string // serving now
 	State       string
+	Maintenance *string // maintenance message when in maintenance mode
 	CreatedAt   time.Time
 }
 
@@ -39,7 +40,7 @@ func (i Installation) Resource() string { return i.App + "/" + i.Environment }
 // Channel renders the channel as "branch main" or "commit 1a2b3c…".
 func (i Installation) Channel() string { return i.ChannelKind + " " + i.ChannelRef }
 
-const installationColumns = `i.id, a.name, e.name, i.host, i.channel_kind, i.channel_ref, i.commit_sha, i.instance, i.state, i.created_at`
+const installationColumns = `i.id, a.name, e.name, i.host, i.channel_kind, i.channel_ref, i.commit_sha, i.instance, i.state, i.maintenance, i.created_at`
 const installationFrom = ` FROM installations i JOIN apps a ON a.id = i.app_id JOIN environments e ON e.id = i.environment_id `
 
 // CreateInstallation adds an installation of app in env following a channel.
@@ -115,10 +116,13 @@ type scanner interface{ Scan(...any) error }
 
 func scanInstallation(row scanner) (Installation, error) {
 	var i Installation
-	var created sql.NullString
-	err := row.Scan(&i.ID, &i.App, &i.Environment, &i.Host, &i.ChannelKind, &i.ChannelRef, &i.Commit, &i.Instance, &i.State, &created)
+	var created, maintenance sql.NullString
+	err := row.Scan(&i.ID, &i.App, &i.Environment, &i.Host, &i.ChannelKind, &i.ChannelRef, &i.Commit, &i.Instance, &i.State, &maintenance, &created)
 	if err != nil {
 		return Installation{}, wrapError(err)
+	}
+	if maintenance.Valid {
+		i.Maintenance = &maintenance.String
 	}
 	i.CreatedAt = parseTime(created)
 	return i, nil

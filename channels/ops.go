@@ -1,0 +1,184 @@
+package channels
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/slipway-dev/slipway/store"
+)
+
+// ErrNotDeployed means the installation serves nothing yet.
+var ErrNotDeployed = errors.New("nothing is deployed there yet")
+
+// Restart replaces the serving instance with a fresh one of the same commit.
+func (e *Engine) Restart(ctx context.Context, app, env, user string) (store.Operation, error) {
+	inst, err := e.installation(ctx, app, env)
+	if err != nil {
+		return store.Operation{}, err
+	}
+	if inst.Commit == "" {
+		return store.Operation{}, fmt.Errorf("%s: %w", inst.Resource(), ErrNotDeployed)
+	}
+	return e.deployCommit(ctx, inst, inst.Commit, user, "restart")
+}
+
+var configKey = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
+
+// Configure sets and unsets environment variables and redeploys the served
+// commit with them. The change is stored only once the new instance serves.
+// Secret values are never shown again, anywhere.
+func (e *Engine) Configure(ctx context.Context, app, env string, set map[string]string, secret bool, unset []string, user string) (store.Operation, error) {
+	inst, err := e.installation(ctx, app, env)
+	if err != nil {
+		return store.Operation{}, err
+	}
+	var vars []store.ConfigVar
+	var keys []string
+	for k, v := range set {
+		if !configKey.MatchString(k) || k == "PORT" || strings.HasPrefix(k, "SLIPWAY_") {
+			return store.Operation{}, fmt.Errorf("%w: %q is not a variable you can set (letters, digits and _, not PORT or SLIPWAY_*)", ErrInvalidName, k)
+		}
+		vars = append(vars, store.ConfigVar{Key: k, Value: v, Secret: secret})
+		keys = append(keys, k)
+	}
+	for _, k := range unset {
+		if !configKey.MatchString(k) {
+			return store.Operation{}, fmt.Errorf("%w: %q is not a variable name", ErrInvalidName, k)
+		}
+	}
+	sort.Strings(keys)
+	change := &pending{set: vars, unset: unset}
+	op := store.Operation{Type: "configure", App: inst.App, Environment: inst.Environment, InstallationID: inst.ID,
+		User: user, Commit: inst.Commit, Channel: inst.Channel()}
+	return e.submit(ctx, op, func(ctx context.Context, l *opLog) error {
+		if len(keys) > 0 {
+			what := "values shown by config"
+			if secret {
+				what = "secret values, never shown again"
+			}
+			l.Logf("-----> Setting %s (%s)", strings.Join(keys, ", "), what)
+		}
+		if len(unset) > 0 {
+			l.Logf("-----> Unsetting %s", strings.Join(unset, ", "))
+		}
+		now, err := e.store.InstallationByID(ctx, inst.ID)
+		if err != nil {
+			return err
+		}
+		if now.Commit == "" {
+			l.Logf("       Nothing is deployed yet: the first deploy will use this config")
+			return e.store.UpdateConfig(ctx, inst.ID, change.set, change.unset)
+		}
+		return e.replace(ctx, l, "configure", inst.ID, now.Commit, l.id, change)
+	})
+}
+
+// Deprovision stops an installation's traffic and deletes its instances. The
+// installation is removed; its operations stay in the activity record.
+func (e *Engine) Deprovision(ctx context.Context, app, env, user string) (store.Operation, error) {
+	inst, err := e.installation(ctx, app, env)
+	if err != nil {
+		return store.Operation{}, err
+	}
+	op := store.Operation{Type: "deprovision", App: inst.App, Environment: inst.Environment, InstallationID: inst.ID,
+		User: user, Commit: inst.Commit, Channel: inst.Channel()}
+	return e.submit(ctx, op, func(ctx context.Context, l *opLog) error {
+		now, err := e.store.InstallationByID(ctx, inst.ID)
+		if err != nil {
+			return err
+		}
+		old := e.proxy.RemoveHost(now.Host)
+		l.Logf("-----> %s no longer routes to %s", now.Host, now.Resource())
+		e.retire(l, old, now.Instance)
+		instances, err := e.rt.List(ctx)
+		if err == nil {
+			for _, in := range instances {
+				if in.Labels[LabelInstallation] == fmt.Sprint(inst.ID) {
+					if err := e.rt.Delete(ctx, in.Name); err == nil {
+						l.Logf("       Deleted instance %s", in.Name)
+					}
+				}
+			}
+		}
+		if err := e.store.DeleteInstallation(ctx, inst.ID); err != nil {
+			return fmt.Errorf("remove installation: %w", err)
+		}
+		l.Logf("-----> %s deprovisioned; its operations stay listed", now.Resource())
+		return nil
+	})
+}
+
+// Maintenance turns maintenance mode on (the proxy answers 503 with message
+// and Retry-After, the instance keeps running) or off (traffic at once).
+func (e *Engine) Maintenance(ctx context.Context, app, env string, on bool, message, user string) (store.Operation, error) {
+	inst, err := e.installation(ctx, app, env)
+	if err != nil {
+		return store.Operation{}, err
+	}
+	if on && message == "" {
+		message = "This site is down for maintenance. Please try again shortly."
+	}
+	state := "off"
+	if on {
+		state = "on"
+	}
+	op := store.Operation{Type: "maintenance", App: inst.App, Environment: inst.Environment, InstallationID: inst.ID,
+		User: user, Commit: inst.Commit, Channel: inst.Channel()}
+	return e.submit(ctx, op, func(ctx context.Context, l *opLog) error {
+		if err := e.store.SetMaintenance(ctx, inst.ID, on, message); err != nil {
+			return err
+		}
+		if on {
+			e.proxy.SetMaintenance(inst.Host, message)
+		} else {
+			e.proxy.ClearMaintenance(inst.Host)
+		}
+		l.Logf("-----> Maintenance mode %s for %s", state, inst.Host)
+		return nil
+	})
+}
+
+// Execute runs a one-off command (a migration, a console) in the serving
+// instance with the app's environment. Output goes to out and to the
+// operation log; the command's exit status is returned. It does not wait
+// behind the installation's queue: it runs beside the serving instance.
+func (e *Engine) Execute(ctx context.Context, app, env string, cmd []string, stdin io.Reader, out io.Writer, user string) (store.Operation, int, error) {
+	inst, err := e.installation(ctx, app, env)
+	if err != nil {
+		return store.Operation{}, 0, err
+	}
+	if inst.Instance == "" {
+		return store.Operation{}, 0, fmt.Errorf("%s: %w", inst.Resource(), ErrNotDeployed)
+	}
+	op, err := e.store.CreateOperation(ctx, store.Operation{Type: "execute", App: inst.App, Environment: inst.Environment,
+		InstallationID: inst.ID, User: user, Commit: inst.Commit, Channel: inst.Channel()})
+	if err != nil {
+		return op, 0, err
+	}
+	e.store.StartOperation(ctx, op.ID)
+	l := &opLog{hub: e.logs, id: op.ID}
+	envVars, err := e.appEnv(ctx, l, inst, inst.Commit, nil)
+	l.Logf("-----> Running in %s: %s", inst.Instance, strings.Join(cmd, " "))
+	code := -1
+	if err == nil {
+		// The words go through "$@" so they are not split again by the shell.
+		argv := append([]string{"/bin/sh", "-c", "cd /app && exec \"$@\"", "run"}, cmd...)
+		code, err = e.rt.Exec(ctx, inst.Instance, argv, envVars, stdin, io.MultiWriter(out, l))
+	}
+	l.Flush()
+	status, reason := store.StatusSucceeded, ""
+	switch {
+	case err != nil:
+		status, reason = store.StatusFailed, err.Error()
+	case code != 0:
+		status, reason = store.StatusFailed, fmt.Sprintf("exited with status %d", code)
+	}
+	l.Logf("Operation %d %s (exit status %d)", op.ID, status, code)
+	e.finish(op, status, reason)
+	return op, code, err
+}

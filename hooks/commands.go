@@ -47,8 +47,6 @@ func init() {
 		{"env create NAME", "create an environment", (*Server).cmdEnvCreate},
 		{"install APP/ENV --branch BRANCH [--host HOST]", "install APP in ENV following BRANCH", (*Server).cmdInstall},
 		{"status [APP/ENV] [--json]", "channel, commit served, instance and state", (*Server).cmdStatus},
-		{"ops [--json] [--limit N]", "operations, newest first", (*Server).cmdOps},
-		{"logs OP", "the stored log of an operation", (*Server).cmdLogs},
 	} {
 		commands[commandKey(c.usage)] = c
 	}
@@ -142,7 +140,7 @@ func (s *Server) cmdHelp(c *call, args []string) error {
 
 func commandOrder() []string {
 	var out []string
-	for _, k := range []string{"help", "app create", "env create", "install", "status", "ops", "logs", "track", "pin", "history", "login"} {
+	for _, k := range []string{"help", "app create", "env create", "install", "status", "ops", "logs", "track", "pin", "history", "restart", "config", "config set", "config unset", "maintenance", "run", "cancel", "deprovision", "login"} {
 		if c, ok := commands[k]; ok {
 			out = append(out, c.usage)
 		}
@@ -306,59 +304,6 @@ func viewOperation(o store.Operation) operationView {
 	return operationView{ID: o.ID, Type: o.Type, Resource: o.Resource(), App: o.App, Environment: o.Environment,
 		User: o.User, Status: o.Status, Commit: o.Commit, Channel: o.Channel, Reason: o.Reason,
 		QueuedAt: o.QueuedAt, StartedAt: opt(o.StartedAt), FinishedAt: opt(o.FinishedAt)}
-}
-
-func (s *Server) cmdOps(c *call, args []string) error {
-	fs := flag.NewFlagSet("ops", flag.ContinueOnError)
-	asJSON := fs.Bool("json", false, "")
-	limit := fs.Int("limit", 50, "")
-	pos, err := parseFlags(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) > 0 {
-		return usageError("ops takes only flags")
-	}
-	ops, err := s.store.Operations(c.ctx, store.OperationFilter{Limit: *limit, Environments: s.engine.VisibleEnvironments(c.ctx, c.user)})
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		views := []operationView{}
-		for _, o := range ops {
-			views = append(views, viewOperation(o))
-		}
-		return writeJSON(c.out, views)
-	}
-	tw := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tTYPE\tRESOURCE\tUSER\tSTATUS\tCOMMIT\tSTARTED\tFINISHED")
-	for _, o := range ops {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", o.ID, o.Type, o.Resource(), o.User, o.Status,
-			dash(shortID(o.Commit)), stamp(o.StartedAt), stamp(o.FinishedAt))
-	}
-	return tw.Flush()
-}
-
-func (s *Server) cmdLogs(c *call, args []string) error {
-	if len(args) != 1 {
-		return usageError("logs takes one operation ID")
-	}
-	id, err := strconv.ParseInt(args[0], 10, 64)
-	if err != nil || id <= 0 {
-		return usageError(fmt.Sprintf("%q is not an operation ID", args[0]))
-	}
-	op, err := s.store.Operation(c.ctx, id)
-	if err != nil || (op.Environment != "" && !s.canSeeEnv(c.ctx, c.user, op.Environment)) {
-		return fmt.Errorf("unknown operation %d", id)
-	}
-	lines, err := s.store.Logs(c.ctx, id, 0)
-	if err != nil {
-		return err
-	}
-	for _, l := range lines {
-		fmt.Fprintln(c.out, l.Text)
-	}
-	return nil
 }
 
 func writeJSON(w io.Writer, v any) error {

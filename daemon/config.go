@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/robfig/cron/v3"
 )
 
 // Config is the whole daemon configuration, filled from flags and SLIPWAY_*
@@ -26,6 +28,9 @@ type Config struct {
 	DrainTimeout time.Duration // in-flight requests' grace after a swap
 	AppPort      int           // $PORT inside instances
 	Binary       string        // this executable, for git hooks
+
+	ReportSchedule string           // cron spec (UTC) of the weekly activity reports
+	Now            func() time.Time // clock for schedules and reports; nil means time.Now
 }
 
 // Defaults returns the configuration slipway runs with when nothing is set.
@@ -41,6 +46,8 @@ func Defaults() Config {
 		MaxPushBytes: 1 << 30,
 		DrainTimeout: 30 * time.Second,
 		AppPort:      5000,
+
+		ReportSchedule: "5 0 * * 1", // Mondays 00:05 UTC: last week is complete
 	}
 }
 
@@ -62,6 +69,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxParallel < 1 {
 		return fmt.Errorf("--max-parallel: must be at least 1")
+	}
+	if _, err := cron.ParseStandard(c.ReportSchedule); err != nil {
+		return fmt.Errorf("--report-schedule: %q is not a cron schedule: %v", c.ReportSchedule, err)
 	}
 	if c.AppPort < 1 || c.AppPort > 65535 {
 		return fmt.Errorf("app port %d is out of range", c.AppPort)

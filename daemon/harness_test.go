@@ -85,13 +85,14 @@ type slipwayd struct {
 	logMu   sync.Mutex
 	log     bytes.Buffer
 	exited  chan struct{}
+	env     []string // extra environment for the daemon
 }
 
-func startDaemon(t *testing.T) *slipwayd {
+func startDaemon(t *testing.T, env ...string) *slipwayd {
 	t.Helper()
 	requireIntegration(t)
 	dir := t.TempDir()
-	d := &slipwayd{t: t, dir: dir, data: filepath.Join(dir, "data"), project: "slipway-test-" + randomHex(4)}
+	d := &slipwayd{t: t, dir: dir, data: filepath.Join(dir, "data"), project: "slipway-test-" + randomHex(4), env: env}
 	d.key = filepath.Join(dir, "admin_key")
 	run(t, dir, nil, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", d.key)
 	t.Cleanup(d.cleanupProject)
@@ -106,7 +107,7 @@ func (d *slipwayd) start() {
 	d.cmd = exec.Command(slipwayBin, "serve",
 		"--data", d.data, "--ssh-addr", "127.0.0.1:0", "--web-addr", "127.0.0.1:0", "--proxy-addr", "127.0.0.1:0",
 		"--incus-project", d.project, "--admin-key", d.key+".pub", "--log-level", "debug")
-	d.cmd.Env = append(os.Environ(), "SLIPWAY_MAX_PARALLEL=4")
+	d.cmd.Env = append(append(os.Environ(), "SLIPWAY_MAX_PARALLEL=4"), d.env...)
 	stderr, err := d.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

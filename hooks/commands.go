@@ -140,7 +140,7 @@ func (s *Server) cmdHelp(c *call, args []string) error {
 
 func commandOrder() []string {
 	var out []string
-	for _, k := range []string{"help", "app create", "env create", "install", "status", "ops", "logs", "track", "pin", "history", "restart", "config", "config set", "config unset", "maintenance", "run", "cancel", "deprovision", "login"} {
+	for _, k := range []string{"help", "app create", "env create", "install", "status", "ops", "logs", "track", "pin", "history", "restart", "config", "config set", "config unset", "maintenance", "run", "cancel", "deprovision", "login", "users", "user add", "user remove", "key add", "key list", "key remove", "grant", "revoke", "access", "report list", "report get", "report make"} {
 		if c, ok := commands[k]; ok {
 			out = append(out, c.usage)
 		}
@@ -153,7 +153,7 @@ func (s *Server) cmdAppCreate(c *call, args []string) error {
 		return usageError("app create takes one name")
 	}
 	if !c.user.Admin {
-		return errors.New("only an admin may create apps")
+		return errAdminOnly
 	}
 	if _, err := s.engine.CreateApp(c.ctx, args[0]); err != nil {
 		return err
@@ -167,7 +167,7 @@ func (s *Server) cmdEnvCreate(c *call, args []string) error {
 		return usageError("env create takes one name")
 	}
 	if !c.user.Admin {
-		return errors.New("only an admin may create environments")
+		return errAdminOnly
 	}
 	if _, err := s.engine.CreateEnvironment(c.ctx, args[0]); err != nil {
 		return err

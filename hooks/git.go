@@ -50,8 +50,12 @@ func (s *Server) serveGit(sess ssh.Session, user store.User, service string, arg
 		fmt.Fprintf(stderr, "slipway: unknown app %q; create it first: ssh ... app create %s\n", app, app)
 		return 1
 	}
-	if service == "git-upload-pack" && !s.canSeeApp(ctx, user, app) || service == "git-receive-pack" && !s.canPushApp(ctx, user, app) {
+	if !s.canSeeApp(ctx, user, app) {
 		fmt.Fprintf(stderr, "slipway: unknown app %q; create it first: ssh ... app create %s\n", app, app)
+		return 1
+	}
+	if service == "git-receive-pack" && !s.canPushApp(ctx, user, app) {
+		fmt.Fprintf(stderr, "slipway: you may not push to %s: you need the deployer role in one of its environments\n", app)
 		return 1
 	}
 	dir := filepath.Join(s.cfg.ReposDir, app+".git")
@@ -179,8 +183,14 @@ func (s *Server) postReceive(ctx context.Context, p *push, req hookRequest, out 
 	ops, skipped, err := s.engine.Pushed(ctx, p.app, p.user.Name, req.Updates, func(env string) bool {
 		return s.canDeploy(ctx, p.user, env)
 	})
+	// Installations the pusher may not deploy to are skipped; those it may not
+	// even see are skipped without a word, so their existence does not leak.
+	visibleSkips := 0
 	for _, inst := range skipped {
-		fmt.Fprintf(out, "slipway: not deploying to %s: you may not deploy to environment %s\n", inst.Resource(), inst.Environment)
+		if s.canSeeEnv(ctx, p.user, inst.Environment) {
+			visibleSkips++
+			fmt.Fprintf(out, "slipway: not deploying to %s: you may not deploy to environment %s\n", inst.Resource(), inst.Environment)
+		}
 	}
 	if err != nil {
 		fmt.Fprintf(out, "slipway: could not queue deploys: %s\n", err)
@@ -192,9 +202,9 @@ func (s *Server) postReceive(ctx context.Context, p *push, req hookRequest, out 
 				fmt.Fprintf(out, "slipway: stored %s at %s; no installation of %s follows branch %s, so nothing was deployed\n", b, shortID(u.New), p.app, b)
 			}
 		}
-		return len(skipped) == 0
+		return visibleSkips == 0
 	}
-	ok := len(skipped) == 0
+	ok := visibleSkips == 0
 	for _, op := range ops {
 		fmt.Fprintf(out, "slipway: operation %d: %s of %s (follow it with: logs %d -f)\n", op.ID, op.Type, op.Resource(), op.ID)
 	}

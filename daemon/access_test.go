@@ -1,0 +1,119 @@
+package daemon_test
+
+import (
+	"encoding/csv"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/slipway-dev/slipway/channels"
+)
+
+// addUser registers a user with a new key and returns the private key's path.
+func (d *slipwayd) addUser(name string) string {
+	d.t.Helper()
+	key := filepath.Join(d.dir, name+"_key")
+	run(d.t, d.dir, nil, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key)
+	d.mustSSH("user", "add", name)
+	pub := run(d.t, d.dir, nil, "cat", key+".pub")
+	if out, errOut, code := d.sshAs(d.key, pub, "key", "add", name); code != 0 {
+		d.t.Fatalf("key add %s: %s %s", name, out, errOut)
+	}
+	return key
+}
+
+func TestEnvironmentAccessAndReports(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t)
+	d.mustSSH("env", "create", "staging")
+	prodHost, w := d.deployed("shop", "prod v1\n")
+	d.mustSSH("install", "shop/staging", "--branch", "main")
+	stagingHost := "shop.staging.localhost"
+	d.serves(stagingHost, "prod v1")
+
+	vera := d.addUser("vera") // viewer of staging
+	dave := d.addUser("dave") // deployer of staging
+	d.mustSSH("grant", "vera", "staging", "viewer")
+	d.mustSSH("grant", "dave", "staging", "deployer")
+
+	// A viewer cannot push at all.
+	w.commitFile("public/index.html", "v2\n", "v2")
+	w.env = append(w.env, "GIT_SSH_COMMAND=ssh "+strings.Join(sshOptions(vera), " "))
+	if out, code := w.push("deploy", "main"); code == 0 || !strings.Contains(out, "you may not push to shop") {
+		t.Fatalf("viewer push: exit %d\n%s", code, out)
+	}
+	// A deployer of staging deploys staging only, and learns nothing of production.
+	w.env = append(w.env, "GIT_SSH_COMMAND=ssh "+strings.Join(sshOptions(dave), " "))
+	out, code := w.push("deploy", "main")
+	if code != 0 || strings.Contains(out, "production") {
+		t.Fatalf("deployer push: exit %d\n%s", code, out)
+	}
+	d.serves(stagingHost, "v2")
+	d.serves(prodHost, "prod v1")
+
+	// Viewers see staging only, everywhere.
+	as := func(key string, args ...string) (string, string, int) { return d.sshAs(key, "", args...) }
+	if out, _, _ := as(vera, "status"); strings.Contains(out, "production") || !strings.Contains(out, "shop/staging") {
+		t.Fatalf("viewer status:\n%s", out)
+	}
+	if out, _, _ := as(vera, "ops", "--json"); strings.Contains(out, "production") || !strings.Contains(out, "staging") {
+		t.Fatalf("viewer ops:\n%s", out)
+	}
+	for _, args := range [][]string{
+		{"status", "shop/production"}, {"history", "shop/production"}, {"logs", "shop/production"},
+		{"report", "list", "production"}, {"pin", "shop/production", "main"},
+	} {
+		_, errOut, code := as(vera, args...)
+		if code == 0 || !strings.Contains(errOut, "unknown") {
+			t.Errorf("viewer %v: exit %d %q, want the answer for something that does not exist", args, code, errOut)
+		}
+	}
+	if _, errOut, code := as(vera, "pin", "shop/staging", "main"); code == 0 || !strings.Contains(errOut, "you may not change shop/staging") {
+		t.Errorf("viewer pin staging: exit %d %q", code, errOut)
+	}
+	if _, errOut, code := as(dave, "grant", "vera", "staging", "admin"); code == 0 || !strings.Contains(errOut, "only an admin of staging") {
+		t.Errorf("deployer grant: exit %d %q", code, errOut)
+	}
+
+	// A report lists operations on an installation deleted since.
+	d.mustSSH("deprovision", "shop/staging")
+	week := channels.ISOWeek(time.Now())
+	d.mustSSH("report", "make", "staging", week)
+	data, _, code := as(vera, "report", "get", "staging", week)
+	if code != 0 {
+		t.Fatalf("viewer report get: exit %d", code)
+	}
+	rows, err := csv.NewReader(strings.NewReader(data)).ReadAll()
+	if err != nil {
+		t.Fatalf("report is not CSV: %v\n%s", err, data)
+	}
+	types := map[string]int{}
+	for _, r := range rows[1:] {
+		if r[4] != "staging" {
+			t.Fatalf("staging report holds %q", r)
+		}
+		types[r[1]]++
+	}
+	if types["deploy"] < 2 || types["deprovision"] != 1 {
+		t.Fatalf("report rows by type %v:\n%s", types, data)
+	}
+	if list, _, _ := as(vera, "report", "list", "staging"); !strings.Contains(list, week) {
+		t.Fatalf("report list:\n%s", list)
+	}
+}
+
+func TestWeeklyReportCronFires(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t, "SLIPWAY_REPORT_SCHEDULE=@every 1s")
+	d.mustSSH("env", "create", "production")
+	week := channels.PreviousWeek(time.Now())
+	eventually(t, 15*time.Second, "the report job fires", func() (bool, string) {
+		out, _, _ := d.ssh("report", "list", "production")
+		return strings.Contains(out, week), out
+	})
+	ops := d.ops("--type", "report")
+	if len(ops) == 0 || ops[0].User != "slipway" || ops[0].Status != "succeeded" {
+		t.Fatalf("report operations: %+v", ops)
+	}
+}

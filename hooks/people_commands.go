@@ -1,0 +1,306 @@
+package hooks
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/slipway-dev/slipway/channels"
+	"github.com/slipway-dev/slipway/store"
+)
+
+func init() {
+	for _, c := range []command{
+		{"user add NAME [--admin]", "add a user (then: key add NAME < key.pub)", (*Server).cmdUserAdd},
+		{"user remove NAME", "remove a user; their past operations keep their name", (*Server).cmdUserRemove},
+		{"users", "list users", (*Server).cmdUsers},
+		{"key add NAME", "register the public key on stdin for user NAME", (*Server).cmdKeyAdd},
+		{"key list [NAME]", "list registered keys", (*Server).cmdKeyList},
+		{"key remove FINGERPRINT", "unregister a key", (*Server).cmdKeyRemove},
+		{"grant USER ENV viewer|deployer|admin|backup", "give USER a role in ENV", (*Server).cmdGrant},
+		{"revoke USER ENV", "take USER's role in ENV away", (*Server).cmdRevoke},
+		{"access [ENV]", "who holds which role where", (*Server).cmdAccess},
+		{"report list ENV", "the weekly activity reports of ENV", (*Server).cmdReportList},
+		{"report get ENV WEEK", "one report as CSV on stdout (WEEK like 2026-W47)", (*Server).cmdReportGet},
+		{"report make ENV WEEK", "make (or remake) a week's report now", (*Server).cmdReportMake},
+	} {
+		commands[commandKey(c.usage)] = c
+	}
+}
+
+var errAdminOnly = errors.New("only an admin may do that")
+
+func (s *Server) cmdUserAdd(c *call, args []string) error {
+	fs := flag.NewFlagSet("user add", flag.ContinueOnError)
+	admin := fs.Bool("admin", false, "")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageError("user add takes one name")
+	}
+	if !c.user.Admin {
+		return errAdminOnly
+	}
+	if err := channels.CheckName("user", pos[0]); err != nil {
+		return err
+	}
+	if _, err := s.store.CreateUser(c.ctx, pos[0], *admin); errors.Is(err, store.ErrExists) {
+		return fmt.Errorf("user %s already exists", pos[0])
+	} else if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.out, "Added user %s. Register their key: ssh ... key add %s < their_key.pub\n", pos[0], pos[0])
+	return nil
+}
+
+func (s *Server) cmdUserRemove(c *call, args []string) error {
+	if len(args) != 1 {
+		return usageError("user remove takes one name")
+	}
+	if !c.user.Admin {
+		return errAdminOnly
+	}
+	if args[0] == c.user.Name {
+		return errors.New("you cannot remove yourself")
+	}
+	if err := s.store.RemoveUser(c.ctx, args[0]); errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("unknown user %s", args[0])
+	} else if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.out, "Removed user %s; their keys no longer work, their operations stay on record\n", args[0])
+	return nil
+}
+
+func (s *Server) cmdUsers(c *call, args []string) error {
+	if !c.user.Admin {
+		return errAdminOnly
+	}
+	users, err := s.store.Users(c.ctx)
+	if err != nil {
+		return err
+	}
+	for _, u := range users {
+		role := ""
+		if u.Admin {
+			role = " (admin everywhere)"
+		}
+		fmt.Fprintf(c.out, "%s%s\n", u.Name, role)
+	}
+	return nil
+}
+
+func (s *Server) cmdKeyAdd(c *call, args []string) error {
+	if len(args) != 1 {
+		return usageError("key add takes a user name and the public key on stdin")
+	}
+	if !c.user.Admin && args[0] != c.user.Name {
+		return errors.New("you may add keys only to your own account")
+	}
+	u, err := s.store.UserByName(c.ctx, args[0])
+	if err != nil {
+		return fmt.Errorf("unknown user %s", args[0])
+	}
+	line, err := io.ReadAll(io.LimitReader(c.sess, 16<<10))
+	if err != nil {
+		return err
+	}
+	key, fp, err := ParseAuthorizedKey(line)
+	if err != nil {
+		return errors.New("stdin is not an SSH public key (give the .pub file: key add NAME < key.pub)")
+	}
+	if err := s.store.AddKey(c.ctx, u.ID, fp, strings.TrimSpace(string(gossh.MarshalAuthorizedKey(key)))); errors.Is(err, store.ErrExists) {
+		return fmt.Errorf("key %s is registered already", fp)
+	} else if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.out, "Added key %s for %s\n", fp, u.Name)
+	return nil
+}
+
+func (s *Server) cmdKeyList(c *call, args []string) error {
+	if len(args) > 1 {
+		return usageError("key list takes at most a user name")
+	}
+	user := c.user.Name
+	if len(args) == 1 {
+		user = args[0]
+	} else if c.user.Admin {
+		user = ""
+	}
+	if !c.user.Admin && user != c.user.Name {
+		return errors.New("you may list only your own keys")
+	}
+	keys, err := s.store.Keys(c.ctx, user)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "USER\tFINGERPRINT\tTYPE\tADDED")
+	for _, k := range keys {
+		kind, _, _ := strings.Cut(k.PublicKey, " ")
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", k.User, k.Fingerprint, kind, stamp(k.CreatedAt))
+	}
+	return tw.Flush()
+}
+
+func (s *Server) cmdKeyRemove(c *call, args []string) error {
+	if len(args) != 1 {
+		return usageError("key remove takes a fingerprint (see key list)")
+	}
+	if !c.user.Admin {
+		own, _ := s.store.Keys(c.ctx, c.user.Name)
+		mine := false
+		for _, k := range own {
+			mine = mine || k.Fingerprint == args[0]
+		}
+		if !mine {
+			return fmt.Errorf("unknown key %s", args[0])
+		}
+	}
+	if err := s.store.RemoveKey(c.ctx, args[0]); errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("unknown key %s", args[0])
+	} else if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.out, "Removed key %s\n", args[0])
+	return nil
+}
+
+// envForAdmin checks an environment exists and the user administers it; one
+// the user may not see is reported as unknown.
+func (s *Server) envForAdmin(c *call, env string) error {
+	if _, err := s.store.EnvironmentByName(c.ctx, env); err != nil || !s.canSeeEnv(c.ctx, c.user, env) && !c.user.Admin {
+		return fmt.Errorf("unknown environment %s", env)
+	}
+	if !s.canAdmin(c.ctx, c.user, env) {
+		return fmt.Errorf("only an admin of %s may do that", env)
+	}
+	return nil
+}
+
+func (s *Server) cmdGrant(c *call, args []string) error {
+	if len(args) != 3 {
+		return usageError("grant takes USER ENV ROLE")
+	}
+	user, env, role := args[0], args[1], args[2]
+	switch role {
+	case store.RoleViewer, store.RoleDeployer, store.RoleAdmin, store.RoleBackup:
+	default:
+		return usageError(fmt.Sprintf("%q is not a role: viewer, deployer, admin or backup", role))
+	}
+	if err := s.envForAdmin(c, env); err != nil {
+		return err
+	}
+	if err := s.store.SetGrant(c.ctx, user, env, role); errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("unknown user %s", user)
+	} else if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.out, "%s is now %s in %s\n", user, role, env)
+	return nil
+}
+
+func (s *Server) cmdRevoke(c *call, args []string) error {
+	if len(args) != 2 {
+		return usageError("revoke takes USER ENV")
+	}
+	if err := s.envForAdmin(c, args[1]); err != nil {
+		return err
+	}
+	if err := s.store.DeleteGrant(c.ctx, args[0], args[1]); errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("%s has no role in %s", args[0], args[1])
+	} else if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.out, "%s has no role in %s any more\n", args[0], args[1])
+	return nil
+}
+
+func (s *Server) cmdAccess(c *call, args []string) error {
+	if len(args) > 1 {
+		return usageError("access takes at most one environment")
+	}
+	env := ""
+	if len(args) == 1 {
+		env = args[0]
+		if err := s.envForAdmin(c, env); err != nil {
+			return err
+		}
+	} else if !c.user.Admin {
+		return errAdminOnly
+	}
+	grants, err := s.store.Grants(c.ctx, env)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ENVIRONMENT\tUSER\tROLE")
+	for _, g := range grants {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", g.Environment, g.User, g.Role)
+	}
+	return tw.Flush()
+}
+
+// envForView checks the user may see an environment's activity.
+func (s *Server) envForView(c *call, env string) error {
+	if _, err := s.store.EnvironmentByName(c.ctx, env); err != nil || !s.canSeeEnv(c.ctx, c.user, env) {
+		return fmt.Errorf("unknown environment %s", env)
+	}
+	return nil
+}
+
+func (s *Server) cmdReportList(c *call, args []string) error {
+	if len(args) != 1 {
+		return usageError("report list takes an environment")
+	}
+	if err := s.envForView(c, args[0]); err != nil {
+		return err
+	}
+	reports, err := s.store.Reports(c.ctx, args[0])
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "WEEK\tOPERATIONS\tMADE")
+	for _, r := range reports {
+		fmt.Fprintf(tw, "%s\t%d\t%s\n", r.Week, r.Rows, stamp(r.CreatedAt))
+	}
+	return tw.Flush()
+}
+
+func (s *Server) cmdReportGet(c *call, args []string) error {
+	if len(args) != 2 {
+		return usageError("report get takes ENV and WEEK")
+	}
+	if err := s.envForView(c, args[0]); err != nil {
+		return err
+	}
+	r, err := s.store.ReportByWeek(c.ctx, args[0], args[1])
+	if err != nil {
+		return fmt.Errorf("no report for %s in week %s (see: report list %s)", args[0], args[1], args[0])
+	}
+	_, err = c.out.Write(r.CSV)
+	return err
+}
+
+func (s *Server) cmdReportMake(c *call, args []string) error {
+	if len(args) != 2 {
+		return usageError("report make takes ENV and WEEK")
+	}
+	if err := s.envForAdmin(c, args[0]); err != nil {
+		return err
+	}
+	op, err := s.engine.MakeReport(c.ctx, args[0], args[1], c.user.Name)
+	if err != nil {
+		return err
+	}
+	return s.followOperation(c.ctx, c.out, op)
+}

@@ -42,6 +42,8 @@ type Engine struct {
 	lanes    map[int64]*lane // by installation
 	jobs     map[int64]*job  // queued or running, by operation
 	shutdown bool
+
+	durations durations
 }
 
 // lane is one installation's queue: its operations run one at a time, in order.
@@ -194,6 +196,7 @@ func (e *Engine) execute(j *job) {
 		log.Logf("Operation %d failed: %s", j.op.ID, reason)
 	}
 	e.finish(j.op, status, reason)
+	e.durations.observe(j.op.Type, time.Since(started))
 	e.log.Info("Operation finished", "op", j.op.ID, "type", j.op.Type, "resource", j.op.Resource(), "status", status, "reason", reason, "duration", time.Since(started))
 }
 

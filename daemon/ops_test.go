@@ -242,3 +242,34 @@ func TestConfigSecretsMaintenanceRunRestartDeprovision(t *testing.T) {
 		t.Fatalf("ops after deprovision: %+v", ops)
 	}
 }
+
+func TestMetrics(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t)
+	host, w := d.deployed("meter", "m\n")
+	w.commitFile("slipway.yml", strings.Replace(staticManifest, "echo building $SLIPWAY_COMMIT", "exit 1", 1), "broken")
+	if _, code := w.push("deploy", "main"); code == 0 {
+		t.Fatal("broken push exited 0")
+	}
+	for i := 0; i < 3; i++ {
+		d.get(host, "/")
+	}
+	resp, err := httpClient.Get("http://" + d.addrs["web"] + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	text := string(body)
+	for _, want := range []string{
+		`slipway_operations{type="deploy",status="succeeded"} 1`,
+		`slipway_operations{type="deploy",status="failed"} 1`,
+		`slipway_operation_duration_seconds_count{type="deploy"} 2`,
+		`slipway_instances_running 1`,
+		"# TYPE slipway_proxy_requests_total counter",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("/metrics lacks %q:\n%s", want, text)
+		}
+	}
+}

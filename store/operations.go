@@ -248,3 +248,27 @@ func (s *Store) Logs(ctx context.Context, opID, after int64) ([]LogLine, error) 
 	}
 	return out, rows.Err()
 }
+
+// OperationCount is how many operations of a type ended with a status.
+type OperationCount struct {
+	Type, Status string
+	Count        int64
+}
+
+// CountOperations counts all operations by type and status.
+func (s *Store) CountOperations(ctx context.Context) ([]OperationCount, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT type, status, count(*) FROM operations GROUP BY type, status ORDER BY type, status`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []OperationCount
+	for rows.Next() {
+		var c OperationCount
+		if err := rows.Scan(&c.Type, &c.Status, &c.Count); err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}

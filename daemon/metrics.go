@@ -1,0 +1,63 @@
+package daemon
+
+import (
+	"bufio"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/slipway-dev/slipway/store"
+)
+
+// metricsHandler serves /metrics in the Prometheus text format. It is written
+// by hand: a few counters and one histogram do not justify a client library.
+func (d *Daemon) metricsHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		b := bufio.NewWriter(w)
+		defer b.Flush()
+
+		counts, err := d.store.CountOperations(r.Context())
+		if err != nil {
+			http.Error(w, "metrics are not available right now", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(b, "# HELP slipway_operations Operations recorded, by type and status.")
+		fmt.Fprintln(b, "# TYPE slipway_operations gauge")
+		for _, c := range counts {
+			fmt.Fprintf(b, "slipway_operations{type=%q,status=%q} %d\n", c.Type, c.Status, c.Count)
+		}
+
+		fmt.Fprintln(b, "# HELP slipway_operation_duration_seconds Duration of operations run since the daemon started.")
+		fmt.Fprintln(b, "# TYPE slipway_operation_duration_seconds histogram")
+		types, hists := d.engine.Durations()
+		for i, t := range types {
+			h := hists[i]
+			for j, bound := range h.Buckets {
+				fmt.Fprintf(b, "slipway_operation_duration_seconds_bucket{type=%q,le=%q} %d\n", t, strconv.FormatFloat(bound, 'g', -1, 64), h.Counts[j])
+			}
+			fmt.Fprintf(b, "slipway_operation_duration_seconds_bucket{type=%q,le=\"+Inf\"} %d\n", t, h.Count)
+			fmt.Fprintf(b, "slipway_operation_duration_seconds_sum{type=%q} %g\n", t, h.Sum)
+			fmt.Fprintf(b, "slipway_operation_duration_seconds_count{type=%q} %d\n", t, h.Count)
+		}
+
+		st := d.proxy.Stats()
+		fmt.Fprintln(b, "# HELP slipway_proxy_requests_total Requests the front proxy received.")
+		fmt.Fprintln(b, "# TYPE slipway_proxy_requests_total counter")
+		fmt.Fprintf(b, "slipway_proxy_requests_total %d\n", st.Requests)
+		fmt.Fprintln(b, "# HELP slipway_proxy_upstream_errors_total Requests that failed reaching an instance.")
+		fmt.Fprintln(b, "# TYPE slipway_proxy_upstream_errors_total counter")
+		fmt.Fprintf(b, "slipway_proxy_upstream_errors_total %d\n", st.UpstreamErrors)
+
+		insts, _ := d.store.Installations(r.Context(), "")
+		serving := 0
+		for _, i := range insts {
+			if i.State == store.StateRunning && i.Instance != "" {
+				serving++
+			}
+		}
+		fmt.Fprintln(b, "# HELP slipway_instances_running Instances serving an installation.")
+		fmt.Fprintln(b, "# TYPE slipway_instances_running gauge")
+		fmt.Fprintf(b, "slipway_instances_running %d\n", serving)
+	})
+}

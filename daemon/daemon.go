@@ -11,11 +11,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/robfig/cron/v3"
+
 	"github.com/slipway-dev/slipway/channels"
 	"github.com/slipway-dev/slipway/channels/container"
 	"github.com/slipway-dev/slipway/channels/proxy"
 	"github.com/slipway-dev/slipway/hooks"
 	"github.com/slipway-dev/slipway/store"
+	"github.com/slipway-dev/slipway/web"
 )
 
 // Daemon is a running slipway.
@@ -28,6 +31,7 @@ type Daemon struct {
 	engine  *channels.Engine
 	ssh     *hooks.Server
 
+	cron    *cron.Cron
 	servers []*http.Server
 	addrs   map[string]string
 	wg      sync.WaitGroup
@@ -101,6 +105,9 @@ func (d *Daemon) Start() error {
 	if err := d.serveHTTP("web", d.cfg.WebAddr, d.webHandler()); err != nil {
 		return err
 	}
+	if err := d.startCron(); err != nil {
+		return err
+	}
 	d.log.Info("slipway is running", "ssh", d.addrs["ssh"], "proxy", d.addrs["proxy"], "web", d.addrs["web"], "data", d.cfg.DataDir)
 	return nil
 }
@@ -129,6 +136,7 @@ func (d *Daemon) Addr(name string) string { return d.addrs[name] }
 // Shutdown stops taking work, lets HTTP requests finish, cancels running
 // operations (they roll back) and closes the store.
 func (d *Daemon) Shutdown(ctx context.Context) error {
+	d.stopCron()
 	d.ssh.Close()
 	for _, srv := range d.servers {
 		srv.Shutdown(ctx)
@@ -138,10 +146,14 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	return d.store.Close()
 }
 
+// webHandler is the web page with /healthz beside it. It is built in Start,
+// once the SSH server is bound, so the page can say where to run `login`.
 func (d *Daemon) webHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))
 	})
+	mux.Handle("GET /metrics", d.metricsHandler())
+	mux.Handle("/", web.New(web.Config{BaseURL: d.cfg.webURL(), SSHAddr: d.addrs["ssh"]}, d.store, d.engine, d.log))
 	return mux
 }

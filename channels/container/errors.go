@@ -19,6 +19,8 @@ var (
 	// ErrNotRunning: the instance exists but is stopped, so it has no
 	// processes to exec into and no network namespace to dial in.
 	ErrNotRunning = errors.New("instance is not running")
+	// ErrExists: an instance of that name exists already.
+	ErrExists = errors.New("already exists")
 	// ErrBadName: a name, label key or environment variable name that Incus
 	// or the shell would reject or misread.
 	ErrBadName = errors.New("invalid name")
@@ -33,7 +35,7 @@ func wrap(err error, format string, args ...any) error {
 	}
 	what := fmt.Sprintf(format, args...)
 	switch {
-	case errors.Is(err, ErrNotFound), errors.Is(err, ErrUnreachable), errors.Is(err, ErrNotRunning), errors.Is(err, ErrBadName):
+	case errors.Is(err, ErrNotFound), errors.Is(err, ErrUnreachable), errors.Is(err, ErrNotRunning), errors.Is(err, ErrBadName), errors.Is(err, ErrExists):
 		return fmt.Errorf("%s: %w", what, err)
 	case api.StatusErrorCheck(err, 404):
 		return fmt.Errorf("%s: %w (%v)", what, ErrNotFound, err)
@@ -78,4 +80,15 @@ func isAlreadyRunning(err error) bool {
 func isNoImage(err error) bool {
 	msg := err.Error()
 	return strings.Contains(msg, "Image not provided") || strings.Contains(msg, "Failed getting image") || api.StatusErrorCheck(err, 404)
+}
+
+// isExists recognises a create that lost to an existing instance of the same
+// name. Incus 6.0 says so from its database ("UNIQUE constraint failed"),
+// inside the create operation rather than as a 409.
+func isExists(err error) bool {
+	if err == nil {
+		return false
+	}
+	msg := err.Error()
+	return api.StatusErrorCheck(err, 409) || strings.Contains(msg, "already exists") || strings.Contains(msg, "UNIQUE constraint failed")
 }

@@ -57,11 +57,8 @@ func (c *Incus) Exec(ctx context.Context, name string, cmd []string, env map[str
 		return -1, execErr(err, name)
 	}
 
-	done := make(chan error, 1)
-	go func() { done <- op.Wait() }()
-	select {
-	case err = <-done:
-	case <-ctx.Done():
+	final, err := c.wait(ctx, op)
+	if ctx.Err() != nil {
 		kill(control)
 		return -1, ctx.Err()
 	}
@@ -75,7 +72,7 @@ func (c *Incus) Exec(ctx context.Context, name string, cmd []string, env map[str
 	case <-ctx.Done():
 		return -1, ctx.Err()
 	}
-	code, ok := op.Get().Metadata["return"].(float64)
+	code, ok := final.Metadata["return"].(float64)
 	if !ok {
 		return -1, fmt.Errorf("exec in %s: incus reported no exit code", name)
 	}

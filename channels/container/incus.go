@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -73,7 +74,7 @@ func ConnectServer(ctx context.Context) (incus.InstanceServer, error) {
 		SkipGetEvents: true,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%w at %s: %v", ErrUnreachable, path, err)
+		return nil, fmt.Errorf("%w at %s: %w", ErrUnreachable, path, err)
 	}
 	return srv, nil
 }
@@ -190,15 +191,23 @@ func (c *Incus) Launch(ctx context.Context, name, image string, labels map[strin
 		},
 	})
 	if err != nil {
+		if isExists(err) {
+			return fmt.Errorf("launch %s: instance %w (%v)", name, ErrExists, err)
+		}
 		if isNoImage(err) {
 			return fmt.Errorf("launch %s from %s: image %w (%v)", name, image, ErrNotFound, err)
 		}
 		return wrap(err, "launch %s from %s", name, image)
 	}
-	if err := wait(ctx, op); err != nil {
-		c.cleanup(op, name)
+	if _, err := c.wait(ctx, op); err != nil {
+		if !isExists(err) {
+			c.cleanup(op, name)
+		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("launch %s from %s: %w", name, image, ctx.Err())
+		}
+		if isExists(err) {
+			return fmt.Errorf("launch %s: instance %w (%v)", name, ErrExists, err)
 		}
 		if isNoImage(err) {
 			return fmt.Errorf("launch %s from %s: image %w (%v)", name, image, ErrNotFound, err)
@@ -225,7 +234,7 @@ func (c *Incus) cleanup(op incus.Operation, name string) {
 		defer c.bg.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
-		_ = wait(ctx, op)
+		_, _ = c.wait(ctx, op)
 		if err := c.Delete(ctx, name); err != nil {
 			c.log.Warn("Could not delete instance after failed launch", "instance", name, "err", err)
 		}
@@ -243,7 +252,7 @@ func (c *Incus) Delete(ctx context.Context, name string) error {
 	case err != nil && !isNotRunning(err):
 		return wrap(err, "stop %s", name)
 	case err == nil:
-		if err := wait(ctx, op); err != nil && !isNotRunning(err) {
+		if _, err := c.wait(ctx, op); err != nil && !isNotRunning(err) {
 			return wrap(err, "stop %s", name)
 		}
 	}
@@ -254,9 +263,10 @@ func (c *Incus) Delete(ctx context.Context, name string) error {
 	if err != nil {
 		return wrap(err, "delete %s", name)
 	}
-	if err := wait(ctx, op); err != nil && !api.StatusErrorCheck(err, 404) {
+	if _, err := c.wait(ctx, op); err != nil && !api.StatusErrorCheck(err, 404) {
 		return wrap(err, "delete %s", name)
 	}
+	c.forget(name) // again: Launch's prefetch may have raced the first
 	return nil
 }
 
@@ -280,7 +290,7 @@ func (c *Incus) changeState(ctx context.Context, name string, put api.InstanceSt
 	c.forget(name)
 	op, err := c.srv.UpdateInstanceState(name, put, "")
 	if err == nil {
-		err = wait(ctx, op)
+		_, err = c.wait(ctx, op)
 	}
 	if err == nil || (put.Action == "stop" && isNotRunning(err)) || (put.Action == "start" && isAlreadyRunning(err)) {
 		return nil
@@ -340,17 +350,62 @@ func (c *Incus) DeleteProject(ctx context.Context) error {
 	return nil
 }
 
-// wait waits for op. When ctx ends it asks Incus to cancel the operation
-// (most are not cancellable; that is fine) and returns ctx.Err() without
-// waiting further.
-func wait(ctx context.Context, op incus.Operation) error {
-	done := make(chan error, 1)
-	go func() { done <- op.Wait() }()
+// wait waits for op to end and returns its final state. When ctx ends it
+// asks Incus to cancel the operation (most are not cancellable; that is
+// fine) and returns ctx.Err() without waiting further.
+//
+// It asks incusd directly (GET /1.0/operations/ID/wait) instead of calling
+// op.Wait: without the events websocket the client's Wait sets
+// ResponseHeaderTimeout on the shared HTTP transport on every call, a data
+// race with every other request in flight. incusd answers a wait that times
+// out with error 500 "context deadline exceeded", so each request waits at
+// most 30 s and the loop asks again, keeping long builds clear of the
+// client's one-hour response header timeout.
+func (c *Incus) wait(ctx context.Context, op incus.Operation) (*api.Operation, error) {
+	return waitOp(ctx, c.srv, c.project, op)
+}
+
+// waitSeconds is how long one wait request may take (a variable for tests).
+var waitSeconds = 30
+
+func waitOp(ctx context.Context, srv incus.InstanceServer, project string, op incus.Operation) (*api.Operation, error) {
+	path := fmt.Sprintf("/1.0/operations/%s/wait?timeout=%d&project=%s", url.PathEscape(op.Get().ID), waitSeconds, url.QueryEscape(project))
+	type result struct {
+		op  *api.Operation
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		for {
+			resp, _, err := srv.RawQuery("GET", path, nil, "")
+			if err != nil && strings.Contains(err.Error(), "deadline exceeded") && ctx.Err() == nil {
+				continue
+			}
+			if err != nil {
+				done <- result{err: err}
+				return
+			}
+			var final api.Operation
+			if err := resp.MetadataAsStruct(&final); err != nil {
+				done <- result{err: fmt.Errorf("operation %s: %w", op.Get().ID, err)}
+				return
+			}
+			if !final.StatusCode.IsFinal() && ctx.Err() == nil {
+				continue
+			}
+			if final.Err != "" {
+				done <- result{op: &final, err: errors.New(final.Err)}
+				return
+			}
+			done <- result{op: &final}
+			return
+		}
+	}()
 	select {
-	case err := <-done:
-		return err
+	case r := <-done:
+		return r.op, r.err
 	case <-ctx.Done():
 		_ = op.Cancel()
-		return ctx.Err()
+		return nil, ctx.Err()
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -93,7 +94,7 @@ func TestLaunchExecDelete(t *testing.T) {
 	}
 }
 
-func TestLaunchMissingImage(t *testing.T) {
+func TestLaunchErrors(t *testing.T) {
 	t.Parallel()
 	c := container.NewTestIncus(t)
 	err := c.Launch(context.Background(), "t-"+container.RandomSuffix(), "slipway/no-such-image", nil)
@@ -102,6 +103,15 @@ func TestLaunchMissingImage(t *testing.T) {
 	}
 	if err := c.Launch(context.Background(), "bad/name", container.TestImage, nil); !errors.Is(err, container.ErrBadName) {
 		t.Fatalf("launch with a bad name: %v, want ErrBadName", err)
+	}
+	name := launch(t, c, map[string]string{"app": "first"})
+	if err := c.Launch(context.Background(), name, container.TestImage, nil); !errors.Is(err, container.ErrExists) {
+		t.Fatalf("launch over an existing instance: %v, want ErrExists", err)
+	}
+	// The failed launch left the existing instance alone.
+	time.Sleep(200 * time.Millisecond)
+	if code, _ := execT(t, c, name, nil, "true"); code != 0 {
+		t.Fatal("existing instance is gone")
 	}
 }
 
@@ -337,8 +347,9 @@ func (b *syncBuffer) Write(p []byte) (int, error) {
 }
 
 // BenchmarkDeploySteps measures the runtime steps of one deploy, one after
-// the other: launch, exec (untar a small tree), StartService to the first
-// successful GET through Dial, delete. Run with
+// the other, and reports each step's median: launch, exec (untar a small
+// tree), StartService to the first successful GET through Dial, delete. Run
+// with
 // go test -run XXX -bench DeploySteps -benchtime 10x ./channels/container/
 func BenchmarkDeploySteps(b *testing.B) {
 	c := container.NewTestIncus(b)
@@ -350,7 +361,7 @@ func BenchmarkDeploySteps(b *testing.B) {
 	tw.Write([]byte(body))
 	tw.Close()
 
-	var launch, execT, serve, del time.Duration
+	var launch, execT, serve, del []time.Duration
 	for i := 0; i < b.N; i++ {
 		name := "b-" + container.RandomSuffix()
 		t0 := time.Now()
@@ -379,14 +390,20 @@ func BenchmarkDeploySteps(b *testing.B) {
 			b.Fatal(err)
 		}
 		t4 := time.Now()
-		launch += t1.Sub(t0)
-		execT += t2.Sub(t1)
-		serve += t3.Sub(t2)
-		del += t4.Sub(t3)
+		launch = append(launch, t1.Sub(t0))
+		execT = append(execT, t2.Sub(t1))
+		serve = append(serve, t3.Sub(t2))
+		del = append(del, t4.Sub(t3))
 	}
-	n := float64(b.N)
-	b.ReportMetric(launch.Seconds()*1000/n, "launch-ms")
-	b.ReportMetric(execT.Seconds()*1000/n, "exec-untar-ms")
-	b.ReportMetric(serve.Seconds()*1000/n, "serve-ms")
-	b.ReportMetric(del.Seconds()*1000/n, "delete-ms")
+	b.ReportMetric(median(launch), "launch-ms")
+	b.ReportMetric(median(execT), "exec-untar-ms")
+	b.ReportMetric(median(serve), "serve-ms")
+	b.ReportMetric(median(del), "delete-ms")
+}
+
+// median in milliseconds.
+func median(d []time.Duration) float64 {
+	s := append([]time.Duration(nil), d...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[len(s)/2].Seconds() * 1000
 }

@@ -1,0 +1,305 @@
+package web
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/slipway-dev/slipway/channels"
+	"github.com/slipway-dev/slipway/channels/proxy"
+	"github.com/slipway-dev/slipway/store"
+)
+
+// fakeRuntime is an in-memory container runtime: every instance "serves" one
+// real HTTP server, so the engine's health check and swap run for real.
+type fakeRuntime struct {
+	app       *httptest.Server
+	hold      chan struct{} // see holdLaunches
+	mu        sync.Mutex
+	instances map[string]map[string]string
+}
+
+func newFakeRuntime(t *testing.T) *fakeRuntime {
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	t.Cleanup(app.Close)
+	return &fakeRuntime{app: app, instances: map[string]map[string]string{}}
+}
+
+func (f *fakeRuntime) Launch(ctx context.Context, name, image string, labels map[string]string) error {
+	f.mu.Lock()
+	hold := f.hold
+	f.mu.Unlock()
+	if hold != nil {
+		select {
+		case <-hold:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.instances[name] = labels
+	return nil
+}
+
+// holdLaunches makes instances wait to start until release is called.
+func (f *fakeRuntime) holdLaunches() (release func()) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	hold := make(chan struct{})
+	f.hold = hold
+	return func() {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if f.hold == hold {
+			f.hold = nil
+		}
+		close(hold)
+	}
+}
+
+func (f *fakeRuntime) Exec(ctx context.Context, name string, cmd []string, env map[string]string, stdin io.Reader, out io.Writer) (int, error) {
+	if stdin != nil {
+		io.Copy(io.Discard, stdin)
+	}
+	return 0, nil
+}
+
+func (f *fakeRuntime) StartService(ctx context.Context, name, command string, env map[string]string) error {
+	return nil
+}
+
+func (f *fakeRuntime) Dial(ctx context.Context, name string, port int) (net.Conn, error) {
+	var d net.Dialer
+	return d.DialContext(ctx, "tcp", f.app.Listener.Addr().String())
+}
+
+func (f *fakeRuntime) Delete(ctx context.Context, name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.instances, name)
+	return nil
+}
+
+func (f *fakeRuntime) List(ctx context.Context) ([]channels.Instance, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []channels.Instance
+	for name, labels := range f.instances {
+		out = append(out, channels.Instance{Name: name, Labels: labels, Running: true})
+	}
+	return out, nil
+}
+
+// site is the web page over real HTTP, with a real store and engine.
+type site struct {
+	t      *testing.T
+	store  *store.Store
+	engine *channels.Engine
+	rt     *fakeRuntime
+	repos  string
+	url    string
+	client *http.Client
+}
+
+func newSite(t *testing.T, cfg Config) *site {
+	t.Helper()
+	dir := t.TempDir()
+	st, err := store.Open(filepath.Join(dir, "slipway.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger := slog.New(slog.DiscardHandler)
+	repos := filepath.Join(dir, "repos")
+	rt := newFakeRuntime(t)
+	engine := channels.NewEngine(channels.Config{ReposDir: repos, BaseDomain: "localhost", DrainTimeout: time.Second},
+		st, rt, proxy.New(nil), logger)
+	if cfg.SSHAddr == "" {
+		cfg.SSHAddr = "127.0.0.1:2222"
+	}
+	srv := httptest.NewServer(New(cfg, st, engine, logger))
+	t.Cleanup(func() {
+		srv.Close()
+		engine.Close()
+		st.Close()
+	})
+	return &site{t: t, store: st, engine: engine, rt: rt, repos: repos, url: srv.URL, client: &http.Client{
+		Timeout:       10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}}
+}
+
+// user adds a user.
+func (s *site) user(name string, admin bool) store.User {
+	s.t.Helper()
+	u, err := s.store.CreateUser(context.Background(), name, admin)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return u
+}
+
+// loginLink makes the token `ssh ... login` would print.
+func (s *site) loginLink(u store.User) string {
+	s.t.Helper()
+	tok := store.NewSecret()
+	if err := s.store.CreateLoginToken(context.Background(), u.ID, tok, 5*time.Minute); err != nil {
+		s.t.Fatal(err)
+	}
+	return "/login/" + tok
+}
+
+// browser is one signed-in user agent.
+type browser struct {
+	cookie string
+	csrf   string
+}
+
+func (s *site) signIn(u store.User) browser {
+	s.t.Helper()
+	resp, body := s.do("GET", s.loginLink(u), browser{}, nil)
+	if resp.StatusCode != http.StatusSeeOther {
+		s.t.Fatalf("sign in: %d\n%s", resp.StatusCode, body)
+	}
+	var b browser
+	for _, c := range resp.Cookies() {
+		if c.Name == sessionCookie {
+			b.cookie = c.Value
+		}
+	}
+	ws, err := s.store.WebSessionByID(context.Background(), b.cookie)
+	if err != nil {
+		s.t.Fatalf("session after sign in: %v", err)
+	}
+	b.csrf = ws.CSRFToken
+	return b
+}
+
+// do sends a request as browser b; a non-nil form is POSTed.
+func (s *site) do(method, path string, b browser, form url.Values) (*http.Response, string) {
+	s.t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequest(method, s.url+path, body)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	if b.cookie != "" {
+		req.AddCookie(&http.Cookie{Name: sessionCookie, Value: b.cookie})
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	return resp, string(data)
+}
+
+const testManifest = "web: serve\nhealth:\n  path: /\n  timeout: 2s\n"
+
+// installHello creates app hello with two commits on main, installs it in
+// production and waits for its first deploy. It returns the commits, oldest first.
+func (s *site) installHello() []string {
+	s.t.Helper()
+	ctx := context.Background()
+	if _, err := s.engine.CreateApp(ctx, "hello"); err != nil {
+		s.t.Fatal(err)
+	}
+	if _, err := s.engine.CreateEnvironment(ctx, "production"); err != nil {
+		s.t.Fatal(err)
+	}
+	work := s.t.TempDir()
+	git := func(args ...string) string {
+		s.t.Helper()
+		cmd := exec.Command("git", args...)
+		cmd.Dir = work
+		cmd.Env = append(os.Environ(), "HOME="+work, "GIT_CONFIG_NOSYSTEM=1",
+			"GIT_AUTHOR_NAME=Test", "GIT_AUTHOR_EMAIL=test@example.invalid",
+			"GIT_COMMITTER_NAME=Test", "GIT_COMMITTER_EMAIL=test@example.invalid")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			s.t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	git("init", "-q", "-b", "main")
+	var commits []string
+	for _, v := range []string{"one", "two"} {
+		os.WriteFile(filepath.Join(work, "slipway.yml"), []byte(testManifest), 0o644)
+		os.WriteFile(filepath.Join(work, "index.html"), []byte("version "+v+"\n"), 0o644)
+		git("add", "-A")
+		git("commit", "-q", "-m", "version "+v)
+		commits = append(commits, git("rev-parse", "HEAD"))
+	}
+	git("push", "-q", filepath.Join(s.repos, "hello.git"), "main")
+	_, op, err := s.engine.Install(ctx, "hello", "production", "main", "", "admin")
+	if err != nil || op == nil {
+		s.t.Fatalf("install: %v %v", op, err)
+	}
+	s.wait(op.ID, store.StatusSucceeded)
+	return commits
+}
+
+func (s *site) wait(opID int64, want string) {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	op, err := s.engine.Wait(ctx, opID)
+	if err != nil || op.Status != want {
+		s.t.Fatalf("operation %d: %s (%s) %v, want %s", opID, op.Status, op.Reason, err, want)
+	}
+}
+
+// sseEvent is one Server-Sent Event.
+type sseEvent struct {
+	id, event, data string
+}
+
+// readEvents reads events from an event stream until a "status" event or the end.
+func readEvents(t *testing.T, body io.Reader) []sseEvent {
+	t.Helper()
+	var out []sseEvent
+	var ev sseEvent
+	sc := bufio.NewScanner(body)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" {
+			if ev.data != "" || ev.event != "" {
+				out = append(out, ev)
+				if ev.event == "status" {
+					return out
+				}
+			}
+			ev = sseEvent{}
+			continue
+		}
+		field, value, _ := strings.Cut(line, ": ")
+		switch field {
+		case "id":
+			ev.id = value
+		case "event":
+			ev.event = value
+		case "data":
+			ev.data = value
+		}
+	}
+	return out
+}

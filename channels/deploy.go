@@ -2,11 +2,14 @@ package channels
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -91,48 +94,31 @@ func (e *Engine) replace(ctx context.Context, l *opLog, opType string, installat
 		}
 	}()
 
-	name := fmt.Sprintf("%s-%s-%d", inst.App, inst.Environment, opID)
-	labels := map[string]string{
-		LabelInstallation: strconv.FormatInt(inst.ID, 10),
-		LabelApp:          inst.App,
-		LabelEnvironment:  inst.Environment,
-		LabelCommit:       commit,
-		LabelOperation:    strconv.FormatInt(opID, 10),
-	}
-	step := time.Now()
-	if err := e.rt.Launch(ctx, name, m.Image, labels); err != nil {
-		return e.stepError(ctx, "create instance", err)
-	}
-	undo.Add(func() error {
-		dctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := e.rt.Delete(dctx, name); err != nil {
-			return fmt.Errorf("delete new instance %s: %w", name, err)
-		}
-		l.Logf("       Deleted new instance %s", name)
-		return nil
-	})
-	l.Logf("       Instance %s started from image %s (%s)", name, m.Image, time.Since(step).Round(time.Millisecond))
-
-	if err := e.putTree(ctx, r, name, commit); err != nil {
-		return e.stepError(ctx, "copy the commit into the instance", err)
-	}
 	env, err := e.appEnv(ctx, l, inst, commit, change)
 	if err != nil {
 		return err
 	}
-	for _, cmd := range m.Build {
-		if err := e.runStep(ctx, l, name, "build", cmd, env); err != nil {
+	var name string
+	kept, claimErr := store.KeptInstance{}, store.ErrNotFound
+	if opType != "restart" {
+		kept, claimErr = e.store.ClaimKeptInstance(ctx, inst.ID, commit, envHash(env))
+	}
+	if claimErr == nil {
+		// A rollback to a commit served before: its stopped instance holds the
+		// built tree, so build and release are skipped.
+		name = kept.Instance
+		undo.Add(func() error { return e.deleteInstance(l, name, "kept instance") })
+		step := time.Now()
+		if err := e.rt.Start(ctx, name); err != nil {
+			return e.stepError(ctx, "start kept instance "+name, err)
+		}
+		l.Logf("       Started kept instance %s of commit %s (%s): build and release skipped; release steps (migrations) are never reversed or re-run by a rollback",
+			name, shortID(commit), time.Since(step).Round(time.Millisecond))
+	} else {
+		name = fmt.Sprintf("%s-%s-%d", inst.App, inst.Environment, opID)
+		if err := e.build(ctx, l, &undo, r, m, inst, name, commit, opID, env); err != nil {
 			return err
 		}
-	}
-	for _, cmd := range m.Release {
-		if err := e.runStep(ctx, l, name, "release", cmd, env); err != nil {
-			return err
-		}
-	}
-	if len(m.Release) > 0 {
-		l.Logf("       Note: a later rollback does not undo release steps (migrations); roll forward instead")
 	}
 	l.Logf("-----> Starting web: %s", m.Web)
 	if err := e.rt.StartService(ctx, name, m.Web, env); err != nil {
@@ -141,7 +127,7 @@ func (e *Engine) replace(ctx context.Context, l *opLog, opType string, installat
 
 	port := e.cfg.AppPort
 	dial := func(ctx context.Context) (net.Conn, error) { return e.rt.Dial(ctx, name, port) }
-	step = time.Now()
+	step := time.Now()
 	if err := healthCheck(ctx, dial, inst.Host, m.Health); err != nil {
 		return err
 	}
@@ -152,7 +138,7 @@ func (e *Engine) replace(ctx context.Context, l *opLog, opType string, installat
 	old := e.proxy.Swap(inst.Host, up)
 	undo.Success()
 	state := store.StateRunning
-	if err := e.store.SetServing(context.Background(), inst.ID, commit, name, state); err != nil {
+	if err := e.store.SetServing(context.Background(), inst.ID, commit, name, state, envHash(env)); err != nil {
 		e.log.Error("record serving instance", "installation", inst.Resource(), "err", err)
 	}
 	if to := change.channel; to != nil {
@@ -168,13 +154,75 @@ func (e *Engine) replace(ctx context.Context, l *opLog, opType string, installat
 	}
 	l.Logf("-----> %s now serves commit %s from %s", inst.Host, shortID(commit), name)
 
-	e.retire(l, old, inst.Instance)
+	e.retire(l, old, inst, true)
 	return nil
 }
 
-// retire drains the replaced upstream and deletes its instance. It runs after
-// the swap, so its failures are logged but do not fail the operation.
-func (e *Engine) retire(l *opLog, old *proxy.Upstream, storedInstance string) {
+// envHash identifies the environment an instance was built with; a kept
+// instance is reused only for the same one, since build steps may bake it in.
+func envHash(env map[string]string) string {
+	keys := make([]string, 0, len(env))
+	for k := range env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	h := sha256.New()
+	for _, k := range keys {
+		fmt.Fprintf(h, "%s=%s\x00", k, env[k])
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// build makes a new instance of commit: launch, tree, build and release steps.
+func (e *Engine) build(ctx context.Context, l *opLog, undo *reverter, r *repo.Repo, m *Manifest, inst store.Installation, name, commit string, opID int64, env map[string]string) error {
+	labels := map[string]string{
+		LabelInstallation: strconv.FormatInt(inst.ID, 10),
+		LabelApp:          inst.App,
+		LabelEnvironment:  inst.Environment,
+		LabelCommit:       commit,
+		LabelOperation:    strconv.FormatInt(opID, 10),
+	}
+	step := time.Now()
+	if err := e.rt.Launch(ctx, name, m.Image, labels); err != nil {
+		return e.stepError(ctx, "create instance", err)
+	}
+	undo.Add(func() error { return e.deleteInstance(l, name, "new instance") })
+	l.Logf("       Instance %s started from image %s (%s)", name, m.Image, time.Since(step).Round(time.Millisecond))
+
+	if err := e.putTree(ctx, r, name, commit); err != nil {
+		return e.stepError(ctx, "copy the commit into the instance", err)
+	}
+	for _, cmd := range m.Build {
+		if err := e.runStep(ctx, l, name, "build", cmd, env); err != nil {
+			return err
+		}
+	}
+	for _, cmd := range m.Release {
+		if err := e.runStep(ctx, l, name, "release", cmd, env); err != nil {
+			return err
+		}
+	}
+	if len(m.Release) > 0 {
+		l.Logf("       Note: a later rollback does not undo release steps (migrations); roll forward instead")
+	}
+	return nil
+}
+
+func (e *Engine) deleteInstance(l *opLog, name, what string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := e.rt.Delete(ctx, name); err != nil {
+		return fmt.Errorf("delete %s %s: %w", what, name, err)
+	}
+	l.Logf("       Deleted %s %s", what, name)
+	return nil
+}
+
+// retire drains the replaced upstream and stops its instance. It runs after
+// the swap, so its failures are logged but do not fail the operation. With
+// keep, the stopped instance is kept (up to KeepInstances per installation)
+// so a rollback to its commit skips the build; otherwise it is deleted.
+func (e *Engine) retire(l *opLog, old *proxy.Upstream, inst store.Installation, keep bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.DrainTimeout+time.Minute)
 	defer cancel()
 	names := map[string]bool{}
@@ -186,15 +234,59 @@ func (e *Engine) retire(l *opLog, old *proxy.Upstream, storedInstance string) {
 		dcancel()
 		names[old.Name()] = true
 	}
-	if storedInstance != "" {
-		names[storedInstance] = true
+	if inst.Instance != "" {
+		names[inst.Instance] = true
 	}
 	for name := range names {
+		if keep && e.cfg.KeepInstances > 0 && name == inst.Instance && inst.Commit != "" {
+			if err := e.keep(ctx, name, inst); err == nil {
+				l.Logf("       Old instance %s stopped and kept for a fast rollback to %s", name, shortID(inst.Commit))
+				continue
+			} else {
+				l.Logf("       Could not keep old instance %s (%s); deleting it", name, err)
+			}
+		}
 		if err := e.rt.Delete(ctx, name); err != nil {
 			l.Logf("       Could not delete old instance %s: %s (it will be removed at the next start)", name, err)
 			continue
 		}
 		l.Logf("       Old instance %s deleted", name)
+	}
+	e.pruneKept(ctx, l, inst.ID)
+}
+
+// keep stops an instance and records it as kept. The web script is removed
+// first so that, started again, the image's runner waits for slipway to start
+// the app with the environment of that day.
+func (e *Engine) keep(ctx context.Context, name string, inst store.Installation) error {
+	if inst.EnvHash == "" {
+		return errors.New("it was built before slipway kept instances")
+	}
+	if code, err := e.rt.Exec(ctx, name, []string{"rm", "-f", "/etc/slipway/web"}, nil, nil, io.Discard); err != nil || code != 0 {
+		return fmt.Errorf("prepare %s to be kept: exit %d %v", name, code, err)
+	}
+	if err := e.rt.Stop(ctx, name); err != nil {
+		return err
+	}
+	return e.store.KeepInstance(ctx, store.KeptInstance{Instance: name, InstallationID: inst.ID, Commit: inst.Commit, EnvHash: inst.EnvHash})
+}
+
+// pruneKept deletes kept instances beyond the newest KeepInstances.
+func (e *Engine) pruneKept(ctx context.Context, l *opLog, installationID int64) {
+	kept, err := e.store.KeptInstances(ctx, installationID)
+	if err != nil {
+		return
+	}
+	for i, k := range kept {
+		if i < e.cfg.KeepInstances {
+			continue
+		}
+		if err := e.rt.Delete(ctx, k.Instance); err != nil {
+			l.Logf("       Could not delete kept instance %s: %s", k.Instance, err)
+			continue
+		}
+		e.store.ForgetKeptInstance(ctx, k.Instance)
+		l.Logf("       Kept instance %s of %s deleted (only the newest %d are kept)", k.Instance, shortID(k.Commit), e.cfg.KeepInstances)
 	}
 }
 

@@ -23,6 +23,7 @@ type Config struct {
 	MaxParallel  int           // operations running at once across installations
 	AppPort      int           // $PORT inside every instance
 	DrainTimeout time.Duration // how long in-flight requests may take after a swap
+	KeepInstances int          // stopped instances of earlier commits kept per installation for fast rollback
 }
 
 // Engine queues and runs operations.

@@ -45,12 +45,27 @@ func (e *Engine) Recover(ctx context.Context) error {
 			return e.rt.Dial(ctx, name, port)
 		}))
 	}
+	kept, err := e.store.KeptInstances(ctx, 0)
+	if err != nil {
+		return err
+	}
+	owned := map[string]bool{}
+	for _, k := range kept {
+		owned[k.Instance] = true
+	}
 	instances, err := e.rt.List(ctx)
 	if err != nil {
 		return fmt.Errorf("list instances: %w", err)
 	}
 	for _, in := range instances {
-		if _, ours := in.Labels[LabelInstallation]; !ours || serving[in.Name] {
+		if serving[in.Name] && !in.Running {
+			// After a host reboot: the image's runner starts the app again.
+			e.log.Info("Starting serving instance", "instance", in.Name)
+			if err := e.rt.Start(ctx, in.Name); err != nil {
+				e.log.Warn("Start serving instance", "instance", in.Name, "err", err)
+			}
+		}
+		if _, ours := in.Labels[LabelInstallation]; !ours || serving[in.Name] || owned[in.Name] {
 			continue
 		}
 		id, _ := strconv.ParseInt(in.Labels[LabelInstallation], 10, 64)

@@ -17,6 +17,9 @@ type Runtime interface {
 	StartService(ctx context.Context, name, command string, env map[string]string) error
 	// Dial connects to 127.0.0.1:port inside the instance.
 	Dial(ctx context.Context, name string, port int) (net.Conn, error)
+	// Start starts a stopped instance; Stop stops a running one.
+	Start(ctx context.Context, name string) error
+	Stop(ctx context.Context, name string) error
 	// Delete stops and deletes the instance; a missing instance is not an error.
 	Delete(ctx context.Context, name string) error
 	// List returns the instances carrying slipway labels.

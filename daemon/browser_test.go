@@ -151,6 +151,9 @@ func TestBrowserRollsBackToAnOlderCommit(t *testing.T) {
 	if text := evaluate[string](t, ctx, `document.getElementById("status").textContent`); text != "succeeded" {
 		t.Fatalf("#status shows %q", text)
 	}
+	within(t, ctx, 10*time.Second, "see the Cancel button go once the operation ended",
+		chromedp.WaitNotVisible(chromedp.ID("cancel")),
+	)
 	if log := evaluate[string](t, ctx, `document.getElementById("log").textContent`); !strings.Contains(log, "now serves commit "+first[:12]) {
 		t.Fatalf("the live log lacks the swap:\n%s", log)
 	}

@@ -24,7 +24,7 @@ func TestPinTrackAndPushWhilePinned(t *testing.T) {
 
 	// Roll back by pinning the tag: it resolves to v1's commit once.
 	out := d.mustSSH("pin", "news/production", "release-1")
-	if !strings.Contains(out, "now follows pinned commit "+v1[:12]) {
+	if !strings.Contains(out, "now follows pinned commit "+v1[:12]) || !strings.Contains(out, "Started kept instance") {
 		t.Fatalf("pin output:\n%s", out)
 	}
 	d.serves(host, "version one")

@@ -72,11 +72,12 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Daemon, error) 
 	}
 	d.proxy = proxy.New(logger)
 	d.engine = channels.NewEngine(channels.Config{
-		ReposDir:     cfg.reposDir(),
-		BaseDomain:   cfg.BaseDomain,
-		MaxParallel:  cfg.MaxParallel,
-		AppPort:      cfg.AppPort,
-		DrainTimeout: cfg.DrainTimeout,
+		ReposDir:      cfg.reposDir(),
+		BaseDomain:    cfg.BaseDomain,
+		MaxParallel:   cfg.MaxParallel,
+		AppPort:       cfg.AppPort,
+		DrainTimeout:  cfg.DrainTimeout,
+		KeepInstances: cfg.KeepInstances,
 	}, st, incusRuntime{d.runtime}, d.proxy, logger)
 	if err := d.engine.Recover(ctx); err != nil {
 		st.Close()

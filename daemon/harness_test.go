@@ -188,8 +188,14 @@ func (d *slipwayd) cleanupProject() {
 	}
 }
 
-// instances lists the instances in the test's project.
-func (d *slipwayd) instances() []string {
+// instances lists the running instances in the test's project; stopped ones
+// are kept for fast rollbacks (see keptInstances).
+func (d *slipwayd) instances() []string { return d.listInstances(true) }
+
+// keptInstances lists the stopped instances in the test's project.
+func (d *slipwayd) keptInstances() []string { return d.listInstances(false) }
+
+func (d *slipwayd) listInstances(running bool) []string {
 	d.t.Helper()
 	rt, err := container.Connect(d.project, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
@@ -201,7 +207,9 @@ func (d *slipwayd) instances() []string {
 	}
 	var names []string
 	for _, in := range list {
-		names = append(names, in.Name)
+		if in.Running == running {
+			names = append(names, in.Name)
+		}
 	}
 	return names
 }

@@ -31,6 +31,7 @@ type Installation struct {
 	Instance    string // serving now
 	State       string
 	Maintenance *string // maintenance message when in maintenance mode
+	EnvHash     string  // the environment Instance was built with
 	CreatedAt   time.Time
 }
 
@@ -40,7 +41,7 @@ func (i Installation) Resource() string { return i.App + "/" + i.Environment }
 // Channel renders the channel as "branch main" or "commit 1a2b3c…".
 func (i Installation) Channel() string { return i.ChannelKind + " " + i.ChannelRef }
 
-const installationColumns = `i.id, a.name, e.name, i.host, i.channel_kind, i.channel_ref, i.commit_sha, i.instance, i.state, i.maintenance, i.created_at`
+const installationColumns = `i.id, a.name, e.name, i.host, i.channel_kind, i.channel_ref, i.commit_sha, i.instance, i.state, i.maintenance, i.env_hash, i.created_at`
 const installationFrom = ` FROM installations i JOIN apps a ON a.id = i.app_id JOIN environments e ON e.id = i.environment_id `
 
 // CreateInstallation adds an installation of app in env following a channel.
@@ -100,9 +101,10 @@ func (s *Store) Installations(ctx context.Context, app string) ([]Installation, 
 	return out, rows.Err()
 }
 
-// SetServing records what an installation serves now.
-func (s *Store) SetServing(ctx context.Context, id int64, commit, instance, state string) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE installations SET commit_sha = ?, instance = ?, state = ? WHERE id = ?`, commit, instance, state, id)
+// SetServing records what an installation serves now, and the environment
+// hash the instance was built with.
+func (s *Store) SetServing(ctx context.Context, id int64, commit, instance, state, envHash string) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE installations SET commit_sha = ?, instance = ?, state = ?, env_hash = ? WHERE id = ?`, commit, instance, state, envHash, id)
 	return wrapError(err)
 }
 
@@ -117,7 +119,7 @@ type scanner interface{ Scan(...any) error }
 func scanInstallation(row scanner) (Installation, error) {
 	var i Installation
 	var created, maintenance sql.NullString
-	err := row.Scan(&i.ID, &i.App, &i.Environment, &i.Host, &i.ChannelKind, &i.ChannelRef, &i.Commit, &i.Instance, &i.State, &maintenance, &created)
+	err := row.Scan(&i.ID, &i.App, &i.Environment, &i.Host, &i.ChannelKind, &i.ChannelRef, &i.Commit, &i.Instance, &i.State, &maintenance, &i.EnvHash, &created)
 	if err != nil {
 		return Installation{}, wrapError(err)
 	}

@@ -96,7 +96,7 @@ func TestInstallationsAndOperations(t *testing.T) {
 		t.Fatal(err)
 	}
 	clock = clock.Add(90 * time.Second)
-	if err := s.SetServing(ctx, inst.ID, "abc", "hello-production-1", StateRunning); err != nil {
+	if err := s.SetServing(ctx, inst.ID, "abc", "hello-production-1", StateRunning, "h"); err != nil {
 		t.Fatal(err)
 	}
 	// A second, still running operation is what a crash leaves behind.

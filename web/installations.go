@@ -29,7 +29,7 @@ func (s *server) index(w http.ResponseWriter, r *http.Request, sess *session) {
 			d.Installations = append(d.Installations, inst)
 		}
 	}
-	d.Command = strings.TrimSuffix(s.loginCommand(r), " login") + " install APP/ENV --branch main"
+	d.Command = s.sshCommand(r, "install APP/ENV --branch main")
 	s.render(w, http.StatusOK, "index", d)
 }
 
@@ -82,7 +82,7 @@ func (s *server) installationPage(w http.ResponseWriter, r *http.Request, sess *
 // unknownInstallation is the answer for an installation that does not exist
 // and for one the user may not see, so the two cannot be told apart.
 func (s *server) unknownInstallation(w http.ResponseWriter, r *http.Request, sess *session, app, env string) {
-	s.message(w, r, sess, http.StatusNotFound, "Unknown installation",
+	s.message(w, sess, http.StatusNotFound, "Unknown installation",
 		fmt.Sprintf("There is no installation %s/%s.", app, env))
 }
 

@@ -57,7 +57,7 @@ func (s *server) visibleOperation(w http.ResponseWriter, r *http.Request, sess *
 }
 
 func (s *server) unknownOperation(w http.ResponseWriter, r *http.Request, sess *session, id string) {
-	s.message(w, r, sess, http.StatusNotFound, "Unknown operation", fmt.Sprintf("There is no operation %s.", id))
+	s.message(w, sess, http.StatusNotFound, "Unknown operation", fmt.Sprintf("There is no operation %s.", id))
 }
 
 func (s *server) operation(w http.ResponseWriter, r *http.Request, sess *session) {

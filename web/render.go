@@ -75,7 +75,7 @@ func (s *server) render(w http.ResponseWriter, status int, page string, data any
 }
 
 // message renders a page that says one thing.
-func (s *server) message(w http.ResponseWriter, r *http.Request, sess *session, status int, title, msg string) {
+func (s *server) message(w http.ResponseWriter, sess *session, status int, title, msg string) {
 	s.render(w, status, "message", messageData{base: s.base(sess, title), Message: msg})
 }
 
@@ -85,7 +85,7 @@ func (s *server) internal(w http.ResponseWriter, r *http.Request, sess *session,
 		return // the browser went away
 	}
 	s.log.Error("web: "+what, "path", r.URL.Path, "err", err)
-	s.message(w, r, sess, http.StatusInternalServerError, "Something went wrong",
+	s.message(w, sess, http.StatusInternalServerError, "Something went wrong",
 		"Something went wrong on slipway's side; the daemon log says what.")
 }
 

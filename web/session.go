@@ -45,7 +45,7 @@ func (s *server) form(h sessionHandler) http.HandlerFunc {
 		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 		given := r.PostFormValue("csrf")
 		if given == "" || subtle.ConstantTimeCompare([]byte(given), []byte(sess.CSRFToken)) != 1 {
-			s.message(w, r, sess, http.StatusForbidden, "Form refused", "Missing or wrong form token; reload the page and try again.")
+			s.message(w, sess, http.StatusForbidden, "Form refused", "Missing or wrong form token; reload the page and try again.")
 			return
 		}
 		h(w, r, sess)
@@ -76,7 +76,7 @@ func (s *server) login(w http.ResponseWriter, r *http.Request) {
 		s.render(w, http.StatusForbidden, "signin", signInData{
 			base:    base{Title: "Sign-in link used up"},
 			UsedUp:  true,
-			Command: s.loginCommand(r),
+			Command: s.sshCommand(r, "login"),
 		})
 		return
 	}
@@ -118,17 +118,17 @@ func (s *server) signInPage(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	s.render(w, http.StatusUnauthorized, "signin", signInData{
 		base:    base{Title: "Sign in"},
-		Command: s.loginCommand(r),
+		Command: s.sshCommand(r, "login"),
 	})
 }
 
-// loginCommand is the SSH command that prints a sign-in link. When the SSH
-// server listens on every address, the host the browser used is the best guess
-// at one that reaches it.
-func (s *server) loginCommand(r *http.Request) string {
+// sshCommand is the SSH command line that runs a slipway command. When the
+// SSH server listens on every address, the host the browser used is the best
+// guess at one that reaches it.
+func (s *server) sshCommand(r *http.Request, command string) string {
 	host, port, err := net.SplitHostPort(s.cfg.SSHAddr)
 	if err != nil {
-		return "ssh -p PORT git@HOST login"
+		return "ssh -p PORT git@HOST " + command
 	}
 	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
 		host = "HOST"
@@ -142,7 +142,7 @@ func (s *server) loginCommand(r *http.Request) string {
 		host = "[" + host + "]"
 	}
 	if port == "22" {
-		return "ssh git@" + host + " login"
+		return "ssh git@" + host + " " + command
 	}
-	return "ssh -p " + port + " git@" + host + " login"
+	return "ssh -p " + port + " git@" + host + " " + command
 }

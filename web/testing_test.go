@@ -86,6 +86,10 @@ func (f *fakeRuntime) Dial(ctx context.Context, name string, port int) (net.Conn
 	return d.DialContext(ctx, "tcp", f.app.Listener.Addr().String())
 }
 
+func (f *fakeRuntime) Start(ctx context.Context, name string) error { return nil }
+
+func (f *fakeRuntime) Stop(ctx context.Context, name string) error { return nil }
+
 func (f *fakeRuntime) Delete(ctx context.Context, name string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -70,7 +70,7 @@ func New(cfg Config, st *store.Store, engine *channels.Engine, logger *slog.Logg
 	mux.HandleFunc("POST /operations/{id}/cancel", s.form(s.cancel))
 	mux.HandleFunc("POST /logout", s.form(s.logout))
 	mux.HandleFunc("/", s.signedIn(func(w http.ResponseWriter, r *http.Request, sess *session) {
-		s.message(w, r, sess, http.StatusNotFound, "Not found", "There is no page at "+r.URL.Path+".")
+		s.message(w, sess, http.StatusNotFound, "Not found", "There is no page at "+r.URL.Path+".")
 	}))
 	return withSecurityHeaders(mux)
 }

@@ -170,6 +170,31 @@ func checkName(name string) error {
 // same operation (API extension instance_create_start). If that fails after
 // the instance was made, Launch deletes it again.
 func (c *Incus) Launch(ctx context.Context, name, image string, labels map[string]string) error {
+	return c.create(ctx, name, api.InstanceSource{Type: "image", Alias: image}, "from "+image, labels)
+}
+
+// Snapshot takes a snapshot of an instance (cheap on btrfs: a subvolume
+// snapshot), so a later Clone can start from exactly this state.
+func (c *Incus) Snapshot(ctx context.Context, name, snapshot string) error {
+	op, err := c.srv.CreateInstanceSnapshot(name, api.InstanceSnapshotsPost{Name: snapshot})
+	if err != nil {
+		return wrap(err, "snapshot %s", name)
+	}
+	if _, err := c.wait(ctx, op); err != nil {
+		return wrap(err, "snapshot %s", name)
+	}
+	return nil
+}
+
+// Clone creates and starts instance name from a snapshot of another one, with
+// labels replacing the source's. It is how a rollback skips the build: the
+// snapshot holds the built tree.
+func (c *Incus) Clone(ctx context.Context, source, snapshot, name string, labels map[string]string) error {
+	return c.create(ctx, name, api.InstanceSource{Type: "copy", Source: source + "/" + snapshot, InstanceOnly: true},
+		"from "+source+"/"+snapshot, labels)
+}
+
+func (c *Incus) create(ctx context.Context, name string, source api.InstanceSource, from string, labels map[string]string) error {
 	if err := checkName(name); err != nil {
 		return err
 	}
@@ -185,7 +210,7 @@ func (c *Incus) Launch(ctx context.Context, name, image string, labels map[strin
 		Name:   name,
 		Type:   api.InstanceTypeContainer,
 		Start:  true,
-		Source: api.InstanceSource{Type: "image", Alias: image},
+		Source: source,
 		InstancePut: api.InstancePut{
 			Config: config,
 		},
@@ -195,26 +220,26 @@ func (c *Incus) Launch(ctx context.Context, name, image string, labels map[strin
 			return fmt.Errorf("launch %s: instance %w (%v)", name, ErrExists, err)
 		}
 		if isNoImage(err) {
-			return fmt.Errorf("launch %s from %s: image %w (%v)", name, image, ErrNotFound, err)
+			return fmt.Errorf("launch %s %s: image %w (%v)", name, from, ErrNotFound, err)
 		}
-		return wrap(err, "launch %s from %s", name, image)
+		return wrap(err, "launch %s %s", name, from)
 	}
 	if _, err := c.wait(ctx, op); err != nil {
 		if !isExists(err) {
 			c.cleanup(op, name)
 		}
 		if ctx.Err() != nil {
-			return fmt.Errorf("launch %s from %s: %w", name, image, ctx.Err())
+			return fmt.Errorf("launch %s %s: %w", name, from, ctx.Err())
 		}
 		if isExists(err) {
 			return fmt.Errorf("launch %s: instance %w (%v)", name, ErrExists, err)
 		}
 		if isNoImage(err) {
-			return fmt.Errorf("launch %s from %s: image %w (%v)", name, image, ErrNotFound, err)
+			return fmt.Errorf("launch %s %s: image %w (%v)", name, from, ErrNotFound, err)
 		}
-		return wrap(err, "launch %s from %s", name, image)
+		return wrap(err, "launch %s %s", name, from)
 	}
-	c.log.Debug("Launched instance", "instance", name, "image", image, "took", time.Since(start))
+	c.log.Debug("Launched instance", "instance", name, "source", from, "took", time.Since(start))
 	// Asking Incus for the init pid that Dial needs takes tens of
 	// milliseconds; do it now, while the caller unpacks and builds.
 	c.bg.Add(1)

@@ -91,6 +91,7 @@ func serve(args []string) int {
 	ef.str(&cfg.AdminKey, "admin-key", "public key file registered as the first admin")
 	ef.str(&cfg.BaseDomain, "base-domain", "installations are served at APP.ENV.<base-domain>")
 	ef.int(&cfg.MaxParallel, "max-parallel", "operations running at once")
+	ef.int(&cfg.KeepInstances, "keep-instances", "stopped instances of earlier commits kept per installation for fast rollback")
 	ef.str(&cfg.ReportSchedule, "report-schedule", "cron schedule (UTC) of the weekly activity reports")
 	logLevel := "info"
 	ef.str(&logLevel, "log-level", "debug, info, warn or error")

@@ -13,6 +13,10 @@ var (
 	ErrUnknownInstallation = errors.New("unknown installation")
 	// ErrExists means the thing to create already exists.
 	ErrExists = errors.New("already exists")
+	// ErrUnknownRef means the app has no such branch, tag or commit.
+	ErrUnknownRef = errors.New("unknown branch, tag or commit")
+	// ErrAmbiguousRef means a short commit ID names more than one commit.
+	ErrAmbiguousRef = errors.New("ambiguous short commit ID")
 	// ErrPinned means the installation follows a pinned commit and ignores pushes.
 	ErrPinned = errors.New("installation is pinned to a commit")
 	// ErrCancelled means someone cancelled the operation.

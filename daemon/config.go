@@ -84,12 +84,17 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// webURL is the base URL sign-in links point at.
-func (c *Config) webURL() string {
+// webURL is the base URL sign-in links point at: --web-url, or the address
+// the web page is bound to (which knows the port when --web-addr asked for 0).
+func (c *Config) webURL(bound string) string {
 	if c.WebURL != "" {
 		return strings.TrimSuffix(c.WebURL, "/")
 	}
-	host, port, _ := net.SplitHostPort(c.WebAddr)
+	addr := c.WebAddr
+	if bound != "" {
+		addr = bound
+	}
+	host, port, _ := net.SplitHostPort(addr)
 	if host == "" || host == "0.0.0.0" || host == "::" {
 		host = "127.0.0.1"
 	}

@@ -89,7 +89,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Daemon, error) 
 		ReposDir:     cfg.reposDir(),
 		Binary:       cfg.Binary,
 		MaxPushBytes: cfg.MaxPushBytes,
-		WebURL:       cfg.webURL(),
+		WebURL:       func() string { return d.cfg.webURL(d.addrs["web"]) },
 	}, st, d.engine, logger)
 	return d, nil
 }
@@ -155,6 +155,6 @@ func (d *Daemon) webHandler() http.Handler {
 		w.Write([]byte("ok\n"))
 	})
 	mux.Handle("GET /metrics", d.metricsHandler())
-	mux.Handle("/", web.New(web.Config{BaseURL: d.cfg.webURL(), SSHAddr: d.addrs["ssh"]}, d.store, d.engine, d.log))
+	mux.Handle("/", web.New(web.Config{BaseURL: d.cfg.webURL(d.addrs["web"]), SSHAddr: d.addrs["ssh"]}, d.store, d.engine, d.log))
 	return mux
 }

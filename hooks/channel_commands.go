@@ -152,7 +152,7 @@ func (s *Server) cmdLogin(c *call, args []string) error {
 	if err := s.store.CreateLoginToken(c.ctx, c.user.ID, token, 5*time.Minute); err != nil {
 		return err
 	}
-	fmt.Fprintf(c.out, "%s/login/%s\n", s.cfg.WebURL, token)
+	fmt.Fprintf(c.out, "%s/login/%s\n", s.cfg.WebURL(), token)
 	fmt.Fprintln(c.out, "Open it within 5 minutes; it works once.")
 	return nil
 }

@@ -104,7 +104,7 @@ func (e exitCode) Error() string { return "exit status " + strconv.Itoa(int(e)) 
 // userMessage turns an error into the one line a person reads.
 func userMessage(err error) string {
 	msg := err.Error()
-	for _, sentinel := range []error{channels.ErrInvalidName} {
+	for _, sentinel := range []error{channels.ErrInvalidName, channels.ErrUnknownRef, channels.ErrAmbiguousRef} {
 		msg = strings.TrimPrefix(msg, sentinel.Error()+": ")
 	}
 	return strings.ReplaceAll(msg, "\n", " ")

@@ -23,12 +23,12 @@ import (
 
 // Config is the SSH server's part of the daemon configuration.
 type Config struct {
-	Addr         string // where to listen, e.g. 127.0.0.1:2222
-	DataDir      string // host key, hook socket and git hook scripts live here
-	ReposDir     string // bare repositories, APP.git
-	Binary       string // the slipway executable git hooks call back into
-	MaxPushBytes int64  // largest pack a push may send; 0 means no limit
-	WebURL       string // base URL of the web page, for sign-in links
+	Addr         string        // where to listen, e.g. 127.0.0.1:2222
+	DataDir      string        // host key, hook socket and git hook scripts live here
+	ReposDir     string        // bare repositories, APP.git
+	Binary       string        // the slipway executable git hooks call back into
+	MaxPushBytes int64         // largest pack a push may send; 0 means no limit
+	WebURL       func() string // base URL of the web page, for sign-in links (known once the web listener is bound)
 }
 
 // Server is the SSH server.

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"html/template"
 	"net/http"
-	"reflect"
 	"strings"
 	"time"
 
@@ -89,9 +88,6 @@ func (s *server) internal(w http.ResponseWriter, r *http.Request, sess *session,
 		"Something went wrong on slipway's side; the daemon log says what.")
 }
 
-// plainError is the type of errors.New and of fmt.Errorf without %w.
-var plainError = reflect.TypeOf(errors.New(""))
-
 // userError turns an error from the engine into the status and the one line a
 // person reads. ok is false for failures on slipway's side (the store, the
 // disk), which are logged and not shown.
@@ -105,11 +101,10 @@ func userError(err error) (status int, msg string, ok bool) {
 		return http.StatusServiceUnavailable, "slipway is shutting down; try again once it is back", true
 	case errors.Is(err, channels.ErrNotRunning):
 		return http.StatusConflict, "The operation is not queued or running any more.", true
-	case reflect.TypeOf(err) == plainError && !strings.Contains(err.Error(), "\n"):
-		// The engine words "no such commit" and "no such branch" for people,
-		// as errors without a sentinel; anything from the store or the disk
-		// comes wrapped (%w) or as a driver's own type.
-		return http.StatusBadRequest, err.Error(), true
+	case errors.Is(err, channels.ErrUnknownRef):
+		return http.StatusBadRequest, strings.TrimPrefix(err.Error(), channels.ErrUnknownRef.Error()+": "), true
+	case errors.Is(err, channels.ErrAmbiguousRef):
+		return http.StatusBadRequest, strings.TrimPrefix(err.Error(), channels.ErrAmbiguousRef.Error()+": "), true
 	}
 	return 0, "", false
 }

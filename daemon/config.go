@@ -31,6 +31,7 @@ type Config struct {
 	Binary        string        // this executable, for git hooks
 
 	ReportSchedule string           // cron spec (UTC) of the weekly activity reports
+	LogRetention   time.Duration    // how long logs of deprovisioned installations are kept
 	Now            func() time.Time // clock for schedules and reports; nil means time.Now
 }
 
@@ -50,6 +51,7 @@ func Defaults() Config {
 		KeepInstances: 5,
 
 		ReportSchedule: "5 0 * * 1", // Mondays 00:05 UTC: last week is complete
+		LogRetention:   90 * 24 * time.Hour,
 	}
 }
 
@@ -68,6 +70,9 @@ func (c *Config) Validate() error {
 	}
 	if c.BaseDomain == "" || strings.ContainsAny(c.BaseDomain, "/ :") {
 		return fmt.Errorf("--base-domain: %q is not a domain", c.BaseDomain)
+	}
+	if c.LogRetention <= 0 {
+		return fmt.Errorf("--log-retention: must be more than 0")
 	}
 	if c.KeepInstances < 0 {
 		return fmt.Errorf("--keep-instances: must be 0 or more")

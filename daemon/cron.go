@@ -18,6 +18,11 @@ func (d *Daemon) startCron() error {
 	}); err != nil {
 		return fmt.Errorf("--report-schedule %q: %w", d.cfg.ReportSchedule, err)
 	}
+	// Housekeeping, daily: logs of deprovisioned installations past their
+	// retention, and spent sign-in links and sessions.
+	if _, err := d.cron.AddFunc("15 3 * * *", d.housekeeping); err != nil {
+		return err
+	}
 	d.cron.Start()
 	return nil
 }
@@ -33,4 +38,17 @@ func (d *Daemon) now() time.Time {
 		return d.cfg.Now()
 	}
 	return time.Now()
+}
+
+func (d *Daemon) housekeeping() {
+	ctx := context.Background()
+	n, err := d.store.PurgeDeprovisionedLogs(ctx, d.now().Add(-d.cfg.LogRetention))
+	if err != nil {
+		d.log.Error("Purge logs of deprovisioned installations", "err", err)
+	} else if n > 0 {
+		d.log.Info("Purged logs of deprovisioned installations", "lines", n, "retention", d.cfg.LogRetention)
+	}
+	if err := d.store.PurgeSignIns(ctx); err != nil {
+		d.log.Error("Purge sign-ins", "err", err)
+	}
 }

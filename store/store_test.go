@@ -173,3 +173,39 @@ func TestLoginTokensAreSingleUseAndExpire(t *testing.T) {
 		t.Fatalf("expired session: %v", err)
 	}
 }
+
+func TestPurgeDeprovisionedLogs(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t)
+	now := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	s.SetClock(func() time.Time { return now })
+	s.CreateApp(ctx, "a")
+	s.CreateEnvironment(ctx, "e")
+	s.CreateEnvironment(ctx, "f")
+	gone, _ := s.CreateInstallation(ctx, "a", "e", "a.e", ChannelBranch, "main")
+	kept, _ := s.CreateInstallation(ctx, "a", "f", "a.f", ChannelBranch, "main")
+	opGone, _ := s.CreateOperation(ctx, Operation{Type: "deploy", App: "a", Environment: "e", InstallationID: gone.ID, User: "u"})
+	opKept, _ := s.CreateOperation(ctx, Operation{Type: "deploy", App: "a", Environment: "f", InstallationID: kept.ID, User: "u"})
+	report, _ := s.CreateOperation(ctx, Operation{Type: "report", Environment: "e", User: "slipway"})
+	for _, id := range []int64{opGone.ID, opKept.ID, report.ID} {
+		s.AppendLog(ctx, id, "line")
+		s.FinishOperation(ctx, id, StatusSucceeded, "")
+	}
+	if err := s.DeleteInstallation(ctx, gone.ID); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := s.PurgeDeprovisionedLogs(ctx, now.Add(-time.Hour)); n != 0 {
+		t.Fatalf("purged %d lines of logs younger than the cutoff", n)
+	}
+	if n, err := s.PurgeDeprovisionedLogs(ctx, now.Add(time.Hour)); err != nil || n != 1 {
+		t.Fatalf("purged %d (%v), want the deprovisioned installation's one line", n, err)
+	}
+	for id, want := range map[int64]int{opGone.ID: 0, opKept.ID: 1, report.ID: 1} {
+		if lines, _ := s.Logs(ctx, id, 0); len(lines) != want {
+			t.Errorf("op %d has %d lines, want %d", id, len(lines), want)
+		}
+	}
+	if op, err := s.Operation(ctx, opGone.ID); err != nil || op.App != "a" {
+		t.Fatalf("the operation row must stay: %+v %v", op, err)
+	}
+}

@@ -78,6 +78,17 @@ func (e *envFlags) int(p *int, name, usage string) {
 	e.fs.IntVar(p, name, *p, usage+" ($"+envName(name)+")")
 }
 
+func (e *envFlags) duration(p *time.Duration, name, usage string) {
+	if v, ok := os.LookupEnv(envName(name)); ok {
+		d, err := time.ParseDuration(v)
+		if err != nil && e.err == nil {
+			e.err = fmt.Errorf("$%s: %q is not a duration such as 2160h", envName(name), v)
+		}
+		*p = d
+	}
+	e.fs.DurationVar(p, name, *p, usage+" ($"+envName(name)+")")
+}
+
 func serve(args []string) int {
 	cfg := daemon.Defaults()
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
@@ -93,6 +104,7 @@ func serve(args []string) int {
 	ef.int(&cfg.MaxParallel, "max-parallel", "operations running at once")
 	ef.int(&cfg.KeepInstances, "keep-instances", "stopped instances of earlier commits kept per installation for fast rollback")
 	ef.str(&cfg.ReportSchedule, "report-schedule", "cron schedule (UTC) of the weekly activity reports")
+	ef.duration(&cfg.LogRetention, "log-retention", "how long logs of deprovisioned installations are kept")
 	logLevel := "info"
 	ef.str(&logLevel, "log-level", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -138,14 +139,25 @@ func (s *Server) cmdHelp(c *call, args []string) error {
 	return nil
 }
 
+// commandOrder is the order help lists commands in: the everyday ones first,
+// then any others by name.
 func commandOrder() []string {
 	var out []string
+	listed := map[string]bool{}
 	for _, k := range []string{"help", "app create", "env create", "install", "status", "ops", "logs", "track", "pin", "history", "restart", "config", "config set", "config unset", "maintenance", "run", "cancel", "deprovision", "login", "users", "user add", "user remove", "key add", "key list", "key remove", "grant", "revoke", "access", "report list", "report get", "report make"} {
 		if c, ok := commands[k]; ok {
 			out = append(out, c.usage)
+			listed[k] = true
 		}
 	}
-	return out
+	var rest []string
+	for k, c := range commands {
+		if !listed[k] {
+			rest = append(rest, c.usage)
+		}
+	}
+	sort.Strings(rest)
+	return append(out, rest...)
 }
 
 func (s *Server) cmdAppCreate(c *call, args []string) error {

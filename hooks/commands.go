@@ -170,7 +170,8 @@ func (s *Server) cmdAppCreate(c *call, args []string) error {
 	if _, err := s.engine.CreateApp(c.ctx, args[0]); err != nil {
 		return err
 	}
-	fmt.Fprintf(c.out, "Created app %s. Push to it: git remote add deploy ssh://git@HOST:PORT/%s\n", args[0], args[0])
+	// The address the client reached us on is the one it can push to.
+	fmt.Fprintf(c.out, "Created app %s. Push to it: git remote add deploy ssh://git@%s/%s\n", args[0], c.sess.LocalAddr(), args[0])
 	return nil
 }
 

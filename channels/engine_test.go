@@ -1,0 +1,157 @@
+package channels
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/slipway-dev/slipway/store"
+)
+
+func (te *testEngine) install(app string) store.Installation {
+	te.t.Helper()
+	inst, _, err := te.Install(context.Background(), app, "prod", "main", "", "alice")
+	if err != nil {
+		te.t.Fatal(err)
+	}
+	return inst
+}
+
+func (te *testEngine) push(app, commit string) store.Operation {
+	te.t.Helper()
+	ops, _, err := te.Pushed(context.Background(), app, "alice", []RefUpdate{{Name: "refs/heads/main", Old: zeroID, New: commit}}, nil)
+	if err != nil || len(ops) != 1 {
+		te.t.Fatalf("pushed: %v %v", ops, err)
+	}
+	return ops[0]
+}
+
+func TestDeploySwapsAndKeepsTheOldInstance(t *testing.T) {
+	te := newTestEngine(t, "web")
+	inst := te.install("web")
+	if code, _ := te.serving(inst.Host); code != 503 {
+		t.Fatalf("before any deploy: %d, want 503", code)
+	}
+	c1 := te.commit("web", testManifest, "one")
+	op := te.wait(te.push("web", c1))
+	if op.Status != store.StatusSucceeded {
+		t.Fatalf("deploy: %+v\n%s", op, te.log(op.ID))
+	}
+	first := "web-prod-1"
+	if code, body := te.serving(inst.Host); code != 200 || body != first {
+		t.Fatalf("after deploy: %d %q", code, body)
+	}
+	c2 := te.commit("web", testManifest, "two")
+	op = te.wait(te.push("web", c2))
+	if code, body := te.serving(inst.Host); op.Status != store.StatusSucceeded || code != 200 || body != "web-prod-2" {
+		t.Fatalf("after second deploy: %s %d %q", op.Status, code, body)
+	}
+	if got := te.rt.running(); len(got) != 1 || got[0] != "web-prod-2" {
+		t.Fatalf("running after second deploy: %v", got)
+	}
+	// Pinning the first commit reuses its kept instance: no launch, no build.
+	launches := len(te.rt.launches)
+	op, err := te.Pin(context.Background(), "web", "prod", c1[:8], "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	op = te.wait(op)
+	if code, body := te.serving(inst.Host); op.Status != store.StatusSucceeded || body != first || code != 200 {
+		t.Fatalf("after pin: %s %d %q\n%s", op.Status, code, body, te.log(op.ID))
+	}
+	if len(te.rt.launches) != launches || !strings.Contains(te.log(op.ID), "build and release skipped") {
+		t.Fatalf("pin to a kept commit launched %v\n%s", te.rt.launches[launches:], te.log(op.ID))
+	}
+	now, _ := te.store.InstallationByID(context.Background(), inst.ID)
+	if now.ChannelKind != store.ChannelCommit || now.ChannelRef != c1 || now.Commit != c1 {
+		t.Fatalf("installation after pin: %+v", now)
+	}
+	// A push while pinned deploys nothing.
+	c3 := te.commit("web", testManifest, "three")
+	ops, _, _ := te.Pushed(context.Background(), "web", "alice", []RefUpdate{{Name: "refs/heads/main", Old: c2, New: c3}}, nil)
+	if len(ops) != 0 {
+		t.Fatalf("push while pinned queued %v", ops)
+	}
+}
+
+func TestFailedBuildRollsBack(t *testing.T) {
+	te := newTestEngine(t, "web")
+	inst := te.install("web")
+	te.wait(te.push("web", te.commit("web", testManifest, "good")))
+	te.rt.failExec = func(cmd []string) int {
+		if strings.Contains(strings.Join(cmd, " "), "build-step") {
+			return 2
+		}
+		return 0
+	}
+	op := te.wait(te.push("web", te.commit("web", testManifest, "bad")))
+	if op.Status != store.StatusFailed || !strings.Contains(op.Reason, `build step "build-step" exited with status 2`) {
+		t.Fatalf("failed build: %+v", op)
+	}
+	log := te.log(op.ID)
+	if !strings.Contains(log, "Deleted new instance web-prod-2") || !strings.Contains(log, "Rollback succeeded") {
+		t.Fatalf("log:\n%s", log)
+	}
+	if _, body := te.serving(inst.Host); body != "web-prod-1" {
+		t.Fatalf("serving %q after a failed build", body)
+	}
+}
+
+func TestIncusUnreachableFailsClearly(t *testing.T) {
+	te := newTestEngine(t, "web")
+	inst := te.install("web")
+	te.wait(te.push("web", te.commit("web", testManifest, "good")))
+	te.rt.launchErr = errUnreachable
+	op := te.wait(te.push("web", te.commit("web", testManifest, "next")))
+	if op.Status != store.StatusFailed || op.Reason != "create instance: "+errUnreachable.Error() {
+		t.Fatalf("op: %+v", op)
+	}
+	if _, body := te.serving(inst.Host); body != "web-prod-1" {
+		t.Fatalf("serving %q while incus is away", body)
+	}
+}
+
+func TestCancelRunningAndQueued(t *testing.T) {
+	te := newTestEngine(t, "web")
+	inst := te.install("web")
+	te.wait(te.push("web", te.commit("web", testManifest, "good")))
+	te.rt.blockExec = make(chan struct{})
+	running := te.push("web", te.commit("web", testManifest, "slow"))
+	queued := te.push("web", te.commit("web", testManifest, "after"))
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		op, _ := te.store.Operation(context.Background(), running.ID)
+		if op.Status == store.StatusRunning && strings.Contains(te.log(running.ID), "build: build-step") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("never reached the build: %+v", op)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if q, _ := te.store.Operation(context.Background(), queued.ID); q.Status != store.StatusQueued {
+		t.Fatalf("second op on the same installation is %s, want queued", q.Status)
+	}
+	if err := te.Cancel(queued.ID, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	if err := te.Cancel(running.ID, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []int64{running.ID, queued.ID} {
+		op := te.wait(store.Operation{ID: id})
+		if op.Status != store.StatusCancelled || op.Reason != "cancelled by bob" {
+			t.Fatalf("op %d: %+v\n%s", id, op, te.log(id))
+		}
+	}
+	if !strings.Contains(te.log(running.ID), "Rollback succeeded") {
+		t.Fatalf("cancelled op log:\n%s", te.log(running.ID))
+	}
+	if _, body := te.serving(inst.Host); body != "web-prod-1" {
+		t.Fatalf("serving %q after cancel", body)
+	}
+	if err := te.Cancel(running.ID, "bob"); err != ErrNotRunning {
+		t.Fatalf("second cancel: %v", err)
+	}
+}

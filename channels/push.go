@@ -2,6 +2,7 @@ package channels
 
 import (
 	"context"
+	"fmt"
 	"strings"
 
 	"github.com/slipway-dev/slipway/store"
@@ -9,9 +10,12 @@ import (
 
 // RefUpdate is one reference a push moved, as git receive-pack reports it.
 type RefUpdate struct {
-	Name string // refs/heads/main
-	Old  string // 40 zeros when created
-	New  string // 40 zeros when deleted
+	Name string `json:"name"` // refs/heads/main
+	Old  string `json:"old"`  // 40 zeros when created
+	New  string `json:"new"`  // 40 zeros when deleted
+	// Rewrite is set (by the pre-receive hook, which sees the pushed objects
+	// before they are stored) when Old is not an ancestor of New: a force push.
+	Rewrite bool `json:"rewrite,omitempty"`
 }
 
 const zeroID = "0000000000000000000000000000000000000000"
@@ -54,4 +58,42 @@ func (e *Engine) Pushed(ctx context.Context, app, user string, updates []RefUpda
 		}
 	}
 	return ops, skipped, nil
+}
+
+// Created reports whether the push created the ref.
+func (u RefUpdate) Created() bool { return u.Old == zeroID }
+
+// RefusedUpdates returns, for each update that deletes or rewrites a branch
+// an installation of app follows, the one-line reason it is refused. A push
+// with the force-deploy option is never refused.
+func (e *Engine) RefusedUpdates(ctx context.Context, app string, updates []RefUpdate, forceDeploy bool, visible func(env string) bool) ([]string, error) {
+	if forceDeploy {
+		return nil, nil
+	}
+	insts, err := e.store.Installations(ctx, app)
+	if err != nil {
+		return nil, err
+	}
+	var refused []string
+	for _, u := range updates {
+		branch, ok := u.Branch()
+		if !ok || (!u.Deleted() && !u.Rewrite) {
+			continue
+		}
+		var followers []string
+		for _, inst := range insts {
+			if inst.ChannelKind == store.ChannelBranch && inst.ChannelRef == branch && inst.State != store.StateDeprovisioned && visible(inst.Environment) {
+				followers = append(followers, inst.Resource())
+			}
+		}
+		if len(followers) == 0 {
+			continue
+		}
+		what := "force-push (rewrite) branch " + branch
+		if u.Deleted() {
+			what = "delete branch " + branch
+		}
+		refused = append(refused, fmt.Sprintf("refusing to %s: %s follows it; push with -o force-deploy to do it anyway", what, strings.Join(followers, ", ")))
+	}
+	return refused, nil
 }

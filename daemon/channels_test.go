@@ -81,3 +81,41 @@ func TestPinTrackAndPushWhilePinned(t *testing.T) {
 		t.Fatalf("instances at the end: %v", got)
 	}
 }
+
+func TestForcePushAndBranchDeleteOfTrackedBranch(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t)
+	host, w := d.deployed("docs", "original\n")
+	kept := w.head()
+	w.commitFile("public/index.html", "second\n", "second")
+	if out, code := w.push("deploy", "main"); code != 0 {
+		t.Fatalf("push: %d\n%s", code, out)
+	}
+	// Rewrite history: drop "second", commit something else instead.
+	w.git("reset", "-q", "--hard", kept)
+	rewritten := w.commitFile("public/index.html", "rewritten\n", "rewritten")
+	out, code := w.push("--force", "deploy", "main")
+	if code == 0 || !strings.Contains(out, "refusing to force-push (rewrite) branch main: docs/production follows it") {
+		t.Fatalf("force push: exit %d\n%s", code, out)
+	}
+	d.serves(host, "second")
+	out, code = w.push("--force", "-o", "force-deploy", "deploy", "main")
+	if code != 0 || !strings.Contains(out, "now serves commit "+rewritten[:12]) {
+		t.Fatalf("force push with force-deploy: exit %d\n%s", code, out)
+	}
+	d.serves(host, "rewritten")
+
+	out, code = w.push("deploy", ":main")
+	if code == 0 || !strings.Contains(out, "refusing to delete branch main") {
+		t.Fatalf("branch delete: exit %d\n%s", code, out)
+	}
+	// Another branch nobody follows may be pushed and deleted freely.
+	w.git("branch", "scratch")
+	if out, code := w.push("deploy", "scratch"); code != 0 {
+		t.Fatalf("push scratch: %d\n%s", code, out)
+	}
+	if out, code := w.push("deploy", ":scratch"); code != 0 {
+		t.Fatalf("delete scratch: %d\n%s", code, out)
+	}
+	d.serves(host, "rewritten")
+}

@@ -173,7 +173,26 @@ func (s *Server) serveHook(ctx context.Context, req hookRequest, out io.Writer) 
 	return 0
 }
 
+// preReceive refuses deleting or rewriting a branch an installation follows,
+// unless the pusher says -o force-deploy. Nothing is stored when it refuses.
 func (s *Server) preReceive(ctx context.Context, p *push, req hookRequest, out io.Writer) int {
+	force := false
+	for _, o := range req.PushOptions {
+		force = force || o == "force-deploy"
+	}
+	refused, err := s.engine.RefusedUpdates(ctx, p.app, req.Updates, force, func(env string) bool {
+		return s.canSeeEnv(ctx, p.user, env)
+	})
+	if err != nil {
+		fmt.Fprintf(out, "slipway: cannot check this push: %s\n", err)
+		return 1
+	}
+	for _, r := range refused {
+		fmt.Fprintf(out, "slipway: %s\n", r)
+	}
+	if len(refused) > 0 {
+		return 1
+	}
 	return 0
 }
 

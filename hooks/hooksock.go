@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -125,7 +126,13 @@ func RunHook(name string, stdin io.Reader, stderr io.Writer) int {
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
 		if len(f) == 3 {
-			req.Updates = append(req.Updates, channels.RefUpdate{Old: f[0], New: f[1], Name: f[2]})
+			u := channels.RefUpdate{Old: f[0], New: f[1], Name: f[2]}
+			if name == "pre-receive" && !u.Created() && !u.Deleted() {
+				// Only here, inside receive-pack's quarantine, are the pushed
+				// objects visible; the daemon could not tell a force push.
+				u.Rewrite = exec.Command("git", "merge-base", "--is-ancestor", u.Old, u.New).Run() != nil
+			}
+			req.Updates = append(req.Updates, u)
 		}
 	}
 	for i := 0; ; i++ {

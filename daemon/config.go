@@ -71,6 +71,9 @@ func (c *Config) Validate() error {
 	if c.BaseDomain == "" || strings.ContainsAny(c.BaseDomain, "/ :") {
 		return fmt.Errorf("--base-domain: %q is not a domain", c.BaseDomain)
 	}
+	if c.MaxPushBytes < 1<<20 {
+		return fmt.Errorf("--max-push-mb: must be at least 1")
+	}
 	if c.LogRetention <= 0 {
 		return fmt.Errorf("--log-retention: must be more than 0")
 	}

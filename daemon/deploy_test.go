@@ -1,6 +1,7 @@
 package daemon_test
 
 import (
+	"crypto/rand"
 	"fmt"
 	"strings"
 	"sync"
@@ -293,5 +294,24 @@ func TestBadInputGetsOneClearLine(t *testing.T) {
 	}
 	if code, _, _ := d.get("nothing.example.localhost", "/"); code != 404 {
 		t.Errorf("unknown host: %d, want 404", code)
+	}
+}
+
+func TestPushLargerThanTheLimitIsRefused(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t, "SLIPWAY_MAX_PUSH_MB=1")
+	host, w := d.deployed("big", "small\n")
+	blob := make([]byte, 3<<20)
+	rand.Read(blob)
+	w.commitFile("public/blob.bin", string(blob), "big blob")
+	out, code := w.push("deploy", "main")
+	if code == 0 || !strings.Contains(out, "pack exceeds maximum allowed size") {
+		t.Fatalf("push over the limit: exit %d\n%s", code, out)
+	}
+	d.serves(host, "small")
+	var st struct{ Commit string }
+	d.sshJSON(&st, "status", "big/production", "--json")
+	if st.Commit == w.head() {
+		t.Fatal("the refused commit was deployed")
 	}
 }

@@ -104,6 +104,8 @@ func serve(args []string) int {
 	ef.int(&cfg.MaxParallel, "max-parallel", "operations running at once")
 	ef.int(&cfg.KeepInstances, "keep-instances", "stopped instances of earlier commits kept per installation for fast rollback")
 	ef.str(&cfg.ReportSchedule, "report-schedule", "cron schedule (UTC) of the weekly activity reports")
+	maxPushMB := int(cfg.MaxPushBytes >> 20)
+	ef.int(&maxPushMB, "max-push-mb", "largest pack a push may send, in MiB")
 	ef.duration(&cfg.LogRetention, "log-retention", "how long logs of deprovisioned installations are kept")
 	logLevel := "info"
 	ef.str(&logLevel, "log-level", "debug, info, warn or error")
@@ -114,6 +116,7 @@ func serve(args []string) int {
 		fmt.Fprintf(os.Stderr, "slipway: %s\n", ef.err)
 		return 2
 	}
+	cfg.MaxPushBytes = int64(maxPushMB) << 20
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 		fmt.Fprintf(os.Stderr, "slipway: --log-level: %q is not a level\n", logLevel)

@@ -155,3 +155,22 @@ func TestCancelRunningAndQueued(t *testing.T) {
 		t.Fatalf("second cancel: %v", err)
 	}
 }
+
+func TestHangingHealthCheckTimesOut(t *testing.T) {
+	te := newTestEngine(t, "web")
+	inst := te.install("web")
+	te.wait(te.push("web", te.commit("web", testManifest, "good")))
+	te.rt.hang = make(chan struct{})
+	defer close(te.rt.hang)
+	start := time.Now()
+	op := te.wait(te.push("web", te.commit("web", testManifest, "hangs")))
+	if op.Status != store.StatusFailed || !strings.Contains(op.Reason, "app never became healthy: GET / did not answer 2xx/3xx within 2s (last: no answer within") {
+		t.Fatalf("op: %+v", op)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Fatalf("a hanging app held the deploy for %s", took)
+	}
+	if _, body := te.serving(inst.Host); body != "web-prod-1" {
+		t.Fatalf("serving %q", body)
+	}
+}

@@ -32,6 +32,7 @@ type fakeRuntime struct {
 	blockExec chan struct{}          // when set, Exec of build steps waits on it or ctx
 	launchErr error
 	launches  []string
+	hang      chan struct{} // when set, new instances answer only once it is closed
 }
 
 func newFakeRuntime() *fakeRuntime {
@@ -45,7 +46,15 @@ func (f *fakeRuntime) Launch(ctx context.Context, name, image string, labels map
 		return f.launchErr
 	}
 	f.launches = append(f.launches, name)
+	hang := f.hang
 	f.instances[name] = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if hang != nil {
+			select {
+			case <-hang:
+			case <-r.Context().Done():
+				return
+			}
+		}
 		io.WriteString(w, name)
 	}))
 	return nil
@@ -106,6 +115,7 @@ func (f *fakeRuntime) Delete(ctx context.Context, name string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if srv, ok := f.instances[name]; ok {
+		srv.CloseClientConnections()
 		srv.Close()
 		delete(f.instances, name)
 	}

@@ -151,8 +151,8 @@ func TestSwitchesQueueInOrder(t *testing.T) {
 	}
 	raw := d.mustSSH("ops", "--json", "--type", "switch")
 	var views []struct {
-		StartedAt  time.Time `json:"started_at"`
-		FinishedAt time.Time `json:"finished_at"`
+		StartedAt  time.Time `json:"started"`
+		FinishedAt time.Time `json:"finished"`
 	}
 	if err := json.Unmarshal([]byte(raw), &views); err != nil || len(views) != 2 {
 		t.Fatalf("ops --json: %v\n%s", err, raw)

@@ -302,9 +302,9 @@ type operationView struct {
 	Commit      string     `json:"commit"`
 	Channel     string     `json:"channel"`
 	Reason      string     `json:"reason,omitempty"`
-	QueuedAt    time.Time  `json:"queued_at"`
-	StartedAt   *time.Time `json:"started_at"`
-	FinishedAt  *time.Time `json:"finished_at"`
+	QueuedAt    time.Time  `json:"queued"`
+	StartedAt   *time.Time `json:"started"`
+	FinishedAt  *time.Time `json:"finished"`
 }
 
 func viewOperation(o store.Operation) operationView {

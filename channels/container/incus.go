@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -25,6 +24,8 @@ import (
 
 	incus "github.com/lxc/incus/v6/client"
 	"github.com/lxc/incus/v6/shared/api"
+
+	"github.com/slipway-dev/slipway/channels/container/incusop"
 )
 
 // LabelPrefix is the Incus config key prefix under which labels are stored.
@@ -377,15 +378,7 @@ func (c *Incus) DeleteProject(ctx context.Context) error {
 
 // wait waits for op to end and returns its final state. When ctx ends it
 // asks Incus to cancel the operation (most are not cancellable; that is
-// fine) and returns ctx.Err() without waiting further.
-//
-// It asks incusd directly (GET /1.0/operations/ID/wait) instead of calling
-// op.Wait: without the events websocket the client's Wait sets
-// ResponseHeaderTimeout on the shared HTTP transport on every call, a data
-// race with every other request in flight. incusd answers a wait that times
-// out with error 500 "context deadline exceeded", so each request waits at
-// most 30 s and the loop asks again, keeping long builds clear of the
-// client's one-hour response header timeout.
+// fine) and returns ctx.Err() without waiting further (see incusop.Wait).
 func (c *Incus) wait(ctx context.Context, op incus.Operation) (*api.Operation, error) {
 	return waitOp(ctx, c.srv, c.project, op)
 }
@@ -394,43 +387,5 @@ func (c *Incus) wait(ctx context.Context, op incus.Operation) (*api.Operation, e
 var waitSeconds = 30
 
 func waitOp(ctx context.Context, srv incus.InstanceServer, project string, op incus.Operation) (*api.Operation, error) {
-	path := fmt.Sprintf("/1.0/operations/%s/wait?timeout=%d&project=%s", url.PathEscape(op.Get().ID), waitSeconds, url.QueryEscape(project))
-	type result struct {
-		op  *api.Operation
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		for {
-			resp, _, err := srv.RawQuery("GET", path, nil, "")
-			if err != nil && strings.Contains(err.Error(), "deadline exceeded") && ctx.Err() == nil {
-				continue
-			}
-			if err != nil {
-				done <- result{err: err}
-				return
-			}
-			var final api.Operation
-			if err := resp.MetadataAsStruct(&final); err != nil {
-				done <- result{err: fmt.Errorf("operation %s: %w", op.Get().ID, err)}
-				return
-			}
-			if !final.StatusCode.IsFinal() && ctx.Err() == nil {
-				continue
-			}
-			if final.Err != "" {
-				done <- result{op: &final, err: errors.New(final.Err)}
-				return
-			}
-			done <- result{op: &final}
-			return
-		}
-	}()
-	select {
-	case r := <-done:
-		return r.op, r.err
-	case <-ctx.Done():
-		_ = op.Cancel()
-		return nil, ctx.Err()
-	}
+	return incusop.Wait(ctx, srv, project, op, waitSeconds)
 }

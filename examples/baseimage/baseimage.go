@@ -17,7 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"os/exec"
 	"path"
@@ -28,6 +27,8 @@ import (
 
 	incus "github.com/lxc/incus/v6/client"
 	"github.com/lxc/incus/v6/shared/api"
+
+	"github.com/slipway-dev/slipway/channels/container/incusop"
 )
 
 // DefaultAlias is the image alias that `slipway setup` imports and example
@@ -347,51 +348,11 @@ func build(busyboxPath string) ([]byte, string, error) {
 	return buf.Bytes(), hex.EncodeToString(sum[:]), nil
 }
 
-// wait waits for op, giving up (and asking Incus to cancel it) when ctx
-// ends. It asks incusd (GET /1.0/operations/ID/wait) rather than calling
-// op.Wait, which without the events websocket writes to the client's shared
-// HTTP transport on every call (a data race with other requests on srv).
+// wait waits for op in srv's project (see incusop.Wait).
 func wait(ctx context.Context, srv incus.InstanceServer, op incus.Operation) (*api.Operation, error) {
 	project := ""
 	if info, err := srv.GetConnectionInfo(); err == nil {
 		project = info.Project
 	}
-	path := "/1.0/operations/" + url.PathEscape(op.Get().ID) + "/wait?timeout=30&project=" + url.QueryEscape(project)
-	type result struct {
-		op  *api.Operation
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		for {
-			resp, _, err := srv.RawQuery("GET", path, nil, "")
-			if err != nil && strings.Contains(err.Error(), "deadline exceeded") && ctx.Err() == nil {
-				continue // incusd's answer to a wait that timed out
-			}
-			if err != nil {
-				done <- result{err: err}
-				return
-			}
-			var final api.Operation
-			if err := resp.MetadataAsStruct(&final); err != nil {
-				done <- result{err: err}
-				return
-			}
-			if !final.StatusCode.IsFinal() && ctx.Err() == nil {
-				continue
-			}
-			if final.Err != "" {
-				err = errors.New(final.Err)
-			}
-			done <- result{op: &final, err: err}
-			return
-		}
-	}()
-	select {
-	case r := <-done:
-		return r.op, r.err
-	case <-ctx.Done():
-		_ = op.Cancel()
-		return nil, ctx.Err()
-	}
+	return incusop.Wait(ctx, srv, project, op, 30)
 }

@@ -188,6 +188,9 @@ func (e *Engine) build(ctx context.Context, l *opLog, undo *reverter, r *repo.Re
 	}
 	undo.Add(func() error { return e.deleteInstance(l, name, "new instance") })
 	l.Logf("       Instance %s started from image %s (%s)", name, m.Image, time.Since(step).Round(time.Millisecond))
+	if err := e.attachVolumes(ctx, l, inst, name, m); err != nil {
+		return err
+	}
 
 	if err := e.putTree(ctx, r, name, commit); err != nil {
 		return e.stepError(ctx, "copy the commit into the instance", err)

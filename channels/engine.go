@@ -24,6 +24,7 @@ type Config struct {
 	AppPort       int           // $PORT inside every instance
 	DrainTimeout  time.Duration // how long in-flight requests may take after a swap
 	KeepInstances int           // stopped instances of earlier commits kept per installation for fast rollback
+	Backups       BackupConfig  // persistent volumes' and the store's backups (backup.go)
 }
 
 // Engine queues and runs operations.

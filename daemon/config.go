@@ -33,6 +33,12 @@ type Config struct {
 	ReportSchedule string           // cron spec (UTC) of the weekly activity reports
 	LogRetention   time.Duration    // how long logs of deprovisioned installations are kept
 	Now            func() time.Time // clock for schedules and reports; nil means time.Now
+
+	BackupDir           string // backup files (default DataDir/backups)
+	BackupSchedule      string // default cron spec (UTC) of backups of installations with volumes; "off": none
+	StoreBackupSchedule string // cron spec (UTC) of the store's own backup; "off": none
+	BackupKeepDaily     int    // keep the newest backup of each of the last N days
+	BackupKeepWeekly    int    // and of each of the last M weeks
 }
 
 // Defaults returns the configuration slipway runs with when nothing is set.
@@ -52,6 +58,11 @@ func Defaults() Config {
 
 		ReportSchedule: "5 0 * * 1", // Mondays 00:05 UTC: last week is complete
 		LogRetention:   90 * 24 * time.Hour,
+
+		BackupSchedule:      "30 2 * * *",
+		StoreBackupSchedule: "15 2 * * *",
+		BackupKeepDaily:     7,
+		BackupKeepWeekly:    4,
 	}
 }
 
@@ -86,6 +97,20 @@ func (c *Config) Validate() error {
 	if _, err := cron.ParseStandard(c.ReportSchedule); err != nil {
 		return fmt.Errorf("--report-schedule: %q is not a cron schedule: %v", c.ReportSchedule, err)
 	}
+	for _, s := range []struct{ flag, spec string }{{"--backup-schedule", c.BackupSchedule}, {"--store-backup-schedule", c.StoreBackupSchedule}} {
+		if s.spec == "" || s.spec == "off" {
+			continue
+		}
+		if _, err := cron.ParseStandard(s.spec); err != nil {
+			return fmt.Errorf("%s: %q is not a cron schedule (or off): %v", s.flag, s.spec, err)
+		}
+	}
+	if c.BackupKeepDaily < 1 {
+		return fmt.Errorf("--backup-keep-daily: must be at least 1, so the newest backup is kept")
+	}
+	if c.BackupKeepWeekly < 0 {
+		return fmt.Errorf("--backup-keep-weekly: must be 0 or more")
+	}
 	if c.AppPort < 1 || c.AppPort > 65535 {
 		return fmt.Errorf("app port %d is out of range", c.AppPort)
 	}
@@ -111,3 +136,10 @@ func (c *Config) webURL(bound string) string {
 
 func (c *Config) storePath() string { return filepath.Join(c.DataDir, "slipway.db") }
 func (c *Config) reposDir() string  { return filepath.Join(c.DataDir, "repos") }
+
+func (c *Config) backupDir() string {
+	if c.BackupDir != "" {
+		return c.BackupDir
+	}
+	return filepath.Join(c.DataDir, "backups")
+}

@@ -6,10 +6,12 @@ import (
 	"time"
 
 	"github.com/robfig/cron/v3"
+
+	"github.com/slipway-dev/slipway/store"
 )
 
-// startCron schedules the periodic jobs: weekly activity reports (and, as they
-// come, backups and purges). Schedules are read in UTC.
+// startCron schedules the periodic jobs: weekly activity reports, backups
+// and purges, housekeeping. Schedules are read in UTC.
 func (d *Daemon) startCron() error {
 	d.cron = cron.New(cron.WithLocation(time.UTC), cron.WithChain(cron.SkipIfStillRunning(cron.DiscardLogger)))
 	if _, err := d.cron.AddFunc(d.cfg.ReportSchedule, func() {
@@ -23,8 +25,45 @@ func (d *Daemon) startCron() error {
 	if _, err := d.cron.AddFunc("15 3 * * *", d.housekeeping); err != nil {
 		return err
 	}
+	if err := d.scheduleBackups(); err != nil {
+		return err
+	}
 	d.cron.Start()
 	return nil
+}
+
+// scheduleBackups adds the backup jobs: the store's on its own schedule, and
+// every minute a look at each installation's schedule (its own or the
+// default), so one set with `backup schedule` applies without a restart.
+// Each backup is followed by a purge of what is past retention.
+func (d *Daemon) scheduleBackups() error {
+	if spec := d.cfg.StoreBackupSchedule; spec != "" && spec != "off" {
+		_, err := d.cron.AddFunc(spec, func() {
+			ctx := context.Background()
+			op, err := d.engine.BackupStore(ctx, "slipway", store.OriginScheduled)
+			if err != nil {
+				d.log.Error("Scheduled store backup", "err", err)
+				return
+			}
+			if _, err := d.engine.PurgeStore(ctx, "slipway"); err != nil {
+				d.log.Error("Purge of store backups", "err", err)
+			}
+			d.log.Info("Store backup queued", "op", op.ID)
+		})
+		if err != nil {
+			return fmt.Errorf("--store-backup-schedule %q: %w", spec, err)
+		}
+	}
+	last := d.now() // only the job below uses it, and never twice at once
+	_, err := d.cron.AddFunc("* * * * *", func() {
+		now := d.now()
+		ops := d.engine.RunScheduledBackups(context.Background(), last, now)
+		last = now
+		if len(ops) > 0 {
+			d.log.Info("Scheduled backups queued", "operations", len(ops))
+		}
+	})
+	return err
 }
 
 func (d *Daemon) stopCron() {

@@ -37,6 +37,10 @@ type Daemon struct {
 	wg      sync.WaitGroup
 }
 
+// The engine finds volume support by asking its runtime; make sure the Incus
+// one keeps offering it.
+var _ channels.VolumeRuntime = incusRuntime{}
+
 // New opens the store, connects to Incus and recovers state; Start serves.
 func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Daemon, error) {
 	if err := cfg.Validate(); err != nil {
@@ -78,10 +82,19 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Daemon, error) 
 		AppPort:       cfg.AppPort,
 		DrainTimeout:  cfg.DrainTimeout,
 		KeepInstances: cfg.KeepInstances,
+		Backups: channels.BackupConfig{
+			Dir:        cfg.backupDir(),
+			KeepDaily:  cfg.BackupKeepDaily,
+			KeepWeekly: cfg.BackupKeepWeekly,
+			Schedule:   cfg.BackupSchedule,
+		},
 	}, st, incusRuntime{d.runtime}, d.proxy, logger)
 	if err := d.engine.Recover(ctx); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("recover state: %w", err)
+	}
+	if err := d.engine.RecoverBackups(ctx); err != nil {
+		logger.Warn("Could not clean up after interrupted backups", "err", err)
 	}
 	d.ssh = hooks.New(hooks.Config{
 		Addr:         cfg.SSHAddr,

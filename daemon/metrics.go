@@ -56,6 +56,22 @@ func (d *Daemon) metricsHandler() http.Handler {
 				serving++
 			}
 		}
+		backups, lastVerified, err := d.store.BackupStats(r.Context())
+		if err == nil {
+			fmt.Fprintln(b, "# HELP slipway_backups Backups kept, by the result of their test restore.")
+			fmt.Fprintln(b, "# TYPE slipway_backups gauge")
+			for _, state := range []string{store.BackupVerified, store.BackupFailed} {
+				fmt.Fprintf(b, "slipway_backups{state=%q} %d\n", state, backups[state])
+			}
+			fmt.Fprintln(b, "# HELP slipway_backup_last_verified_timestamp_seconds When the newest verified backup was verified (0: never).")
+			fmt.Fprintln(b, "# TYPE slipway_backup_last_verified_timestamp_seconds gauge")
+			var ts int64
+			if !lastVerified.IsZero() {
+				ts = lastVerified.Unix()
+			}
+			fmt.Fprintf(b, "slipway_backup_last_verified_timestamp_seconds %d\n", ts)
+		}
+
 		fmt.Fprintln(b, "# HELP slipway_instances_running Instances serving an installation.")
 		fmt.Fprintln(b, "# TYPE slipway_instances_running gauge")
 		fmt.Fprintf(b, "slipway_instances_running %d\n", serving)

@@ -653,9 +653,6 @@ func (e *Engine) restore(ctx context.Context, l *opLog, b store.Backup, installa
 		l.Logf("-----> Nothing is deployed on %s yet: its first deploy mounts the restored volume", inst.Resource())
 		return nil
 	}
-	// Kept instances mount the volume from before: a rollback to one would
-	// bring the old data back, so they go.
-	e.dropKept(ctx, l, inst.ID)
 	if err := e.replace(ctx, l, "restore", inst.ID, inst.Commit, l.id, nil); err != nil {
 		return err
 	}
@@ -665,7 +662,6 @@ func (e *Engine) restore(ctx context.Context, l *opLog, b store.Backup, installa
 		e.log.Error("record restored volume", "installation", inst.Resource(), "err", err)
 	}
 	undo.Success()
-	e.dropKept(dctx, l, inst.ID) // the instance just replaced, which mounts the old volume
 	if current != nil {
 		if err := vr.DeleteVolume(dctx, current.IncusName); err != nil {
 			l.Logf("       Could not delete the old volume %s: %s", current.IncusName, err)
@@ -675,22 +671,6 @@ func (e *Engine) restore(ctx context.Context, l *opLog, b store.Backup, installa
 	}
 	l.Logf("-----> %s serves the data of backup %d from volume %s", inst.Host, b.ID, restored)
 	return nil
-}
-
-// dropKept deletes an installation's kept instances.
-func (e *Engine) dropKept(ctx context.Context, l *opLog, installationID int64) {
-	kept, err := e.store.KeptInstances(ctx, installationID)
-	if err != nil {
-		return
-	}
-	for _, k := range kept {
-		if err := e.rt.Delete(ctx, k.Instance); err != nil {
-			l.Logf("       Could not delete kept instance %s: %s", k.Instance, err)
-			continue
-		}
-		e.store.ForgetKeptInstance(ctx, k.Instance)
-		l.Logf("       Kept instance %s of %s deleted: it mounts the volume from before the restore", k.Instance, shortID(k.Commit))
-	}
 }
 
 func (e *Engine) manifestAt(app, commit string) (*Manifest, error) {

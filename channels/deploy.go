@@ -39,10 +39,6 @@ func (e *Engine) deployCommit(ctx context.Context, inst store.Installation, comm
 	})
 }
 
-// replace builds a new instance of commit, checks it is healthy, swaps traffic
-// to it and removes the old one: build, verify, swap, drain. Until the swap,
-// any failure (or a cancel) deletes the new instance and the old one keeps
-// serving.
 // pending is what an operation changes about an installation once its new
 // instance serves: nothing is changed if the operation fails.
 type pending struct {
@@ -51,6 +47,10 @@ type pending struct {
 	unset   []string
 }
 
+// replace builds a new instance of commit, checks it is healthy, swaps traffic
+// to it and removes the old one: build, verify, swap, drain. Until the swap,
+// any failure (or a cancel) deletes the new instance and the old one keeps
+// serving.
 func (e *Engine) replace(ctx context.Context, l *opLog, opType string, installationID int64, commit string, opID int64, change *pending) (err error) {
 	if change == nil {
 		change = &pending{}
@@ -98,27 +98,31 @@ func (e *Engine) replace(ctx context.Context, l *opLog, opType string, installat
 	if err != nil {
 		return err
 	}
-	var name string
-	kept, claimErr := store.KeptInstance{}, store.ErrNotFound
+	name := fmt.Sprintf("%s-%s-%d", inst.App, inst.Environment, opID)
+	hash := envHash(env)
+	var published <-chan publishResult
+	kept, keptErr := store.KeptImage{}, store.ErrNotFound
 	if opType != "restart" {
-		kept, claimErr = e.store.ClaimKeptInstance(ctx, inst.ID, commit, envHash(env))
+		kept, keptErr = e.store.KeptImageFor(ctx, inst.ID, commit, hash)
 	}
-	if claimErr == nil {
-		// A rollback to a commit served before: its stopped instance holds the
-		// built tree, so build and release are skipped.
-		name = kept.Instance
-		undo.Add(func() error { return e.deleteInstance(l, name, "kept instance") })
+	if keptErr == nil {
+		// A rollback to a commit served before: its image holds the built
+		// tree, so build and release are skipped.
 		step := time.Now()
-		if err := e.rt.Start(ctx, name); err != nil {
-			return e.stepError(ctx, "start kept instance "+name, err)
+		if err := e.rt.Launch(ctx, name, kept.Fingerprint, e.labels(inst, commit, opID)); err != nil {
+			return e.stepError(ctx, "create instance from the image of "+shortID(commit), err)
 		}
-		l.Logf("       Started kept instance %s of commit %s (%s): build and release skipped; release steps (migrations) are never reversed or re-run by a rollback",
+		undo.Add(func() error { return e.deleteInstance(l, name, "new instance") })
+		l.Logf("       Instance %s started from the image of commit %s (%s): build and release skipped; release steps (migrations) are never reversed or re-run by a rollback",
 			name, shortID(commit), time.Since(step).Round(time.Millisecond))
+		if err := e.attachVolumes(ctx, l, inst, name, m); err != nil {
+			return err
+		}
 	} else {
-		name = fmt.Sprintf("%s-%s-%d", inst.App, inst.Environment, opID)
 		if err := e.build(ctx, l, &undo, r, m, inst, name, commit, opID, env); err != nil {
 			return err
 		}
+		published = e.publish(l, &undo, inst, name, commit, hash)
 	}
 	l.Logf("-----> Starting web: %s", m.Web)
 	if err := e.rt.StartService(ctx, name, m.Web, env); err != nil {
@@ -138,7 +142,7 @@ func (e *Engine) replace(ctx context.Context, l *opLog, opType string, installat
 	old := e.proxy.Swap(inst.Host, up)
 	undo.Success()
 	state := store.StateRunning
-	if err := e.store.SetServing(context.Background(), inst.ID, commit, name, state, envHash(env)); err != nil {
+	if err := e.store.SetServing(context.Background(), inst.ID, commit, name, state, hash); err != nil {
 		e.log.Error("record serving instance", "installation", inst.Resource(), "err", err)
 	}
 	if to := change.channel; to != nil {
@@ -154,8 +158,22 @@ func (e *Engine) replace(ctx context.Context, l *opLog, opType string, installat
 	}
 	l.Logf("-----> %s now serves commit %s from %s", inst.Host, shortID(commit), name)
 
-	e.retire(l, old, inst, true)
+	e.retire(l, old, inst)
+	if published != nil {
+		e.keepImage(l, inst, published)
+	}
 	return nil
+}
+
+// labels are what the engine records on every instance it makes.
+func (e *Engine) labels(inst store.Installation, commit string, opID int64) map[string]string {
+	return map[string]string{
+		LabelInstallation: strconv.FormatInt(inst.ID, 10),
+		LabelApp:          inst.App,
+		LabelEnvironment:  inst.Environment,
+		LabelCommit:       commit,
+		LabelOperation:    strconv.FormatInt(opID, 10),
+	}
 }
 
 // envHash identifies the environment an instance was built with; a kept
@@ -175,15 +193,8 @@ func envHash(env map[string]string) string {
 
 // build makes a new instance of commit: launch, tree, build and release steps.
 func (e *Engine) build(ctx context.Context, l *opLog, undo *reverter, r *repo.Repo, m *Manifest, inst store.Installation, name, commit string, opID int64, env map[string]string) error {
-	labels := map[string]string{
-		LabelInstallation: strconv.FormatInt(inst.ID, 10),
-		LabelApp:          inst.App,
-		LabelEnvironment:  inst.Environment,
-		LabelCommit:       commit,
-		LabelOperation:    strconv.FormatInt(opID, 10),
-	}
 	step := time.Now()
-	if err := e.rt.Launch(ctx, name, m.Image, labels); err != nil {
+	if err := e.rt.Launch(ctx, name, m.Image, e.labels(inst, commit, opID)); err != nil {
 		return e.stepError(ctx, "create instance", err)
 	}
 	undo.Add(func() error { return e.deleteInstance(l, name, "new instance") })
@@ -221,11 +232,9 @@ func (e *Engine) deleteInstance(l *opLog, name, what string) error {
 	return nil
 }
 
-// retire drains the replaced upstream and stops its instance. It runs after
-// the swap, so its failures are logged but do not fail the operation. With
-// keep, the stopped instance is kept (up to KeepInstances per installation)
-// so a rollback to its commit skips the build; otherwise it is deleted.
-func (e *Engine) retire(l *opLog, old *proxy.Upstream, inst store.Installation, keep bool) {
+// retire drains the replaced upstream and deletes its instance. It runs after
+// the swap, so its failures are logged but do not fail the operation.
+func (e *Engine) retire(l *opLog, old *proxy.Upstream, inst store.Installation) {
 	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.DrainTimeout+time.Minute)
 	defer cancel()
 	names := map[string]bool{}
@@ -241,55 +250,11 @@ func (e *Engine) retire(l *opLog, old *proxy.Upstream, inst store.Installation, 
 		names[inst.Instance] = true
 	}
 	for name := range names {
-		if keep && e.cfg.KeepInstances > 0 && name == inst.Instance && inst.Commit != "" {
-			if err := e.keep(ctx, name, inst); err == nil {
-				l.Logf("       Old instance %s stopped and kept for a fast rollback to %s", name, shortID(inst.Commit))
-				continue
-			} else {
-				l.Logf("       Could not keep old instance %s (%s); deleting it", name, err)
-			}
-		}
 		if err := e.rt.Delete(ctx, name); err != nil {
 			l.Logf("       Could not delete old instance %s: %s (it will be removed at the next start)", name, err)
 			continue
 		}
 		l.Logf("       Old instance %s deleted", name)
-	}
-	e.pruneKept(ctx, l, inst.ID)
-}
-
-// keep stops an instance and records it as kept. The web script is removed
-// first so that, started again, the image's runner waits for slipway to start
-// the app with the environment of that day.
-func (e *Engine) keep(ctx context.Context, name string, inst store.Installation) error {
-	if inst.EnvHash == "" {
-		return errors.New("it was built before slipway kept instances")
-	}
-	if code, err := e.rt.Exec(ctx, name, []string{"rm", "-f", "/etc/slipway/web"}, nil, nil, io.Discard); err != nil || code != 0 {
-		return fmt.Errorf("prepare %s to be kept: exit %d %v", name, code, err)
-	}
-	if err := e.rt.Stop(ctx, name); err != nil {
-		return err
-	}
-	return e.store.KeepInstance(ctx, store.KeptInstance{Instance: name, InstallationID: inst.ID, Commit: inst.Commit, EnvHash: inst.EnvHash})
-}
-
-// pruneKept deletes kept instances beyond the newest KeepInstances.
-func (e *Engine) pruneKept(ctx context.Context, l *opLog, installationID int64) {
-	kept, err := e.store.KeptInstances(ctx, installationID)
-	if err != nil {
-		return
-	}
-	for i, k := range kept {
-		if i < e.cfg.KeepInstances {
-			continue
-		}
-		if err := e.rt.Delete(ctx, k.Instance); err != nil {
-			l.Logf("       Could not delete kept instance %s: %s", k.Instance, err)
-			continue
-		}
-		e.store.ForgetKeptInstance(ctx, k.Instance)
-		l.Logf("       Kept instance %s of %s deleted (only the newest %d are kept)", k.Instance, shortID(k.Commit), e.cfg.KeepInstances)
 	}
 }
 

@@ -18,13 +18,13 @@ import (
 
 // Config is the engine's part of the daemon configuration.
 type Config struct {
-	ReposDir      string        // bare repositories, one per app
-	BaseDomain    string        // default host is APP.ENV.BaseDomain
-	MaxParallel   int           // operations running at once across installations
-	AppPort       int           // $PORT inside every instance
-	DrainTimeout  time.Duration // how long in-flight requests may take after a swap
-	KeepInstances int           // stopped instances of earlier commits kept per installation for fast rollback
-	Backups       BackupConfig  // persistent volumes' and the store's backups (backup.go)
+	ReposDir     string        // bare repositories, one per app
+	BaseDomain   string        // default host is APP.ENV.BaseDomain
+	MaxParallel  int           // operations running at once across installations
+	AppPort      int           // $PORT inside every instance
+	DrainTimeout time.Duration // how long in-flight requests may take after a swap
+	KeepImages   int           // images of earlier builds kept per installation for fast rollback
+	Backups      BackupConfig  // persistent volumes' and the store's backups (backup.go)
 }
 
 // Engine queues and runs operations.

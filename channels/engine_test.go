@@ -27,7 +27,7 @@ func (te *testEngine) push(app, commit string) store.Operation {
 	return ops[0]
 }
 
-func TestDeploySwapsAndKeepsTheOldInstance(t *testing.T) {
+func TestDeploySwapsAndRollsBackFromAnImage(t *testing.T) {
 	te := newTestEngine(t, "web")
 	inst := te.install("web")
 	if code, _ := te.serving(inst.Host); code != 503 {
@@ -38,8 +38,7 @@ func TestDeploySwapsAndKeepsTheOldInstance(t *testing.T) {
 	if op.Status != store.StatusSucceeded {
 		t.Fatalf("deploy: %+v\n%s", op, te.log(op.ID))
 	}
-	first := "web-prod-1"
-	if code, body := te.serving(inst.Host); code != 200 || body != first {
+	if code, body := te.serving(inst.Host); code != 200 || body != "web-prod-1" {
 		t.Fatalf("after deploy: %d %q", code, body)
 	}
 	c2 := te.commit("web", testManifest, "two")
@@ -50,18 +49,21 @@ func TestDeploySwapsAndKeepsTheOldInstance(t *testing.T) {
 	if got := te.rt.running(); len(got) != 1 || got[0] != "web-prod-2" {
 		t.Fatalf("running after second deploy: %v", got)
 	}
-	// Pinning the first commit reuses its kept instance: no launch, no build.
-	launches := len(te.rt.launches)
+	kept, _ := te.store.KeptImages(context.Background(), inst.ID)
+	if len(kept) != 2 || kept[1].Commit != c1 || kept[0].Commit != c2 {
+		t.Fatalf("kept images: %+v", kept)
+	}
+	// Pinning the first commit launches its image: no tree, no build.
 	op, err := te.Pin(context.Background(), "web", "prod", c1[:8], "alice")
 	if err != nil {
 		t.Fatal(err)
 	}
 	op = te.wait(op)
-	if code, body := te.serving(inst.Host); op.Status != store.StatusSucceeded || body != first || code != 200 {
+	if code, body := te.serving(inst.Host); op.Status != store.StatusSucceeded || body != "web-prod-3" || code != 200 {
 		t.Fatalf("after pin: %s %d %q\n%s", op.Status, code, body, te.log(op.ID))
 	}
-	if len(te.rt.launches) != launches || !strings.Contains(te.log(op.ID), "build and release skipped") {
-		t.Fatalf("pin to a kept commit launched %v\n%s", te.rt.launches[launches:], te.log(op.ID))
+	if last := te.rt.launches[len(te.rt.launches)-1]; last != "web-prod-3 from "+kept[1].Fingerprint || strings.Contains(te.log(op.ID), "build-step") {
+		t.Fatalf("pin to a kept commit: launch %q\n%s", last, te.log(op.ID))
 	}
 	now, _ := te.store.InstallationByID(context.Background(), inst.ID)
 	if now.ChannelKind != store.ChannelCommit || now.ChannelRef != c1 || now.Commit != c1 {

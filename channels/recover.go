@@ -45,14 +45,6 @@ func (e *Engine) Recover(ctx context.Context) error {
 			return e.rt.Dial(ctx, name, port)
 		}))
 	}
-	kept, err := e.store.KeptInstances(ctx, 0)
-	if err != nil {
-		return err
-	}
-	owned := map[string]bool{}
-	for _, k := range kept {
-		owned[k.Instance] = true
-	}
 	instances, err := e.rt.List(ctx)
 	if err != nil {
 		return fmt.Errorf("list instances: %w", err)
@@ -65,7 +57,7 @@ func (e *Engine) Recover(ctx context.Context) error {
 				e.log.Warn("Start serving instance", "instance", in.Name, "err", err)
 			}
 		}
-		if _, ours := in.Labels[LabelInstallation]; !ours || serving[in.Name] || owned[in.Name] {
+		if _, ours := in.Labels[LabelInstallation]; !ours || serving[in.Name] {
 			continue
 		}
 		id, _ := strconv.ParseInt(in.Labels[LabelInstallation], 10, 64)

@@ -20,6 +20,11 @@ type Runtime interface {
 	// Start starts a stopped instance; Stop stops a running one.
 	Start(ctx context.Context, name string) error
 	Stop(ctx context.Context, name string) error
+	// Snapshot snapshots an instance; PublishSnapshot makes an image of a
+	// snapshot (Launch takes its fingerprint); DeleteImage deletes one.
+	Snapshot(ctx context.Context, name, snapshot string) error
+	PublishSnapshot(ctx context.Context, name, snapshot string, properties map[string]string) (string, error)
+	DeleteImage(ctx context.Context, fingerprint string) error
 	// Delete stops and deletes the instance; a missing instance is not an error.
 	Delete(ctx context.Context, name string) error
 	// List returns the instances carrying slipway labels.

@@ -32,7 +32,9 @@ type fakeRuntime struct {
 	blockExec chan struct{}          // when set, Exec of build steps waits on it or ctx
 	launchErr error
 	launches  []string
-	hang      chan struct{} // when set, new instances answer only once it is closed
+	images    int
+	published map[string]bool // fingerprints of images that exist
+	hang      chan struct{}   // when set, new instances answer only once it is closed
 }
 
 func newFakeRuntime() *fakeRuntime {
@@ -45,7 +47,10 @@ func (f *fakeRuntime) Launch(ctx context.Context, name, image string, labels map
 	if f.launchErr != nil {
 		return f.launchErr
 	}
-	f.launches = append(f.launches, name)
+	if len(image) == 64 && !f.published[image] {
+		return fmt.Errorf("image %s not found", image)
+	}
+	f.launches = append(f.launches, name+" from "+image)
 	hang := f.hang
 	f.instances[name] = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if hang != nil {
@@ -95,6 +100,28 @@ func (f *fakeRuntime) Dial(ctx context.Context, name string, port int) (net.Conn
 	}
 	var d net.Dialer
 	return d.DialContext(ctx, "tcp", srv.Listener.Addr().String())
+}
+
+func (f *fakeRuntime) Snapshot(ctx context.Context, name, snapshot string) error { return nil }
+
+// PublishSnapshot makes a fake image: a fingerprint that Launch accepts.
+func (f *fakeRuntime) PublishSnapshot(ctx context.Context, name, snapshot string, properties map[string]string) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.images++
+	fp := fmt.Sprintf("%064x", f.images)
+	if f.published == nil {
+		f.published = map[string]bool{}
+	}
+	f.published[fp] = true
+	return fp, nil
+}
+
+func (f *fakeRuntime) DeleteImage(ctx context.Context, fingerprint string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.published, fingerprint)
+	return nil
 }
 
 func (f *fakeRuntime) Start(ctx context.Context, name string) error {
@@ -171,7 +198,7 @@ func newTestEngine(t *testing.T, apps ...string) *testEngine {
 	rt := newFakeRuntime()
 	px := proxy.New(nil)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	e := NewEngine(Config{ReposDir: filepath.Join(dir, "repos"), BaseDomain: "test", MaxParallel: 2, DrainTimeout: time.Second, KeepInstances: 2}, st, rt, px, logger)
+	e := NewEngine(Config{ReposDir: filepath.Join(dir, "repos"), BaseDomain: "test", MaxParallel: 2, DrainTimeout: time.Second, KeepImages: 2}, st, rt, px, logger)
 	t.Cleanup(e.Close)
 	te := &testEngine{Engine: e, t: t, rt: rt, px: px, work: filepath.Join(dir, "work"), store: st}
 	ctx := context.Background()

@@ -24,7 +24,7 @@ func TestPinTrackAndPushWhilePinned(t *testing.T) {
 
 	// Roll back by pinning the tag: it resolves to v1's commit once.
 	out := d.mustSSH("pin", "news/production", "release-1")
-	if !strings.Contains(out, "now follows pinned commit "+v1[:12]) || !strings.Contains(out, "Started kept instance") {
+	if !strings.Contains(out, "now follows pinned commit "+v1[:12]) || !strings.Contains(out, "started from the image of commit "+v1[:12]) {
 		t.Fatalf("pin output:\n%s", out)
 	}
 	d.serves(host, "version one")

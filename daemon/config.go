@@ -15,20 +15,20 @@ import (
 // Config is the whole daemon configuration, filled from flags and SLIPWAY_*
 // environment variables by main.
 type Config struct {
-	DataDir       string        // SQLite store, repositories, host key
-	SSHAddr       string        // git push and SSH commands
-	WebAddr       string        // web page and /metrics
-	ProxyAddr     string        // the front HTTP proxy apps are served on
-	WebURL        string        // public base URL of the web page (default http://WebAddr)
-	IncusProject  string        // every instance lives in this Incus project
-	AdminKey      string        // public key file registered as admin on first start
-	BaseDomain    string        // installations default to APP.ENV.BaseDomain
-	MaxParallel   int           // operations running at once
-	MaxPushBytes  int64         // largest pack a push may send
-	DrainTimeout  time.Duration // in-flight requests' grace after a swap
-	AppPort       int           // $PORT inside instances
-	KeepInstances int           // stopped instances of earlier commits kept per installation for fast rollback
-	Binary        string        // this executable, for git hooks
+	DataDir      string        // SQLite store, repositories, host key
+	SSHAddr      string        // git push and SSH commands
+	WebAddr      string        // web page and /metrics
+	ProxyAddr    string        // the front HTTP proxy apps are served on
+	WebURL       string        // public base URL of the web page (default http://WebAddr)
+	IncusProject string        // every instance lives in this Incus project
+	AdminKey     string        // public key file registered as admin on first start
+	BaseDomain   string        // installations default to APP.ENV.BaseDomain
+	MaxParallel  int           // operations running at once
+	MaxPushBytes int64         // largest pack a push may send
+	DrainTimeout time.Duration // in-flight requests' grace after a swap
+	AppPort      int           // $PORT inside instances
+	KeepImages   int           // images of earlier builds kept per installation for fast rollback
+	Binary       string        // this executable, for git hooks
 
 	ReportSchedule string           // cron spec (UTC) of the weekly activity reports
 	LogRetention   time.Duration    // how long logs of deprovisioned installations are kept
@@ -44,17 +44,17 @@ type Config struct {
 // Defaults returns the configuration slipway runs with when nothing is set.
 func Defaults() Config {
 	return Config{
-		DataDir:       "/var/lib/slipway",
-		SSHAddr:       "127.0.0.1:2222",
-		WebAddr:       ":8080",
-		ProxyAddr:     ":8000",
-		IncusProject:  "slipway",
-		BaseDomain:    "localhost",
-		MaxParallel:   4,
-		MaxPushBytes:  1 << 30,
-		DrainTimeout:  30 * time.Second,
-		AppPort:       5000,
-		KeepInstances: 5,
+		DataDir:      "/var/lib/slipway",
+		SSHAddr:      "127.0.0.1:2222",
+		WebAddr:      ":8080",
+		ProxyAddr:    ":8000",
+		IncusProject: "slipway",
+		BaseDomain:   "localhost",
+		MaxParallel:  4,
+		MaxPushBytes: 1 << 30,
+		DrainTimeout: 30 * time.Second,
+		AppPort:      5000,
+		KeepImages:   5,
 
 		ReportSchedule: "5 0 * * 1", // Mondays 00:05 UTC: last week is complete
 		LogRetention:   90 * 24 * time.Hour,
@@ -88,8 +88,8 @@ func (c *Config) Validate() error {
 	if c.LogRetention <= 0 {
 		return fmt.Errorf("--log-retention: must be more than 0")
 	}
-	if c.KeepInstances < 0 {
-		return fmt.Errorf("--keep-instances: must be 0 or more")
+	if c.KeepImages < 0 {
+		return fmt.Errorf("--keep-images: must be 0 or more")
 	}
 	if c.MaxParallel < 1 {
 		return fmt.Errorf("--max-parallel: must be at least 1")

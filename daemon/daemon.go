@@ -76,12 +76,12 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Daemon, error) 
 	}
 	d.proxy = proxy.New(logger)
 	d.engine = channels.NewEngine(channels.Config{
-		ReposDir:      cfg.reposDir(),
-		BaseDomain:    cfg.BaseDomain,
-		MaxParallel:   cfg.MaxParallel,
-		AppPort:       cfg.AppPort,
-		DrainTimeout:  cfg.DrainTimeout,
-		KeepInstances: cfg.KeepInstances,
+		ReposDir:     cfg.reposDir(),
+		BaseDomain:   cfg.BaseDomain,
+		MaxParallel:  cfg.MaxParallel,
+		AppPort:      cfg.AppPort,
+		DrainTimeout: cfg.DrainTimeout,
+		KeepImages:   cfg.KeepImages,
 		Backups: channels.BackupConfig{
 			Dir:        cfg.backupDir(),
 			KeepDaily:  cfg.BackupKeepDaily,

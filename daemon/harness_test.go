@@ -188,14 +188,8 @@ func (d *slipwayd) cleanupProject() {
 	}
 }
 
-// instances lists the running instances in the test's project; stopped ones
-// are kept for fast rollbacks (see keptInstances).
-func (d *slipwayd) instances() []string { return d.listInstances(true) }
-
-// keptInstances lists the stopped instances in the test's project.
-func (d *slipwayd) keptInstances() []string { return d.listInstances(false) }
-
-func (d *slipwayd) listInstances(running bool) []string {
+// instances lists the instances in the test's project, running or not.
+func (d *slipwayd) instances() []string {
 	d.t.Helper()
 	rt, err := container.Connect(d.project, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
@@ -207,9 +201,7 @@ func (d *slipwayd) listInstances(running bool) []string {
 	}
 	var names []string
 	for _, in := range list {
-		if in.Running == running {
-			names = append(names, in.Name)
-		}
+		names = append(names, in.Name)
 	}
 	return names
 }

@@ -6,45 +6,41 @@ import (
 	"time"
 )
 
-// KeptInstance is a stopped instance of a commit an installation served before.
-type KeptInstance struct {
-	Instance       string
+// KeptImage is an Incus image of a commit an installation served, built with
+// one environment; launching it skips the build.
+type KeptImage struct {
+	Fingerprint    string
 	InstallationID int64
 	Commit         string
 	EnvHash        string // hash of the environment it was built with
 	KeptAt         time.Time
 }
 
-// KeepInstance records a stopped instance as kept for rollbacks.
-func (s *Store) KeepInstance(ctx context.Context, k KeptInstance) error {
-	_, err := s.db.ExecContext(ctx, `INSERT OR REPLACE INTO kept_instances (instance, installation_id, commit_sha, env_hash, kept_at) VALUES (?, ?, ?, ?, ?)`,
-		k.Instance, k.InstallationID, k.Commit, k.EnvHash, s.stamp())
-	return wrapError(err)
-}
-
-// ClaimKeptInstance takes the newest kept instance of commit built with the
-// same environment out of the kept list and returns it; ErrNotFound when there
-// is none.
-func (s *Store) ClaimKeptInstance(ctx context.Context, installationID int64, commit, envHash string) (KeptInstance, error) {
-	var k KeptInstance
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		var kept sql.NullString
-		err := tx.QueryRowContext(ctx, `SELECT instance, installation_id, commit_sha, kept_at FROM kept_instances
-			WHERE installation_id = ? AND commit_sha = ? AND env_hash = ? ORDER BY kept_at DESC LIMIT 1`, installationID, commit, envHash).
-			Scan(&k.Instance, &k.InstallationID, &k.Commit, &kept)
-		if err != nil {
-			return wrapError(err)
+// KeepImage records an image, replacing an older one of the same build.
+// It returns the fingerprint it replaced, if any.
+func (s *Store) KeepImage(ctx context.Context, k KeptImage) (replaced string, err error) {
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, `SELECT fingerprint FROM kept_images WHERE installation_id = ? AND commit_sha = ? AND env_hash = ?`,
+			k.InstallationID, k.Commit, k.EnvHash).Scan(&replaced)
+		if err != nil && err != sql.ErrNoRows {
+			return err
 		}
-		k.KeptAt = parseTime(kept)
-		_, err = tx.ExecContext(ctx, `DELETE FROM kept_instances WHERE instance = ?`, k.Instance)
+		_, err = tx.ExecContext(ctx, `INSERT OR REPLACE INTO kept_images (fingerprint, installation_id, commit_sha, env_hash, kept_at) VALUES (?, ?, ?, ?, ?)`,
+			k.Fingerprint, k.InstallationID, k.Commit, k.EnvHash, s.stamp())
 		return err
 	})
-	return k, err
+	return replaced, wrapError(err)
 }
 
-// KeptInstances lists kept instances, newest first, of one installation or of all (0).
-func (s *Store) KeptInstances(ctx context.Context, installationID int64) ([]KeptInstance, error) {
-	q := `SELECT instance, installation_id, commit_sha, kept_at FROM kept_instances`
+// KeptImageFor returns the image of commit built with envHash; ErrNotFound when there is none.
+func (s *Store) KeptImageFor(ctx context.Context, installationID int64, commit, envHash string) (KeptImage, error) {
+	return scanKept(s.db.QueryRowContext(ctx, `SELECT fingerprint, installation_id, commit_sha, env_hash, kept_at FROM kept_images
+		WHERE installation_id = ? AND commit_sha = ? AND env_hash = ?`, installationID, commit, envHash))
+}
+
+// KeptImages lists kept images, newest first, of one installation or of all (0).
+func (s *Store) KeptImages(ctx context.Context, installationID int64) ([]KeptImage, error) {
+	q := `SELECT fingerprint, installation_id, commit_sha, env_hash, kept_at FROM kept_images`
 	var args []any
 	if installationID != 0 {
 		q += ` WHERE installation_id = ?`
@@ -55,21 +51,29 @@ func (s *Store) KeptInstances(ctx context.Context, installationID int64) ([]Kept
 		return nil, err
 	}
 	defer rows.Close()
-	var out []KeptInstance
+	var out []KeptImage
 	for rows.Next() {
-		var k KeptInstance
-		var kept sql.NullString
-		if err := rows.Scan(&k.Instance, &k.InstallationID, &k.Commit, &kept); err != nil {
+		k, err := scanKept(rows)
+		if err != nil {
 			return nil, err
 		}
-		k.KeptAt = parseTime(kept)
 		out = append(out, k)
 	}
 	return out, rows.Err()
 }
 
-// ForgetKeptInstance drops an instance from the kept list.
-func (s *Store) ForgetKeptInstance(ctx context.Context, instance string) error {
-	_, err := s.db.ExecContext(ctx, `DELETE FROM kept_instances WHERE instance = ?`, instance)
+// ForgetKeptImage drops an image from the kept list.
+func (s *Store) ForgetKeptImage(ctx context.Context, fingerprint string) error {
+	_, err := s.db.ExecContext(ctx, `DELETE FROM kept_images WHERE fingerprint = ?`, fingerprint)
 	return err
+}
+
+func scanKept(row scanner) (KeptImage, error) {
+	var k KeptImage
+	var kept sql.NullString
+	if err := row.Scan(&k.Fingerprint, &k.InstallationID, &k.Commit, &k.EnvHash, &kept); err != nil {
+		return KeptImage{}, wrapError(err)
+	}
+	k.KeptAt = parseTime(kept)
+	return k, nil
 }

@@ -3,6 +3,7 @@ package web
 import (
 	"bufio"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -87,6 +88,14 @@ func (f *fakeRuntime) Dial(ctx context.Context, name string, port int) (net.Conn
 }
 
 func (f *fakeRuntime) Start(ctx context.Context, name string) error { return nil }
+
+func (f *fakeRuntime) Snapshot(ctx context.Context, name, snapshot string) error { return nil }
+
+func (f *fakeRuntime) PublishSnapshot(ctx context.Context, name, snapshot string, properties map[string]string) (string, error) {
+	return "", errors.New("the fake runtime keeps no images")
+}
+
+func (f *fakeRuntime) DeleteImage(ctx context.Context, fingerprint string) error { return nil }
 
 func (f *fakeRuntime) Stop(ctx context.Context, name string) error { return nil }
 

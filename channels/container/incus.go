@@ -171,7 +171,7 @@ func checkName(name string) error {
 // same operation (API extension instance_create_start). If that fails after
 // the instance was made, Launch deletes it again.
 func (c *Incus) Launch(ctx context.Context, name, image string, labels map[string]string) error {
-	return c.create(ctx, name, api.InstanceSource{Type: "image", Alias: image}, "from "+image, labels)
+	return c.create(ctx, name, imageSource(image), "from "+image, labels)
 }
 
 // Snapshot takes a snapshot of an instance (cheap on btrfs: a subvolume
@@ -185,14 +185,6 @@ func (c *Incus) Snapshot(ctx context.Context, name, snapshot string) error {
 		return wrap(err, "snapshot %s", name)
 	}
 	return nil
-}
-
-// Clone creates and starts instance name from a snapshot of another one, with
-// labels replacing the source's. It is how a rollback skips the build: the
-// snapshot holds the built tree.
-func (c *Incus) Clone(ctx context.Context, source, snapshot, name string, labels map[string]string) error {
-	return c.create(ctx, name, api.InstanceSource{Type: "copy", Source: source + "/" + snapshot, InstanceOnly: true},
-		"from "+source+"/"+snapshot, labels)
 }
 
 func (c *Incus) create(ctx context.Context, name string, source api.InstanceSource, from string, labels map[string]string) error {
@@ -366,6 +358,9 @@ func (c *Incus) DeleteProject(ctx context.Context) error {
 		if err := c.Delete(ctx, inst.Name); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if err := c.deleteProjectImages(ctx); err != nil {
+		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
 		return errors.Join(errs...)

@@ -408,7 +408,7 @@ func median(d []time.Duration) float64 {
 	return s[len(s)/2].Seconds() * 1000
 }
 
-func TestSnapshotAndClone(t *testing.T) {
+func TestPublishSnapshotAndLaunchIt(t *testing.T) {
 	c := container.NewTestIncus(t)
 	ctx := context.Background()
 	if err := c.Launch(ctx, "built", "slipway/busybox", map[string]string{"commit": "aaa", "installation": "1"}); err != nil {
@@ -420,27 +420,30 @@ func TestSnapshotAndClone(t *testing.T) {
 	if err := c.Snapshot(ctx, "built", "built"); err != nil {
 		t.Fatal(err)
 	}
-	// Changes after the snapshot must not reach the clone.
+	// Changes after the snapshot must not reach the image.
 	c.Exec(ctx, "built", []string{"sh", "-c", "echo later > /app/marker"}, nil, nil, io.Discard)
-	if err := c.Stop(ctx, "built"); err != nil {
-		t.Fatal(err)
-	}
 	start := time.Now()
-	if err := c.Clone(ctx, "built", "built", "clone", map[string]string{"commit": "aaa", "operation": "9"}); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("clone from snapshot and start: %s", time.Since(start))
-	var out strings.Builder
-	if code, err := c.Exec(ctx, "clone", []string{"cat", "/app/marker"}, nil, nil, &out); err != nil || code != 0 || out.String() != "built-tree\n" {
-		t.Fatalf("clone holds %q (%d %v), want the snapshot's tree", out.String(), code, err)
-	}
-	list, err := c.List(ctx)
+	fp, err := c.PublishSnapshot(ctx, "built", "built", map[string]string{"slipway.commit": "aaa"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, in := range list {
-		if in.Name == "clone" && (in.Labels["operation"] != "9" || !in.Running) {
-			t.Fatalf("clone labels %v running %v", in.Labels, in.Running)
-		}
+	t.Logf("publish: %s", time.Since(start))
+	start = time.Now()
+	if err := c.Launch(ctx, "again", fp, map[string]string{"commit": "aaa"}); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("launch from the published image: %s", time.Since(start))
+	var out strings.Builder
+	if code, err := c.Exec(ctx, "again", []string{"cat", "/app/marker"}, nil, nil, &out); err != nil || code != 0 || out.String() != "built-tree\n" {
+		t.Fatalf("launched image holds %q (%d %v), want the snapshot's tree", out.String(), code, err)
+	}
+	if err := c.Delete(ctx, "again"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.DeleteImage(ctx, fp); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Launch(ctx, "gone", fp, nil); err == nil {
+		t.Fatal("launched from a deleted image")
 	}
 }

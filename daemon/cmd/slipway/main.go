@@ -102,7 +102,7 @@ func serve(args []string) int {
 	ef.str(&cfg.AdminKey, "admin-key", "public key file registered as the first admin")
 	ef.str(&cfg.BaseDomain, "base-domain", "installations are served at APP.ENV.<base-domain>")
 	ef.int(&cfg.MaxParallel, "max-parallel", "operations running at once")
-	ef.int(&cfg.KeepInstances, "keep-instances", "stopped instances of earlier commits kept per installation for fast rollback")
+	ef.int(&cfg.KeepImages, "keep-images", "images of earlier builds kept per installation for fast rollback")
 	ef.str(&cfg.ReportSchedule, "report-schedule", "cron schedule (UTC) of the weekly activity reports")
 	ef.str(&cfg.BackupDir, "backup-dir", "backup files (default <data>/backups)")
 	ef.str(&cfg.BackupSchedule, "backup-schedule", "default cron schedule (UTC) of backups of installations with volumes, or off")

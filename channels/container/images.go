@@ -1,0 +1,82 @@
+package container
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+
+	"github.com/lxc/incus/v6/shared/api"
+)
+
+// imageProjectProperty marks the images a daemon publishes with its Incus
+// project: with features.images=false they live in the default project, where
+// every daemon's images meet.
+const imageProjectProperty = "slipway.project"
+
+var fingerprintRe = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// imageSource names an image by fingerprint or by alias.
+func imageSource(image string) api.InstanceSource {
+	if fingerprintRe.MatchString(image) {
+		return api.InstanceSource{Type: "image", Fingerprint: image}
+	}
+	return api.InstanceSource{Type: "image", Alias: image}
+}
+
+// PublishSnapshot makes an image of an instance's snapshot and returns its
+// fingerprint. It is uncompressed: it is published on every deploy, read by
+// this host only, and compressing costs more time than the disk it saves.
+func (c *Incus) PublishSnapshot(ctx context.Context, name, snapshot string, properties map[string]string) (string, error) {
+	props := map[string]string{imageProjectProperty: c.project}
+	for k, v := range properties {
+		props[k] = v
+	}
+	op, err := c.srv.CreateImage(api.ImagesPost{
+		Source:               &api.ImagesPostSource{Type: "snapshot", Name: name + "/" + snapshot},
+		CompressionAlgorithm: "none",
+		ImagePut:             api.ImagePut{Properties: props},
+	}, nil)
+	if err != nil {
+		return "", wrap(err, "publish %s/%s", name, snapshot)
+	}
+	done, err := c.wait(ctx, op)
+	if err != nil {
+		return "", wrap(err, "publish %s/%s", name, snapshot)
+	}
+	fp, _ := done.Metadata["fingerprint"].(string)
+	if !fingerprintRe.MatchString(fp) {
+		return "", fmt.Errorf("publish %s/%s: incus did not say which image it made", name, snapshot)
+	}
+	return fp, nil
+}
+
+// DeleteImage deletes an image by fingerprint; a missing image is not an error.
+func (c *Incus) DeleteImage(ctx context.Context, fingerprint string) error {
+	op, err := c.srv.DeleteImage(fingerprint)
+	if api.StatusErrorCheck(err, 404) {
+		return nil
+	}
+	if err != nil {
+		return wrap(err, "delete image %.12s", fingerprint)
+	}
+	if _, err := c.wait(ctx, op); err != nil && !api.StatusErrorCheck(err, 404) {
+		return wrap(err, "delete image %.12s", fingerprint)
+	}
+	return nil
+}
+
+// deleteProjectImages deletes the images this project's daemon published.
+func (c *Incus) deleteProjectImages(ctx context.Context) error {
+	images, err := c.srv.GetImages()
+	if err != nil {
+		return wrap(err, "list images")
+	}
+	for _, img := range images {
+		if img.Properties[imageProjectProperty] == c.project {
+			if err := c.DeleteImage(ctx, img.Fingerprint); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

@@ -50,6 +50,26 @@ test: test-deps setup
     @test -z "$(gofmt -l .)" || { echo "gofmt would change:"; gofmt -l .; exit 1; }
     go test -count=1 -timeout 40m ./...
 
-# Measure speed against the targets in the README (not part of CI)
+# Measure speed against the targets in the README (not part of CI): prints a table, writes .bench/latest.json
 bench: setup
-    @echo "bench: not written yet (see the benchmarks issue)"
+    #!/usr/bin/env bash
+    set -euo pipefail
+    need=()
+    [ -x /usr/sbin/nginx ] || need+=(nginx-light)
+    command -v wrk >/dev/null || need+=(wrk)
+    [ -x /usr/sbin/sshd ] || need+=(openssh-server)
+    command -v git >/dev/null || need+=(git)
+    command -v ssh >/dev/null || need+=(openssh-client)
+    if [ ${#need[@]} -gt 0 ]; then
+        # nginx and openssh-server start their system services when installed;
+        # the bench runs its own, so keep those from starting (policy-rc.d).
+        made_policy=
+        if [ ! -e /usr/sbin/policy-rc.d ]; then
+            printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && made_policy=1
+        fi
+        trap '[ -z "$made_policy" ] || rm -f /usr/sbin/policy-rc.d' EXIT
+        apt-get update -q
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}"
+    fi
+    go build -o {{justfile_directory()}}/bin/slipway-bench ./daemon/cmd/slipway-bench
+    {{justfile_directory()}}/bin/slipway-bench --slipway {{bin}} --out {{justfile_directory()}}/.bench

@@ -38,6 +38,7 @@ func (e *Engine) publish(l *opLog, undo *reverter, inst store.Installation, name
 		fp, err := e.rt.PublishSnapshot(ctx, name, "built", map[string]string{
 			"slipway.installation": inst.Resource(),
 			"slipway.commit":       commit,
+			"description":          "slipway rollback image of " + inst.Resource() + " at " + shortID(commit),
 		})
 		done <- publishResult{fp, err}
 	}()

@@ -119,7 +119,7 @@ func (e *Engine) replace(ctx context.Context, l *opLog, opType string, installat
 			return err
 		}
 	} else {
-		if err := e.build(ctx, l, &undo, r, m, inst, name, commit, opID, env); err != nil {
+		if name, err = e.build(ctx, l, &undo, r, m, inst, name, commit, opID, env); err != nil {
 			return err
 		}
 		published = e.publish(l, &undo, inst, name, commit, hash)
@@ -192,34 +192,45 @@ func envHash(env map[string]string) string {
 }
 
 // build makes a new instance of commit: launch, tree, build and release steps.
-func (e *Engine) build(ctx context.Context, l *opLog, undo *reverter, r *repo.Repo, m *Manifest, inst store.Installation, name, commit string, opID int64, env map[string]string) error {
+// It returns the instance's name: the one asked for, or that of the instance
+// started ahead of the deploy while the push arrived (see Prewarm).
+func (e *Engine) build(ctx context.Context, l *opLog, undo *reverter, r *repo.Repo, m *Manifest, inst store.Installation, name, commit string, opID int64, env map[string]string) (string, error) {
 	step := time.Now()
-	if err := e.rt.Launch(ctx, name, m.Image, e.labels(inst, commit, opID)); err != nil {
-		return e.stepError(ctx, "create instance", err)
+	if ahead, err := e.claimPrewarm(ctx, inst.ID, m.Image); err == nil {
+		name = ahead
+		undo.Add(func() error { return e.deleteInstance(l, name, "new instance") })
+		l.Logf("       Instance %s started from image %s while the push arrived (waited %s)", name, m.Image, time.Since(step).Round(time.Millisecond))
+	} else {
+		if ctx.Err() != nil {
+			return name, e.stepError(ctx, "create instance", err)
+		}
+		if err := e.rt.Launch(ctx, name, m.Image, e.labels(inst, commit, opID)); err != nil {
+			return name, e.stepError(ctx, "create instance", err)
+		}
+		undo.Add(func() error { return e.deleteInstance(l, name, "new instance") })
+		l.Logf("       Instance %s started from image %s (%s)", name, m.Image, time.Since(step).Round(time.Millisecond))
 	}
-	undo.Add(func() error { return e.deleteInstance(l, name, "new instance") })
-	l.Logf("       Instance %s started from image %s (%s)", name, m.Image, time.Since(step).Round(time.Millisecond))
 	if err := e.attachVolumes(ctx, l, inst, name, m); err != nil {
-		return err
+		return name, err
 	}
 
 	if err := e.putTree(ctx, r, name, commit); err != nil {
-		return e.stepError(ctx, "copy the commit into the instance", err)
+		return name, e.stepError(ctx, "copy the commit into the instance", err)
 	}
 	for _, cmd := range m.Build {
 		if err := e.runStep(ctx, l, name, "build", cmd, env); err != nil {
-			return err
+			return name, err
 		}
 	}
 	for _, cmd := range m.Release {
 		if err := e.runStep(ctx, l, name, "release", cmd, env); err != nil {
-			return err
+			return name, err
 		}
 	}
 	if len(m.Release) > 0 {
 		l.Logf("       Note: a later rollback does not undo release steps (migrations); roll forward instead")
 	}
-	return nil
+	return name, nil
 }
 
 func (e *Engine) deleteInstance(l *opLog, name, what string) error {

@@ -46,6 +46,7 @@ type Engine struct {
 	shutdown bool
 
 	durations durations
+	prewarms  prewarms
 }
 
 // lane is one installation's queue: its operations run one at a time, in order.

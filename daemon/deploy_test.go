@@ -52,7 +52,7 @@ func TestPushDeploysAndReplaces(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("first push exited %d:\n%s", code, out)
 	}
-	for _, want := range []string{"remote: -----> deploy of hello/production", "remote:        building " + first, "now serves commit " + first[:12]} {
+	for _, want := range []string{"remote: -----> deploy of hello/production", "while the push arrived", "remote:        building " + first, "now serves commit " + first[:12]} {
 		if !strings.Contains(out, want) {
 			t.Errorf("push output lacks %q:\n%s", want, out)
 		}

@@ -87,6 +87,18 @@ func (s *Server) serveGit(sess ssh.Session, user store.User, service string, arg
 	cmd := exec.CommandContext(ctx, "git", gitArgs...)
 	cmd.Env = env
 	cmd.Stdin = sess
+	if p != nil {
+		// Start the new instances while the pack is still on its way.
+		release := func() {}
+		var once sync.Once
+		cmd.Stdin = newCommandPeeker(sess, func(branches []string) {
+			once.Do(func() { release = s.engine.Prewarm(ctx, app, branches) })
+		})
+		defer func() {
+			once.Do(func() {})
+			release()
+		}()
+	}
 	cmd.Stdout = sess
 	cmd.Stderr = stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

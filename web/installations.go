@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/slipway-dev/slipway/channels"
@@ -13,21 +14,33 @@ import (
 type indexData struct {
 	base
 	Installations []store.Installation
-	Command       string // how to install something, when nothing is
+	Environments  []string             // whose activity and reports the user may read
+	BackupsOnly   []store.Installation // whose backups, and nothing else, the user may see
+	Command       string               // how to install something, when nothing is
 }
 
-// index lists the installations the user may see.
+// index lists the installations the user may see, and the environments whose
+// activity and reports the user may read.
 func (s *server) index(w http.ResponseWriter, r *http.Request, sess *session) {
-	all, err := s.store.Installations(r.Context(), "")
+	ctx := r.Context()
+	all, err := s.store.Installations(ctx, "")
 	if err != nil {
 		s.internal(w, r, sess, "list installations", err)
 		return
 	}
 	d := indexData{base: s.base(sess, "Installations")}
+	d.Nav = "installations"
 	for _, inst := range all {
-		if s.engine.Can(r.Context(), sess.User, inst.Environment, channels.ActionView) {
+		switch {
+		case s.engine.Can(ctx, sess.User, inst.Environment, channels.ActionView):
 			d.Installations = append(d.Installations, inst)
+		case s.engine.Can(ctx, sess.User, inst.Environment, channels.ActionBackup):
+			d.BackupsOnly = append(d.BackupsOnly, inst)
 		}
+	}
+	if d.Environments, err = s.viewableEnvironments(ctx, sess.User); err != nil {
+		s.internal(w, r, sess, "list environments", err)
+		return
 	}
 	d.Command = s.sshCommand(r, "install APP/ENV --branch main")
 	s.render(w, http.StatusOK, "index", d)
@@ -39,7 +52,8 @@ type installationData struct {
 	Pinned     bool
 	CanDeploy  bool
 	Operations []store.Operation
-	Notice     string // the page is shown without what could not be read
+	Notice     string      // the page is shown without what could not be read
+	Backups    *backupList // nil unless the user may list backups here
 }
 
 func (s *server) installation(w http.ResponseWriter, r *http.Request, sess *session) {
@@ -52,6 +66,11 @@ func (s *server) installationPage(w http.ResponseWriter, r *http.Request, sess *
 	ctx := r.Context()
 	app, env := r.PathValue("app"), r.PathValue("env")
 	if !s.engine.Can(ctx, sess.User, env, channels.ActionView) {
+		if r.Method == http.MethodGet && s.engine.Can(ctx, sess.User, env, channels.ActionBackup) {
+			// The backup role sees backups and nothing else of an installation.
+			http.Redirect(w, r, "/installations/"+url.PathEscape(app)+"/"+url.PathEscape(env)+"/backups", http.StatusSeeOther)
+			return
+		}
 		s.unknownInstallation(w, r, sess, app, env)
 		return
 	}
@@ -75,6 +94,14 @@ func (s *server) installationPage(w http.ResponseWriter, r *http.Request, sess *
 	if err != nil {
 		s.internal(w, r, sess, "list operations", err)
 		return
+	}
+	if s.engine.Can(ctx, sess.User, env, channels.ActionBackup) {
+		list, err := s.readBackups(ctx, app, env)
+		if errors.Is(err, channels.ErrUnknownInstallation) {
+			s.unknownInstallation(w, r, sess, app, env)
+			return
+		}
+		d.Backups = &list
 	}
 	s.render(w, status, "installation", d)
 }

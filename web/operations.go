@@ -24,6 +24,7 @@ type operationData struct {
 	Log       []store.LogLine
 	LastSeq   int64
 	CanCancel bool
+	Deleted   bool // its installation is gone; the name stays, without a link
 }
 
 // Installation names the operation's installation for the link back, or is
@@ -79,6 +80,10 @@ func (s *server) operationPage(w http.ResponseWriter, r *http.Request, sess *ses
 		CanCancel: !op.Done() && s.engine.Can(r.Context(), sess.User, op.Environment, channels.ActionDeploy),
 	}
 	d.Error = problem
+	if d.Installation() != "" {
+		_, err := s.store.InstallationByName(r.Context(), op.App, op.Environment)
+		d.Deleted = errors.Is(err, store.ErrNotFound)
+	}
 	if len(lines) > 0 {
 		d.LastSeq = lines[len(lines)-1].Seq
 	}

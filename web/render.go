@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"html/template"
 	"net/http"
 	"strings"
@@ -16,7 +17,10 @@ import (
 // pages are the parsed templates, one per page, each with the layout.
 type pages map[string]*template.Template
 
-var pageNames = []string{"signin", "message", "index", "installation", "operation"}
+var pageNames = []string{"signin", "message", "index", "installation", "operation", "activity", "reports", "backups"}
+
+// partials are templates more than one page uses; every page gets them.
+var partials = []string{"templates/layout.html", "templates/backup_list.html"}
 
 func parsePages() pages {
 	funcs := template.FuncMap{
@@ -25,11 +29,14 @@ func parsePages() pages {
 		"unix":     func(s int64) time.Time { return time.Unix(s, 0) },
 		"finished": finished,
 		"channel":  channel,
+		"took":     took,
+		"size":     size,
+		"week":     weekDays,
 	}
 	p := pages{}
 	for _, name := range pageNames {
 		p[name] = template.Must(template.New("layout.html").Funcs(funcs).
-			ParseFS(templateFiles, "templates/layout.html", "templates/"+name+".html"))
+			ParseFS(templateFiles, append(partials, "templates/"+name+".html")...))
 	}
 	return p
 }
@@ -38,6 +45,7 @@ func parsePages() pages {
 type base struct {
 	Title string
 	User  *store.User // nil when signed out
+	Nav   string      // which header link is this page's
 	CSRF  string
 	Error string // one line about what just went wrong
 }
@@ -141,4 +149,35 @@ func finished(op store.Operation) string {
 		return when(op.FinishedAt) + ", before it started"
 	}
 	return when(op.FinishedAt) + ", after " + op.FinishedAt.Sub(op.StartedAt).Round(100*time.Millisecond).String()
+}
+
+// took says how long a finished operation ran, or nothing.
+func took(op store.Operation) string {
+	if op.StartedAt.IsZero() || op.FinishedAt.IsZero() {
+		return ""
+	}
+	return op.FinishedAt.Sub(op.StartedAt).Round(100 * time.Millisecond).String()
+}
+
+// size formats a byte count the way people read file sizes.
+func size(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit && exp < 4; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTP"[exp])
+}
+
+// weekDays names the days an ISO week covers: "Mon 2026-11-16 to Sun 2026-11-22".
+func weekDays(week string) string {
+	start, end, err := channels.WeekBounds(week)
+	if err != nil {
+		return ""
+	}
+	return start.Format("Mon 2006-01-02") + " to " + end.AddDate(0, 0, -1).Format("Mon 2006-01-02")
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"html"
 	"io"
 	"log/slog"
 	"net"
@@ -13,6 +14,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -315,4 +318,62 @@ func readEvents(t *testing.T, body io.Reader) []sseEvent {
 		}
 	}
 	return out
+}
+
+// env adds an environment.
+func (s *site) env(name string) {
+	s.t.Helper()
+	if _, err := s.store.CreateEnvironment(context.Background(), name); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// grant gives a user a role in an environment.
+func (s *site) grant(user, env, role string) {
+	s.t.Helper()
+	if err := s.store.SetGrant(context.Background(), user, env, role); err != nil {
+		s.t.Fatalf("grant %s %s %s: %v", user, env, role, err)
+	}
+}
+
+// opAt records an operation queued at the given time that ran two seconds
+// and ended with status (and reason). Nothing else may use the store's clock
+// meanwhile.
+func (s *site) opAt(at time.Time, op store.Operation, status, reason string) store.Operation {
+	s.t.Helper()
+	ctx := context.Background()
+	defer s.store.SetClock(time.Now)
+	s.store.SetClock(func() time.Time { return at })
+	op, err := s.store.CreateOperation(ctx, op)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.store.SetClock(func() time.Time { return at.Add(time.Second) })
+	s.store.StartOperation(ctx, op.ID)
+	s.store.SetClock(func() time.Time { return at.Add(3 * time.Second) })
+	if err := s.store.FinishOperation(ctx, op.ID, status, reason); err != nil {
+		s.t.Fatal(err)
+	}
+	return op
+}
+
+var listedOp = regexp.MustCompile(`<tr>\s*<td><a href="/operations/(\d+)">`)
+
+// listedOps are the operations a list page shows, in its order.
+func listedOps(body string) []int64 {
+	var out []int64
+	for _, m := range listedOp.FindAllStringSubmatch(body, -1) {
+		id, _ := strconv.ParseInt(m[1], 10, 64)
+		out = append(out, id)
+	}
+	return out
+}
+
+// link returns the target of the first link with the given rel or text, unescaped.
+func link(body, marker string) string {
+	re := regexp.MustCompile(`<a href="([^"]*)"[^>]*>` + regexp.QuoteMeta(marker))
+	if m := re.FindStringSubmatch(body); m != nil {
+		return html.UnescapeString(m[1])
+	}
+	return ""
 }

@@ -1,6 +1,7 @@
 // Package web is slipway's web page: the installations a user may see, their
-// commit history with buttons to pin a commit or track a branch, and the
-// operations with their logs, live. Pages are rendered on the server; the only
+// commit history with buttons to pin a commit or track a branch, their
+// backups, the operations with their logs, live, and the activity and weekly
+// reports of each environment. Pages are rendered on the server; the only
 // script streams an operation's log. People sign in with a one-time link from
 // `ssh ... login`, so the web page has no passwords of its own.
 package web
@@ -65,6 +66,10 @@ func New(cfg Config, st *store.Store, engine *channels.Engine, logger *slog.Logg
 	mux.HandleFunc("GET /installations/{app}/{env}", s.signedIn(s.installation))
 	mux.HandleFunc("POST /installations/{app}/{env}/pin", s.form(s.pin))
 	mux.HandleFunc("POST /installations/{app}/{env}/track", s.form(s.track))
+	mux.HandleFunc("GET /installations/{app}/{env}/backups", s.signedIn(s.backups))
+	mux.HandleFunc("GET /activity", s.signedIn(s.activity))
+	mux.HandleFunc("GET /environments/{env}/reports", s.signedIn(s.reports))
+	mux.HandleFunc("GET /environments/{env}/reports/{file}", s.signedIn(s.reportCSV))
 	mux.HandleFunc("GET /operations/{id}", s.signedIn(s.operation))
 	mux.HandleFunc("GET /operations/{id}/events", s.signedIn(s.events))
 	mux.HandleFunc("POST /operations/{id}/cancel", s.form(s.cancel))

@@ -64,7 +64,8 @@ func TestSessionCookieIsSecureBehindHTTPS(t *testing.T) {
 func TestPagesNeedASession(t *testing.T) {
 	s := newSite(t, Config{})
 	for _, b := range []browser{{}, {cookie: "made-up"}} {
-		for _, path := range []string{"/", "/installations/hello/production", "/operations/1", "/operations/1/events", "/nowhere"} {
+		for _, path := range []string{"/", "/installations/hello/production", "/operations/1", "/operations/1/events", "/nowhere",
+			"/activity", "/environments/production/reports", "/environments/production/reports/2026-W45.csv", "/installations/hello/production/backups"} {
 			resp, body := s.do("GET", path, b, nil)
 			if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, "ssh -p 2222 git@127.0.0.1 login") {
 				t.Errorf("GET %s with cookie %q: %d\n%s", path, b.cookie, resp.StatusCode, body)

@@ -110,14 +110,7 @@ func TestPushDeploysAndReplaces(t *testing.T) {
 func TestFailedBuildKeepsOldCommitServing(t *testing.T) {
 	t.Parallel()
 	d := startDaemon(t)
-	host := d.setupApp("shop")
-	w := d.newApp("shop", "static")
-	w.commitFile("slipway.yml", staticManifest, "manifest")
-	w.commitFile("public/index.html", "good\n", "good")
-	if out, code := w.push("deploy", "main"); code != 0 {
-		t.Fatalf("push exited %d:\n%s", code, out)
-	}
-	d.serves(host, "good")
+	host, w := d.deployed("shop", "good\n")
 
 	w.commitFile("slipway.yml", strings.Replace(staticManifest, "echo building $SLIPWAY_COMMIT", "echo compiling; exit 3", 1), "broken build")
 	bad := w.commitFile("public/index.html", "bad\n", "bad")
@@ -147,13 +140,7 @@ func TestFailedBuildKeepsOldCommitServing(t *testing.T) {
 func TestUnhealthyAppIsRolledBack(t *testing.T) {
 	t.Parallel()
 	d := startDaemon(t)
-	host := d.setupApp("cafe")
-	w := d.newApp("cafe", "static")
-	w.commitFile("slipway.yml", staticManifest, "manifest")
-	w.commitFile("public/index.html", "healthy\n", "healthy")
-	if out, code := w.push("deploy", "main"); code != 0 {
-		t.Fatalf("push exited %d:\n%s", code, out)
-	}
+	host, w := d.deployed("cafe", "healthy\n")
 	// The new commit's web never listens on $PORT.
 	w.commitFile("slipway.yml", strings.NewReplacer("httpd -f -p $PORT", "httpd -f -p 9999", "timeout: 10s", "timeout: 2s").Replace(staticManifest), "wrong port")
 	out, code := w.push("deploy", "main")
@@ -172,14 +159,7 @@ func TestUnhealthyAppIsRolledBack(t *testing.T) {
 func TestNoFailedRequestsDuringDeploys(t *testing.T) {
 	t.Parallel()
 	d := startDaemon(t)
-	host := d.setupApp("busy")
-	w := d.newApp("busy", "static")
-	w.commitFile("slipway.yml", staticManifest, "manifest")
-	w.commitFile("public/index.html", "v0\n", "v0")
-	if out, code := w.push("deploy", "main"); code != 0 {
-		t.Fatalf("push exited %d:\n%s", code, out)
-	}
-	d.serves(host, "v0")
+	host, w := d.deployed("busy", "v0\n")
 
 	var ok, failed atomic.Int64
 	var firstFailure atomic.Value

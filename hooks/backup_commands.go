@@ -13,16 +13,14 @@ import (
 )
 
 func init() {
-	for _, c := range []command{
+	register([]command{
 		{"backup now APP/ENV | --store", "back up the installation's volumes (or the store) now, then test-restore the backup", (*Server).cmdBackupNow},
 		{"backup list APP/ENV | --store [--json]", "backups with size, SHA-256 and whether their test restore matched", (*Server).cmdBackupList},
 		{"backup verify APP/ENV BACKUP | --store BACKUP", "check a backup's file against its SHA-256 and test-restore it again", (*Server).cmdBackupVerify},
 		{"backup schedule APP/ENV [CRON|off|default]", "show or set when the installation is backed up (cron, UTC)", (*Server).cmdBackupSchedule},
 		{"backup purge APP/ENV | --store", "remove backups past retention (also run after every scheduled backup)", (*Server).cmdBackupPurge},
 		{"restore APP/ENV BACKUP [--to-new APP/ENV2]", "restore a volume backup (a safety backup is taken first) and redeploy without downtime", (*Server).cmdRestore},
-	} {
-		commands[commandKey(c.usage)] = c
-	}
+	}...)
 }
 
 // backupResource parses APP/ENV and checks the user may act on its backups.

@@ -13,14 +13,12 @@ import (
 )
 
 func init() {
-	for _, c := range []command{
+	register([]command{
 		{"track APP/ENV BRANCH", "follow a branch again and deploy its head", (*Server).cmdTrack},
 		{"pin APP/ENV COMMIT|TAG", "serve one commit (the rollback); pushes are ignored until track", (*Server).cmdPin},
 		{"history APP/ENV [--json]", "the channel's recent commits, marking the served and deployed ones", (*Server).cmdHistory},
 		{"login", "print a one-time sign-in link for the web page (valid 5 minutes)", (*Server).cmdLogin},
-	} {
-		commands[commandKey(c.usage)] = c
-	}
+	}...)
 }
 
 func (s *Server) cmdTrack(c *call, args []string) error {

@@ -41,16 +41,21 @@ type command struct {
 
 var commands = map[string]command{}
 
+// register adds commands, keyed by the words before their first argument.
+func register(cs ...command) {
+	for _, c := range cs {
+		commands[commandKey(c.usage)] = c
+	}
+}
+
 func init() {
-	for _, c := range []command{
+	register([]command{
 		{"help", "show this help", (*Server).cmdHelp},
 		{"app create NAME", "create an app (a git repository to push to)", (*Server).cmdAppCreate},
 		{"env create NAME", "create an environment", (*Server).cmdEnvCreate},
 		{"install APP/ENV --branch BRANCH [--host HOST]", "install APP in ENV following BRANCH", (*Server).cmdInstall},
 		{"status [APP/ENV] [--json]", "channel, commit served, instance and state", (*Server).cmdStatus},
-	} {
-		commands[commandKey(c.usage)] = c
-	}
+	}...)
 }
 
 // commandKey is the command's words before its first argument.

@@ -15,7 +15,7 @@ import (
 )
 
 func init() {
-	for _, c := range []command{
+	register([]command{
 		{"ops [--app A] [--env E] [--type T] [--user U] [--status S] [--since 24h|2026-11-01] [--limit N] [--json]", "operations, newest first", (*Server).cmdOps},
 		{"logs OP|APP/ENV [-f]", "an operation's log (APP/ENV: its newest operation); -f follows it live", (*Server).cmdLogs},
 		{"cancel OP", "stop a queued or running operation; its new instance is removed, the old one keeps serving", (*Server).cmdCancel},
@@ -26,9 +26,7 @@ func init() {
 		{"maintenance APP/ENV on|off [--message TEXT]", "answer 503 with a maintenance page, or serve again", (*Server).cmdMaintenance},
 		{"run APP/ENV -- CMD...", "run a one-off command in the serving instance", (*Server).cmdRun},
 		{"deprovision APP/ENV", "stop traffic and delete the installation's instances", (*Server).cmdDeprovision},
-	} {
-		commands[commandKey(c.usage)] = c
-	}
+	}...)
 }
 
 func (s *Server) cmdOps(c *call, args []string) error {

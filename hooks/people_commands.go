@@ -15,7 +15,7 @@ import (
 )
 
 func init() {
-	for _, c := range []command{
+	register([]command{
 		{"user add NAME [--admin]", "add a user (then: key add NAME < key.pub)", (*Server).cmdUserAdd},
 		{"user remove NAME", "remove a user; their past operations keep their name", (*Server).cmdUserRemove},
 		{"users", "list users", (*Server).cmdUsers},
@@ -28,9 +28,7 @@ func init() {
 		{"report list ENV", "the weekly activity reports of ENV", (*Server).cmdReportList},
 		{"report get ENV WEEK", "one report as CSV on stdout (WEEK like 2026-W47)", (*Server).cmdReportGet},
 		{"report make ENV WEEK", "make (or remake) a week's report now", (*Server).cmdReportMake},
-	} {
-		commands[commandKey(c.usage)] = c
-	}
+	}...)
 }
 
 var errAdminOnly = errors.New("only an admin may do that")

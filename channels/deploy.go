@@ -107,7 +107,8 @@ func (e *Engine) replace(ctx context.Context, l *opLog, opType string, installat
 	}
 	if keptErr == nil {
 		// A rollback to a commit served before: its image holds the built
-		// tree, so build and release are skipped.
+		// tree and the web script, so build and release are skipped and the
+		// image's runner starts the app as the instance boots.
 		step := time.Now()
 		if err := e.rt.Launch(ctx, name, kept.Fingerprint, e.labels(inst, commit, opID)); err != nil {
 			return e.stepError(ctx, "create instance from the image of "+shortID(commit), err)
@@ -122,11 +123,10 @@ func (e *Engine) replace(ctx context.Context, l *opLog, opType string, installat
 		if name, err = e.build(ctx, l, &undo, r, m, inst, name, commit, opID, env); err != nil {
 			return err
 		}
-		published = e.publish(l, &undo, inst, name, commit, hash)
-	}
-	l.Logf("-----> Starting web: %s", m.Web)
-	if err := e.rt.StartService(ctx, name, m.Web, env); err != nil {
-		return e.stepError(ctx, "start web", err)
+		l.Logf("-----> Starting web: %s", m.Web)
+		if err := e.rt.StartService(ctx, name, m.Web, env); err != nil {
+			return e.stepError(ctx, "start web", err)
+		}
 	}
 
 	port := e.cfg.AppPort
@@ -157,6 +157,9 @@ func (e *Engine) replace(ctx context.Context, l *opLog, opType string, installat
 		}
 	}
 	l.Logf("-----> %s now serves commit %s from %s", inst.Host, shortID(commit), name)
+	if keptErr != nil {
+		published = e.publish(l, inst, name, commit, hash)
+	}
 
 	e.retire(l, old, inst)
 	if published != nil {

@@ -7,58 +7,44 @@ import (
 	"github.com/slipway-dev/slipway/store"
 )
 
-// Every successful build is kept as an Incus image of the instance as it was
-// right after build and release (before the app started), the newest
-// KeepImages per installation. Switching back to such a commit launches its
-// image: no tree to copy, no build, no release.
+// Every build that came to serve is kept as an Incus image of its instance,
+// the newest KeepImages per installation. The image is taken from a snapshot
+// right after the swap, so it holds the built tree and the web script (with
+// the environment it was built with, which is why an image is reused only for
+// the same environment). Switching back to such a commit launches its image:
+// the image's runner starts the app at boot; no tree to copy, no build, no
+// release, no web to start.
 
 type publishResult struct {
 	fingerprint string
 	err         error
 }
 
-// publish snapshots the freshly built instance (instant on btrfs) and
-// publishes the snapshot as an image in the background, so the deploy does
-// not wait for it. If the deploy fails, the image is deleted again.
-func (e *Engine) publish(l *opLog, undo *reverter, inst store.Installation, name, commit, hash string) <-chan publishResult {
+// publish snapshots the instance that now serves (instant on btrfs) and
+// publishes the snapshot as an image, in the background: the deploy has
+// already swapped and does not wait for it.
+func (e *Engine) publish(l *opLog, inst store.Installation, name, commit, hash string) <-chan publishResult {
 	if e.cfg.KeepImages <= 0 {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(e.base, 10*time.Minute)
-	if err := e.rt.Snapshot(ctx, name, "built"); err != nil {
-		cancel()
-		l.Logf("       No rollback image of this build: %s", err)
 		return nil
 	}
 	done := make(chan publishResult, 1)
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
+		ctx, cancel := context.WithTimeout(e.base, 10*time.Minute)
 		defer cancel()
-		fp, err := e.rt.PublishSnapshot(ctx, name, "built", map[string]string{
+		if err := e.rt.Snapshot(ctx, name, "served"); err != nil {
+			done <- publishResult{err: err}
+			return
+		}
+		fp, err := e.rt.PublishSnapshot(ctx, name, "served", map[string]string{
 			"slipway.installation": inst.Resource(),
 			"slipway.commit":       commit,
 			"description":          "slipway rollback image of " + inst.Resource() + " at " + shortID(commit),
 		})
 		done <- publishResult{fp, err}
 	}()
-	var result *publishResult
-	wait := func() publishResult {
-		if result == nil {
-			r := <-done
-			result = &r
-		}
-		return *result
-	}
-	undo.Add(func() error {
-		if r := wait(); r.err == nil {
-			e.rt.DeleteImage(context.Background(), r.fingerprint)
-		}
-		return nil
-	})
-	out := make(chan publishResult, 1)
-	go func() { out <- wait() }()
-	return out
+	return done
 }
 
 // keepImage records the published image of a build that now serves and

@@ -69,7 +69,7 @@ func rewrite(pr *httputil.ProxyRequest) {
 // retries those on a new connection when nothing was written and the request can be
 // replayed, and only reports the error when that fails too.
 func (f *forwarder) RoundTrip(req *http.Request) (*http.Response, error) {
-	res, err := f.upstream.transport.RoundTrip(req)
+	res, err := f.upstream.roundTrip(req)
 	if err == nil || !isDialError(err) || (req.Body != nil && req.Body != http.NoBody) || req.Context().Err() != nil {
 		return res, err
 	}
@@ -80,7 +80,7 @@ func (f *forwarder) RoundTrip(req *http.Request) (*http.Response, error) {
 	f.proxy.retries.Add(1)
 	f.proxy.logger.Info("Retrying request on current upstream", "host", f.host, "failed", f.upstream.name, "upstream", next.upstream.name, "error", err)
 
-	res, err = next.upstream.transport.RoundTrip(req)
+	res, err = next.upstream.roundTrip(req)
 	if err != nil {
 		next.upstream.release()
 		return nil, err

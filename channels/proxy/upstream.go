@@ -30,7 +30,8 @@ const (
 // flight so Drain can wait for them.
 type Upstream struct {
 	name      string
-	transport *http.Transport
+	transport *http.Transport // requests with a body, upgrades
+	fast      *connPool       // the rest (see fastPath)
 
 	// state is the number of requests in flight, plus the draining flag.
 	state     atomic.Int64
@@ -41,17 +42,21 @@ type Upstream struct {
 // NewUpstream returns an upstream that reaches its instance through dial. The name
 // appears in logs. One upstream may serve several hosts; draining it stops it for all.
 func NewUpstream(name string, dial DialFunc) *Upstream {
+	dialUp := func(ctx context.Context) (net.Conn, error) {
+		conn, err := dial(ctx)
+		if err != nil {
+			return nil, &dialError{upstream: name, err: err}
+		}
+		return conn, nil
+	}
 	return &Upstream{
 		name: name,
+		fast: &connPool{dial: dialUp, maxIdle: maxIdleConnsPerUpstream, idleFor: idleConnTimeout},
 		transport: &http.Transport{
 			// The transport asks for "tcp" to some address; the address is meaningless
 			// here (every connection of this transport goes to the same instance).
 			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-				conn, err := dial(ctx)
-				if err != nil {
-					return nil, &dialError{upstream: name, err: err}
-				}
-				return conn, nil
+				return dialUp(ctx)
 			},
 			Proxy:               nil, // never HTTP_PROXY from the environment
 			MaxIdleConnsPerHost: maxIdleConnsPerUpstream,
@@ -78,6 +83,7 @@ func (u *Upstream) Drain(ctx context.Context) error {
 	// timeout has its connection closed when it comes back, because the transport
 	// closes connections that become idle after CloseIdleConnections until it is
 	// asked for a new one, and u will not be asked again.
+	defer u.fast.CloseIdleConnections()
 	defer u.transport.CloseIdleConnections()
 
 	if u.state.Or(draining)&^draining == 0 {
@@ -89,6 +95,14 @@ func (u *Upstream) Drain(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("drain upstream %s with %d requests in flight: %w", u.name, u.InFlight(), ctx.Err())
 	}
+}
+
+// roundTrip sends req to u's instance.
+func (u *Upstream) roundTrip(req *http.Request) (*http.Response, error) {
+	if fastPath(req) {
+		return u.fast.RoundTrip(req)
+	}
+	return u.transport.RoundTrip(req)
 }
 
 // acquire registers a request on u, or reports false if u is draining, in which case

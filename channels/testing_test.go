@@ -187,6 +187,9 @@ const testManifest = "web: serve\nbuild: build-step\nhealth:\n  timeout: 2s\n"
 func newTestEngine(t *testing.T, apps ...string) *testEngine {
 	t.Helper()
 	if _, err := exec.LookPath("git"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("needs git")
+		}
 		t.Skip("needs git")
 	}
 	dir := t.TempDir()

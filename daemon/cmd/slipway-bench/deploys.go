@@ -108,24 +108,31 @@ func (b *bench) notePhases(key string, phases []phase, runs [][]float64) {
 	b.results.note(key, "where the time goes (medians): %s", strings.Join(parts, ", "))
 }
 
+// firstDeploy makes app, its work tree with manifest and body, and pushes
+// that first commit (not measured: it has nothing to replace).
+func (b *bench) firstDeploy(ctx context.Context, app, manifest, body string) (string, *workTree, error) {
+	host, err := b.d.newApp(ctx, app)
+	if err != nil {
+		return "", nil, err
+	}
+	w, err := b.newWorkTree(ctx, app, manifest, body)
+	if err != nil {
+		return "", nil, err
+	}
+	p, err := w.startPush(ctx)
+	if err != nil {
+		return "", nil, err
+	}
+	return host, w, p.wait()
+}
+
 // pushToLive: item 1.
 func (b *bench) pushToLive(ctx context.Context) error {
 	status("push to live: %d pushes of examples/apps/static", b.cfg.Runs)
-	host, err := b.d.newApp(ctx, "live")
-	if err != nil {
-		return err
-	}
-	w, err := b.newWorkTree(ctx, "live", staticManifest, "live 0\n")
-	if err != nil {
-		return err
-	}
 	// The first push of an app is not measured: it deploys the commit made
 	// by newWorkTree, with nothing to replace.
-	p, err := w.startPush(ctx)
+	host, w, err := b.firstDeploy(ctx, "live", staticManifest, "live 0\n")
 	if err != nil {
-		return err
-	}
-	if err := p.wait(); err != nil {
 		return err
 	}
 	var phases [][]float64
@@ -145,23 +152,12 @@ func (b *bench) pushToLive(ctx context.Context) error {
 
 // rollback: item 2. Two commits are deployed, then the installation is
 // pinned to each in turn: every pin is a rollback to a commit deployed
-// before, whose build slipway kept (a stopped instance, or an image).
+// before, whose build slipway kept as an image.
 func (b *bench) rollback(ctx context.Context) error {
 	status("rollback: %d pins to a commit deployed before", b.cfg.Runs)
-	host, err := b.d.newApp(ctx, "back")
-	if err != nil {
-		return err
-	}
 	contents := []string{"back A\n", "back B\n"}
-	w, err := b.newWorkTree(ctx, "back", staticManifest, contents[0])
+	host, w, err := b.firstDeploy(ctx, "back", staticManifest, contents[0])
 	if err != nil {
-		return err
-	}
-	p, err := w.startPush(ctx)
-	if err != nil {
-		return err
-	}
-	if err := p.wait(); err != nil {
 		return err
 	}
 	commitA, err := w.git(ctx, "rev-parse", "HEAD")
@@ -268,19 +264,8 @@ func (b *bench) probeFloors(ctx context.Context) error {
 func (b *bench) failedRequests(ctx context.Context) error {
 	rate := b.cfg.LoadRate
 	status("failed requests: %d back-to-back deploys under %d req/s", b.cfg.Deploys, rate)
-	host, err := b.d.newApp(ctx, "busy")
+	host, w, err := b.firstDeploy(ctx, "busy", staticManifest, "busy 0\n")
 	if err != nil {
-		return err
-	}
-	w, err := b.newWorkTree(ctx, "busy", staticManifest, "busy 0\n")
-	if err != nil {
-		return err
-	}
-	p, err := w.startPush(ctx)
-	if err != nil {
-		return err
-	}
-	if err := p.wait(); err != nil {
 		return err
 	}
 	if _, err := b.d.waitServed(ctx, host, "busy 0\n"); err != nil {

@@ -52,19 +52,8 @@ health:
 // proxyVsNginx: item 4.
 func (b *bench) proxyVsNginx(ctx context.Context) error {
 	status("proxy vs nginx: %d interleaved rounds (wrk -t2 -c64 -d%s; open loop at %d req/s, %d×1 s per target)", b.cfg.Rounds, wrkDuration, fixedRate, openLoopSlices)
-	host, err := b.d.newApp(ctx, "edge")
+	host, _, err := b.firstDeploy(ctx, "edge", edgeManifest, "edge\n")
 	if err != nil {
-		return err
-	}
-	w, err := b.newWorkTree(ctx, "edge", edgeManifest, "edge\n")
-	if err != nil {
-		return err
-	}
-	p, err := w.startPush(ctx)
-	if err != nil {
-		return err
-	}
-	if err := p.wait(); err != nil {
 		return err
 	}
 	st, err := b.d.status(ctx, "edge")

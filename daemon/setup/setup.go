@@ -242,8 +242,9 @@ func startDetached(logPath, name string, args ...string) (int, error) {
 // waitReady waits for the socket, a connection and incusd's own readiness
 // (GET /internal/ready, what `incus admin waitready` asks).
 func waitReady(ctx context.Context, timeout time.Duration) (incus.InstanceServer, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
+	// The client keeps the context it was made with for every later request,
+	// so the deadline applies to the wait only, not to the connection.
+	deadline := time.After(timeout)
 	var lastErr error
 	for {
 		srv, err := connect(ctx)
@@ -256,6 +257,8 @@ func waitReady(ctx context.Context, timeout time.Duration) (incus.InstanceServer
 		lastErr = err
 		select {
 		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-deadline:
 			return nil, fmt.Errorf("incusd did not become ready at %s within %v: %v", container.SocketPath(), timeout, lastErr)
 		case <-time.After(100 * time.Millisecond):
 		}

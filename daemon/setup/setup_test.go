@@ -297,5 +297,9 @@ func TestWaitReady(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv.Disconnect()
+	defer srv.Disconnect()
+	// The connection must outlive the wait: setup goes on using it.
+	if _, _, err := srv.GetProfile("default"); err != nil {
+		t.Fatalf("request after waitReady: %v", err)
+	}
 }

@@ -120,11 +120,21 @@ func (e *Engine) replace(ctx context.Context, l *opLog, opType string, installat
 			return err
 		}
 	} else {
-		if name, err = e.build(ctx, l, &undo, r, m, inst, name, commit, opID, env); err != nil {
+		// Without build or release steps nothing runs between copying the
+		// tree and starting the app, so one exec does both.
+		together := len(m.Build) == 0 && len(m.Release) == 0
+		if name, err = e.build(ctx, l, &undo, r, m, inst, name, commit, opID, env, !together); err != nil {
 			return err
 		}
-		l.Logf("-----> Starting web: %s", m.Web)
-		if err := e.rt.StartService(ctx, name, m.Web, env); err != nil {
+		var tree io.ReadCloser
+		if together {
+			tree = treeReader(r, commit)
+			defer tree.Close()
+			l.Logf("-----> Copying commit %s and starting web: %s", shortID(commit), m.Web)
+		} else {
+			l.Logf("-----> Starting web: %s", m.Web)
+		}
+		if err := e.rt.StartService(ctx, name, m.Web, env, tree); err != nil {
 			return e.stepError(ctx, "start web", err)
 		}
 	}
@@ -194,10 +204,11 @@ func envHash(env map[string]string) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// build makes a new instance of commit: launch, tree, build and release steps.
-// It returns the instance's name: the one asked for, or that of the instance
-// started ahead of the deploy while the push arrived (see Prewarm).
-func (e *Engine) build(ctx context.Context, l *opLog, undo *reverter, r *repo.Repo, m *Manifest, inst store.Installation, name, commit string, opID int64, env map[string]string) (string, error) {
+// build makes a new instance of commit: launch, tree (unless withTree is
+// false: the caller copies it), build and release steps. It returns the
+// instance's name: the one asked for, or that of the instance started ahead
+// of the deploy while the push arrived (see Prewarm).
+func (e *Engine) build(ctx context.Context, l *opLog, undo *reverter, r *repo.Repo, m *Manifest, inst store.Installation, name, commit string, opID int64, env map[string]string, withTree bool) (string, error) {
 	step := time.Now()
 	if ahead, err := e.claimPrewarm(ctx, inst.ID, m.Image); err == nil {
 		name = ahead
@@ -217,6 +228,9 @@ func (e *Engine) build(ctx context.Context, l *opLog, undo *reverter, r *repo.Re
 		return name, err
 	}
 
+	if !withTree {
+		return name, nil
+	}
 	if err := e.putTree(ctx, r, name, commit); err != nil {
 		return name, e.stepError(ctx, "copy the commit into the instance", err)
 	}
@@ -280,12 +294,18 @@ func (e *Engine) stepError(ctx context.Context, what string, err error) error {
 	return fmt.Errorf("%s: %w", what, err)
 }
 
-func (e *Engine) putTree(ctx context.Context, r *repo.Repo, name, commit string) error {
+// treeReader streams a tar of commit's tree; closing it stops the writer.
+func treeReader(r *repo.Repo, commit string) io.ReadCloser {
 	pr, pw := io.Pipe()
 	go func() { pw.CloseWithError(r.WriteTar(commit, pw)) }()
-	defer pr.Close()
+	return pr
+}
+
+func (e *Engine) putTree(ctx context.Context, r *repo.Repo, name, commit string) error {
+	tree := treeReader(r, commit)
+	defer tree.Close()
 	var out limitedBuffer
-	code, err := e.rt.Exec(ctx, name, []string{"tar", "-x", "-f", "-", "-C", "/app"}, nil, pr, &out)
+	code, err := e.rt.Exec(ctx, name, []string{"tar", "-x", "-f", "-", "-C", "/app"}, nil, tree, &out)
 	if err != nil {
 		return err
 	}

@@ -13,8 +13,9 @@ type Runtime interface {
 	Launch(ctx context.Context, name, image string, labels map[string]string) error
 	// Exec runs cmd in the instance and returns its exit code.
 	Exec(ctx context.Context, name string, cmd []string, env map[string]string, stdin io.Reader, out io.Writer) (int, error)
-	// StartService runs command in /app under the image's supervisor.
-	StartService(ctx context.Context, name, command string, env map[string]string) error
+	// StartService runs command in /app under the image's supervisor, after
+	// unpacking tree (a tar of the app, may be nil) into /app.
+	StartService(ctx context.Context, name, command string, env map[string]string, tree io.Reader) error
 	// Dial connects to 127.0.0.1:port inside the instance.
 	Dial(ctx context.Context, name string, port int) (net.Conn, error)
 	// Start starts a stopped instance; Stop stops a running one.

@@ -86,7 +86,10 @@ func (f *fakeRuntime) Exec(ctx context.Context, name string, cmd []string, env m
 	return 0, nil
 }
 
-func (f *fakeRuntime) StartService(ctx context.Context, name, command string, env map[string]string) error {
+func (f *fakeRuntime) StartService(ctx context.Context, name, command string, env map[string]string, tree io.Reader) error {
+	if tree != nil {
+		io.Copy(io.Discard, tree)
+	}
 	return nil
 }
 

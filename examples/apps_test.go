@@ -80,7 +80,7 @@ func TestApps(t *testing.T) {
 					t.Fatalf("%s: exit %d: %s", step, code, out)
 				}
 			}
-			if err := c.StartService(ctx, name, m.Web, env); err != nil {
+			if err := c.StartService(ctx, name, m.Web, env, nil); err != nil {
 				t.Fatal(err)
 			}
 			deadline := time.Now().Add(timeout)

@@ -194,7 +194,7 @@ func TestServiceDialRespawn(t *testing.T) {
 	}
 	start := time.Now()
 	err := c.StartService(ctx, name, `echo "web starting as $WHO"; httpd -f -p "$PORT" -h /app`,
-		map[string]string{"PORT": "5000", "WHO": "it's me"})
+		map[string]string{"PORT": "5000", "WHO": "it's me"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,10 +232,79 @@ func TestServiceDialRespawn(t *testing.T) {
 	t.Logf("respawn after kill: %v", time.Since(start))
 
 	// A second StartService replaces the running command.
-	if err := c.StartService(ctx, name, "httpd -f -p 5001 -h /app", nil); err != nil {
+	if err := c.StartService(ctx, name, "httpd -f -p 5001 -h /app", nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	waitGet(t, c, name, 5001, "/hello.txt", 10*time.Second)
+}
+
+// StartService with a tree unpacks it and starts the app in one exec; a web
+// script too big for an environment string takes the two-exec way; a tree
+// that is not a tar is a clear error.
+func TestServiceWithTree(t *testing.T) {
+	t.Parallel()
+	c := container.NewTestIncus(t)
+	ctx := context.Background()
+	tarOf := func(files map[string]string) io.Reader {
+		var buf bytes.Buffer
+		tw := tar.NewWriter(&buf)
+		for name, body := range files {
+			tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg})
+			io.WriteString(tw, body)
+		}
+		tw.Close()
+		return &buf
+	}
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+	}{
+		{"small", map[string]string{"PORT": "5000"}},
+		{"big", map[string]string{"PORT": "5000", "BIG": strings.Repeat("x", 100<<10)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			name := launch(t, c, nil)
+			tree := tarOf(map[string]string{"public/index.html": "tree of " + tc.name + "\n"})
+			if err := c.StartService(ctx, name, `httpd -f -p "$PORT" -h /app/public`, tc.env, tree); err != nil {
+				t.Fatal(err)
+			}
+			if body := waitGet(t, c, name, 5000, "/index.html", 5*time.Second); body != "tree of "+tc.name+"\n" {
+				t.Errorf("GET /index.html = %q", body)
+			}
+			if _, env := execT(t, c, name, nil, "sh", "-c", "tr '\\0' '\\n' < /proc/$(cat "+container.WebPID+")/environ"); strings.Contains(env, "SLIPWAY_WEB_SCRIPT") || !strings.Contains(env, "PORT=5000\n") {
+				t.Errorf("web environment:\n%.300s", env)
+			}
+		})
+	}
+	name := launch(t, c, nil)
+	err := c.StartService(ctx, name, "httpd -f -p 5000", nil, strings.NewReader("not a tar"))
+	if err == nil || !strings.Contains(err.Error(), "unpacking the commit into /app failed") {
+		t.Errorf("StartService with a broken tree: %v", err)
+	}
+}
+
+// InitPID finds init from the instance's cgroup; it must agree with Incus.
+func TestInitPID(t *testing.T) {
+	t.Parallel()
+	c := container.NewTestIncus(t)
+	name := launch(t, c, nil)
+	pid, err := c.InitPID(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	state, _, err := c.Server().GetInstanceState(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pid != state.Pid {
+		t.Errorf("InitPID = %d, Incus says %d", pid, state.Pid)
+	}
+	if err := c.Stop(context.Background(), name); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.InitPID(name); !errors.Is(err, container.ErrNotRunning) {
+		t.Errorf("InitPID of a stopped instance: %v, want ErrNotRunning", err)
+	}
 }
 
 func TestDialErrors(t *testing.T) {
@@ -243,7 +312,18 @@ func TestDialErrors(t *testing.T) {
 	c := container.NewTestIncus(t)
 	name := launch(t, c, nil)
 	ctx := context.Background()
-	if _, err := c.Dial(ctx, name, 5999); err == nil || !strings.Contains(err.Error(), "connection refused") {
+	// Right after a start, init may not have brought loopback up yet.
+	dialClosed := func() error {
+		deadline := time.Now().Add(3 * time.Second)
+		for {
+			_, err := c.Dial(ctx, name, 5999)
+			if err == nil || !strings.Contains(err.Error(), "network is unreachable") || time.Now().After(deadline) {
+				return err
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	if err := dialClosed(); err == nil || !strings.Contains(err.Error(), "connection refused") {
 		t.Errorf("dial a closed port: %v", err)
 	}
 	if _, err := c.Dial(ctx, "t-missing", 5000); !errors.Is(err, container.ErrNotFound) {
@@ -256,7 +336,7 @@ func TestDialErrors(t *testing.T) {
 	if err := c.Restart(ctx, name); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Dial(ctx, name, 5999); err == nil || !strings.Contains(err.Error(), "connection refused") {
+	if err := dialClosed(); err == nil || !strings.Contains(err.Error(), "connection refused") {
 		t.Errorf("dial after restart: %v", err)
 	}
 }
@@ -373,7 +453,7 @@ func BenchmarkDeploySteps(b *testing.B) {
 			b.Fatalf("untar: %d %v", code, err)
 		}
 		t2 := time.Now()
-		if err := c.StartService(ctx, name, "httpd -f -p $PORT -h /app/public", map[string]string{"PORT": "5000"}); err != nil {
+		if err := c.StartService(ctx, name, "httpd -f -p $PORT -h /app/public", map[string]string{"PORT": "5000"}, nil); err != nil {
 			b.Fatal(err)
 		}
 		for {

@@ -70,18 +70,15 @@ func (c *Incus) netns(name string, refresh bool) (netns, error) {
 	if ok && !refresh {
 		return ns, nil
 	}
-	state, _, err := c.srv.GetInstanceState(name)
+	pid, err := c.InitPID(name)
 	if err != nil {
-		return netns{}, wrap(err, "instance state")
-	}
-	if state.Pid <= 0 {
-		return netns{}, ErrNotRunning
+		return netns{}, err
 	}
 	var st unix.Stat_t
-	if err := unix.Stat(nsPath(state.Pid), &st); err != nil {
+	if err := unix.Stat(nsPath(pid), &st); err != nil {
 		return netns{}, fmt.Errorf("%w: %v", ErrNotRunning, err)
 	}
-	ns = netns{pid: state.Pid, ino: st.Ino}
+	ns = netns{pid: pid, ino: st.Ino}
 	c.mu.Lock()
 	c.nets[name] = ns
 	c.mu.Unlock()

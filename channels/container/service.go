@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"regexp"
 	"sort"
 	"strings"
@@ -30,7 +31,7 @@ var envNameRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 const startScript = `set -e
 umask 022
 mkdir -p /etc/slipway /run/slipway
-cat > ` + WebScript + `.new
+` + writeWebScript + `
 chmod 755 ` + WebScript + `.new
 mv -f ` + WebScript + `.new ` + WebScript + `
 pid=$(cat ` + WebPID + ` 2>/dev/null || true)
@@ -49,23 +50,61 @@ else
 fi
 `
 
+// writeWebScript puts the web script in place from stdin or, when stdin
+// carries the app's tree, from $SLIPWAY_WEB_SCRIPT.
+const writeWebScript = `if [ -n "${SLIPWAY_TREE:-}" ]; then
+	tar -x -f - -C /app || { echo "unpacking the commit into /app failed" >&2; exit 1; }
+	printf '%s' "$SLIPWAY_WEB_SCRIPT" > ` + WebScript + `.new
+else
+	cat > ` + WebScript + `.new
+fi`
+
 // StartService runs command (with sh -c) in /app with env under the image's
 // supervisor, busybox init, which restarts it when it exits. The process's
 // output goes to the instance console (`incus console --show-log NAME`).
 // StartService returns once the supervisor has been told; whether the app
-// comes up is for the caller's health check (Dial) to find out.
-func (c *Incus) StartService(ctx context.Context, name, command string, env map[string]string) error {
+// comes up is for the caller's health check (Dial) to find out. A non-nil
+// tree is a tar of the app, unpacked into /app first.
+func (c *Incus) StartService(ctx context.Context, name, command string, env map[string]string, tree io.Reader) error {
 	script, err := webScript(command, env)
 	if err != nil {
 		return fmt.Errorf("start service in %s: %w", name, err)
 	}
+	// With a tree, one exec unpacks it and starts the app: each exec costs
+	// Incus a process start and four websockets, a tenth of a second here.
+	stdin, execEnv := io.Reader(strings.NewReader(script)), map[string]string(nil)
+	switch {
+	case tree != nil && len(script) <= maxEnvScript:
+		stdin, execEnv = tree, map[string]string{"SLIPWAY_TREE": "1", "SLIPWAY_WEB_SCRIPT": script}
+	case tree != nil:
+		if err := c.unpack(ctx, name, tree); err != nil {
+			return err
+		}
+	}
 	var out bytes.Buffer
-	code, err := c.Exec(ctx, name, []string{"/bin/sh", "-c", startScript}, nil, strings.NewReader(script), &out)
+	code, err := c.Exec(ctx, name, []string{"/bin/sh", "-c", startScript}, execEnv, stdin, &out)
 	if err != nil {
 		return fmt.Errorf("start service in %s: %w", name, err)
 	}
 	if code != 0 {
 		return fmt.Errorf("start service in %s: exit %d: %s", name, code, strings.TrimSpace(out.String()))
+	}
+	return nil
+}
+
+// maxEnvScript keeps the web script well under Linux's limit on one
+// environment string (128 KiB); a larger one (huge config) takes two execs.
+const maxEnvScript = 64 << 10
+
+// unpack extracts a tar of the app into /app.
+func (c *Incus) unpack(ctx context.Context, name string, tree io.Reader) error {
+	var out bytes.Buffer
+	code, err := c.Exec(ctx, name, []string{"tar", "-x", "-f", "-", "-C", "/app"}, nil, tree, &out)
+	if err != nil {
+		return fmt.Errorf("unpack the commit in %s: %w", name, err)
+	}
+	if code != 0 {
+		return fmt.Errorf("unpack the commit in %s: tar exited with status %d: %s", name, code, strings.TrimSpace(out.String()))
 	}
 	return nil
 }

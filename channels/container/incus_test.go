@@ -265,9 +265,11 @@ func TestServiceWithTree(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			name := launch(t, c, nil)
 			tree := tarOf(map[string]string{"public/index.html": "tree of " + tc.name + "\n"})
+			start := time.Now()
 			if err := c.StartService(ctx, name, `httpd -f -p "$PORT" -h /app/public`, tc.env, tree); err != nil {
 				t.Fatal(err)
 			}
+			t.Logf("StartService with a tree: %v", time.Since(start))
 			if body := waitGet(t, c, name, 5000, "/index.html", 5*time.Second); body != "tree of "+tc.name+"\n" {
 				t.Errorf("GET /index.html = %q", body)
 			}
@@ -276,9 +278,22 @@ func TestServiceWithTree(t *testing.T) {
 			}
 		})
 	}
+	// An instance whose app runs already takes a new tree through an exec.
+	t.Run("again", func(t *testing.T) {
+		name := launch(t, c, nil)
+		for i, body := range []string{"first\n", "second\n"} {
+			tree := tarOf(map[string]string{"public/index.html": body})
+			if err := c.StartService(ctx, name, fmt.Sprintf(`httpd -f -p %d -h /app/public`, 5000+i), nil, tree); err != nil {
+				t.Fatal(err)
+			}
+			if got := waitGet(t, c, name, 5000+i, "/index.html", 5*time.Second); got != body {
+				t.Errorf("GET /index.html = %q, want %q", got, body)
+			}
+		}
+	})
 	name := launch(t, c, nil)
 	err := c.StartService(ctx, name, "httpd -f -p 5000", nil, strings.NewReader("not a tar"))
-	if err == nil || !strings.Contains(err.Error(), "unpacking the commit into /app failed") {
+	if err == nil || !strings.Contains(err.Error(), "read the app's tree") {
 		t.Errorf("StartService with a broken tree: %v", err)
 	}
 }

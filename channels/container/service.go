@@ -3,6 +3,7 @@ package container
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"regexp"
@@ -70,8 +71,16 @@ func (c *Incus) StartService(ctx context.Context, name, command string, env map[
 	if err != nil {
 		return fmt.Errorf("start service in %s: %w", name, err)
 	}
-	// With a tree, one exec unpacks it and starts the app: each exec costs
-	// Incus a process start and four websockets, a tenth of a second here.
+	// With a tree, a fresh instance of the base image takes the app through
+	// its receiver, without an exec (see deliver.go); otherwise one exec
+	// unpacks it and starts the app. Each exec costs Incus a process start
+	// and four websockets, a tenth of a second here.
+	if tree != nil {
+		err := c.deliver(ctx, name, tree, script)
+		if !errors.Is(err, errNoReceiver) {
+			return err
+		}
+	}
 	stdin, execEnv := io.Reader(strings.NewReader(script)), map[string]string(nil)
 	switch {
 	case tree != nil && len(script) <= maxEnvScript:

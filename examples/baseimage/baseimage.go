@@ -48,6 +48,7 @@ const DefaultBusybox = "/bin/busybox"
 const Inittab = `# slipway base image: read by busybox init (PID 1).
 ::sysinit:/sbin/ip link set lo up
 ::sysinit:/bin/rm -f /run/slipway/web.pid
+::once:/etc/slipway/receive
 ::respawn:/etc/slipway/run
 ::ctrlaltdel:/sbin/reboot
 ::shutdown:/bin/sync
@@ -82,6 +83,32 @@ if [ ! -x /etc/slipway/web ]; then
 	exec 3<&-
 fi
 exec /etc/slipway/web
+`
+
+// Receiver is /etc/slipway/receive, run once at boot. A fresh instance gets
+// its app through the FIFO /run/slipway/deliver: slipway opens it from the
+// host and writes one tar holding app/ (the commit's tree) and
+// etc/slipway/web.new (the web process), which costs no Incus exec (a tenth
+// of a second each). The outcome goes to /run/slipway/delivery for slipway
+// to read, then the runner is woken through its FIFO to start the app.
+const Receiver = `#!/bin/sh
+# slipway app receiver, run once by busybox init at boot (::once: in
+# /etc/inittab): unpacks the app slipway writes into /run/slipway/deliver,
+# then wakes the runner. An instance started from a kept image already has
+# its app and nothing to receive.
+[ -e /etc/slipway/web ] && exit 0
+d=/run/slipway
+umask 022
+mkdir -p $d /etc/slipway
+[ -p $d/deliver ] || mkfifo -m 600 $d/deliver || exit 1
+r=failed
+if tar -x -f $d/deliver -C / 2>$d/delivery.err && [ -s /etc/slipway/web.new ]; then
+	chmod 755 /etc/slipway/web.new && mv -f /etc/slipway/web.new /etc/slipway/web && r=ok
+fi
+echo $r >$d/delivery.new && mv -f $d/delivery.new $d/delivery
+[ -p $d/start ] || mkfifo -m 600 $d/start 2>/dev/null
+[ -p $d/start ] && exec 3<>$d/start && echo start >&3
+exit 0
 `
 
 // dirs are the directories every slipway base image has, with their modes.
@@ -169,6 +196,9 @@ func BuildBusybox(w io.Writer, busyboxPath string) error {
 		}
 	}
 	if err := writeFile(hdr, tw, "rootfs/etc/slipway/run", 0o755, []byte(Runner)); err != nil {
+		return err
+	}
+	if err := writeFile(hdr, tw, "rootfs/etc/slipway/receive", 0o755, []byte(Receiver)); err != nil {
 		return err
 	}
 	for _, a := range applets {

@@ -67,7 +67,7 @@ func TestBuildBusybox(t *testing.T) {
 	if m := contents["metadata.yaml"]; !strings.Contains(m, "architecture: x86_64") || !strings.Contains(m, "creation_date: ") || !strings.Contains(m, "os: busybox") {
 		t.Errorf("metadata.yaml:\n%s", m)
 	}
-	for _, name := range []string{"rootfs/bin/busybox", "rootfs/etc/passwd", "rootfs/etc/group", "rootfs/etc/hosts", "rootfs/etc/inittab", "rootfs/etc/slipway/run"} {
+	for _, name := range []string{"rootfs/bin/busybox", "rootfs/etc/passwd", "rootfs/etc/group", "rootfs/etc/hosts", "rootfs/etc/inittab", "rootfs/etc/slipway/run", "rootfs/etc/slipway/receive"} {
 		if entries[name] == nil {
 			t.Errorf("missing %s", name)
 		}
@@ -90,6 +90,9 @@ func TestBuildBusybox(t *testing.T) {
 	}
 	if !strings.Contains(contents["rootfs/etc/inittab"], "::respawn:/etc/slipway/run") {
 		t.Errorf("inittab does not run the app runner:\n%s", contents["rootfs/etc/inittab"])
+	}
+	if !strings.Contains(contents["rootfs/etc/inittab"], "::once:/etc/slipway/receive") {
+		t.Errorf("inittab does not run the app receiver:\n%s", contents["rootfs/etc/inittab"])
 	}
 	if !strings.Contains(contents["rootfs/etc/hosts"], "127.0.0.1\tlocalhost") {
 		t.Errorf("hosts:\n%s", contents["rootfs/etc/hosts"])

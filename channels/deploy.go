@@ -105,12 +105,34 @@ func (e *Engine) replace(ctx context.Context, l *opLog, opType string, installat
 	if opType != "restart" {
 		kept, keptErr = e.store.KeptImageFor(ctx, inst.ID, commit, hash)
 	}
+	port := e.cfg.AppPort
+	dial := func(ctx context.Context) (net.Conn, error) { return e.rt.Dial(ctx, name, port) }
+	var healthy <-chan error // a health check already under way
+	var settle func() error  // waits for the end of a launch the deploy did not wait for
 	if keptErr == nil {
 		// A rollback to a commit served before: its image holds the built
 		// tree and the web script, so build and release are skipped and the
 		// image's runner starts the app as the instance boots.
 		step := time.Now()
-		if err := e.rt.Launch(ctx, name, kept.Fingerprint, e.labels(inst, commit, opID)); err != nil {
+		launched := make(chan error, 1)
+		hctx, hcancel := context.WithCancel(ctx)
+		defer hcancel()
+		go func() {
+			err := e.rt.Launch(ctx, name, kept.Fingerprint, e.labels(inst, commit, opID))
+			if err != nil {
+				hcancel()
+			}
+			launched <- err
+		}()
+		if len(m.Volumes) == 0 {
+			// Nothing to attach first: check the app while Incus finishes
+			// the start (see Runtime.Booted).
+			healthy = e.checkWhenBooted(hctx, name, dial, inst.Host, m.Health)
+		}
+		if err := <-launched; err != nil {
+			if healthy != nil {
+				<-healthy
+			}
 			return e.stepError(ctx, "create instance from the image of "+shortID(commit), err)
 		}
 		undo.Add(func() error { return e.deleteInstance(l, name, "new instance") })
@@ -123,7 +145,7 @@ func (e *Engine) replace(ctx context.Context, l *opLog, opType string, installat
 		// Without build or release steps nothing runs between copying the
 		// tree and starting the app, so one exec does both.
 		together := len(m.Build) == 0 && len(m.Release) == 0
-		if name, err = e.build(ctx, l, &undo, r, m, inst, name, commit, opID, env, !together); err != nil {
+		if name, settle, err = e.build(ctx, l, &undo, r, m, inst, name, commit, opID, env, !together); err != nil {
 			return err
 		}
 		var tree io.ReadCloser
@@ -139,13 +161,22 @@ func (e *Engine) replace(ctx context.Context, l *opLog, opType string, installat
 		}
 	}
 
-	port := e.cfg.AppPort
-	dial := func(ctx context.Context) (net.Conn, error) { return e.rt.Dial(ctx, name, port) }
 	step := time.Now()
-	if err := healthCheck(ctx, dial, inst.Host, m.Health); err != nil {
+	if healthy == nil {
+		healthy = e.checkWhenBooted(ctx, name, dial, inst.Host, m.Health)
+	}
+	if err := <-healthy; err != nil {
 		return err
 	}
 	l.Logf("       Healthy: GET %s answered in time (%s)", m.Health.Path, time.Since(step).Round(time.Millisecond))
+
+	if settle != nil {
+		// The instance was used before Incus ended its launch; that end
+		// must have gone well before the instance serves.
+		if err := settle(); err != nil {
+			return e.stepError(ctx, "create instance", err)
+		}
+	}
 
 	// The swap: from here on the new instance serves, so nothing is undone.
 	up := proxy.NewUpstream(name, dial)
@@ -178,6 +209,20 @@ func (e *Engine) replace(ctx context.Context, l *opLog, opType string, installat
 	return nil
 }
 
+// checkWhenBooted health-checks the instance once its init runs, in the
+// background; the channel gets the outcome.
+func (e *Engine) checkWhenBooted(ctx context.Context, name string, dial proxy.DialFunc, host string, h Health) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		if err := e.rt.Booted(ctx, name); err != nil {
+			done <- e.stepError(ctx, "start instance", err)
+			return
+		}
+		done <- healthCheck(ctx, dial, host, h)
+	}()
+	return done
+}
+
 // labels are what the engine records on every instance it makes.
 func (e *Engine) labels(inst store.Installation, commit string, opID int64) map[string]string {
 	return map[string]string{
@@ -208,46 +253,54 @@ func envHash(env map[string]string) string {
 // false: the caller copies it), build and release steps. It returns the
 // instance's name: the one asked for, or that of the instance started ahead
 // of the deploy while the push arrived (see Prewarm).
-func (e *Engine) build(ctx context.Context, l *opLog, undo *reverter, r *repo.Repo, m *Manifest, inst store.Installation, name, commit string, opID int64, env map[string]string, withTree bool) (string, error) {
+func (e *Engine) build(ctx context.Context, l *opLog, undo *reverter, r *repo.Repo, m *Manifest, inst store.Installation, name, commit string, opID int64, env map[string]string, withTree bool) (_ string, settle func() error, _ error) {
 	step := time.Now()
-	if ahead, err := e.claimPrewarm(ctx, inst.ID, m.Image); err == nil {
-		name = ahead
-		undo.Add(func() error { return e.deleteInstance(l, name, "new instance") })
+	// Only the tree's delivery comes before the health check on the
+	// together path, so it may start as soon as the instance has booted.
+	early := !withTree && len(m.Volumes) == 0
+	if ahead, wait, err := e.claimPrewarm(ctx, inst.ID, m.Image, early); err == nil {
+		name, settle = ahead, wait
+		undo.Add(func() error {
+			if settle != nil {
+				settle() // Incus deletes an instance only once its launch has ended
+			}
+			return e.deleteInstance(l, name, "new instance")
+		})
 		l.Logf("       Instance %s started from image %s while the push arrived (waited %s)", name, m.Image, time.Since(step).Round(time.Millisecond))
 	} else {
 		if ctx.Err() != nil {
-			return name, e.stepError(ctx, "create instance", err)
+			return name, nil, e.stepError(ctx, "create instance", err)
 		}
 		if err := e.rt.Launch(ctx, name, m.Image, e.labels(inst, commit, opID)); err != nil {
-			return name, e.stepError(ctx, "create instance", err)
+			return name, nil, e.stepError(ctx, "create instance", err)
 		}
 		undo.Add(func() error { return e.deleteInstance(l, name, "new instance") })
 		l.Logf("       Instance %s started from image %s (%s)", name, m.Image, time.Since(step).Round(time.Millisecond))
 	}
 	if err := e.attachVolumes(ctx, l, inst, name, m); err != nil {
-		return name, err
+		return name, settle, err
 	}
 
 	if !withTree {
-		return name, nil
+		return name, settle, nil
 	}
 	if err := e.putTree(ctx, r, name, commit); err != nil {
-		return name, e.stepError(ctx, "copy the commit into the instance", err)
+		return name, settle, e.stepError(ctx, "copy the commit into the instance", err)
 	}
 	for _, cmd := range m.Build {
 		if err := e.runStep(ctx, l, name, "build", cmd, env); err != nil {
-			return name, err
+			return name, settle, err
 		}
 	}
 	for _, cmd := range m.Release {
 		if err := e.runStep(ctx, l, name, "release", cmd, env); err != nil {
-			return name, err
+			return name, settle, err
 		}
 	}
 	if len(m.Release) > 0 {
 		l.Logf("       Note: a later rollback does not undo release steps (migrations); roll forward instead")
 	}
-	return name, nil
+	return name, settle, nil
 }
 
 func (e *Engine) deleteInstance(l *opLog, name, what string) error {

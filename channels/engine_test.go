@@ -2,6 +2,7 @@ package channels
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -174,5 +175,59 @@ func TestHangingHealthCheckTimesOut(t *testing.T) {
 	}
 	if _, body := te.serving(inst.Host); body != "web-prod-1" {
 		t.Fatalf("serving %q", body)
+	}
+}
+
+// An instance used before Incus ended its launch (a pushed app delivered to
+// the instance started while the push arrived, a kept image health-checked as
+// it boots) must not serve if that launch then fails.
+func TestLaunchFailingAfterBootNeverServes(t *testing.T) {
+	te := newTestEngine(t, "web")
+	inst := te.install("web")
+	const together = "web: serve\nhealth:\n  timeout: 2s\n" // no build steps: tree and web in one go
+	c1 := te.commit("web", together, "one")
+	if op := te.wait(te.push("web", c1)); op.Status != store.StatusSucceeded {
+		t.Fatalf("first deploy: %+v\n%s", op, te.log(op.ID))
+	}
+	c2 := te.commit("web", together, "two")
+	if op := te.wait(te.push("web", c2)); op.Status != store.StatusSucceeded {
+		t.Fatalf("second deploy: %+v\n%s", op, te.log(op.ID))
+	}
+	_, before := te.serving(inst.Host)
+
+	te.rt.mu.Lock()
+	te.rt.lateErr = errors.New("incus: start bookkeeping failed")
+	te.rt.mu.Unlock()
+
+	// A push whose instance was started ahead.
+	c3 := te.commit("web", together, "three")
+	release := te.Prewarm(context.Background(), "web", []string{"main"})
+	op := te.wait(te.push("web", c3))
+	release()
+	if op.Status != store.StatusFailed || !strings.Contains(te.log(op.ID), "start bookkeeping failed") {
+		t.Fatalf("push with a launch failing late: %s\n%s", op.Status, te.log(op.ID))
+	}
+	if _, now := te.serving(inst.Host); now != before {
+		t.Fatalf("serving %q after the failed push, want %q", now, before)
+	}
+
+	// A rollback to a kept image.
+	op, err := te.Pin(context.Background(), "web", "prod", c1, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	op = te.wait(op)
+	if op.Status != store.StatusFailed || !strings.Contains(te.log(op.ID), "start bookkeeping failed") {
+		t.Fatalf("rollback with a launch failing late: %s\n%s", op.Status, te.log(op.ID))
+	}
+	if _, now := te.serving(inst.Host); now != before {
+		t.Fatalf("serving %q after the failed rollback, want %q", now, before)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for got := te.rt.running(); len(got) != 1 || got[0] != before; got = te.rt.running() {
+		if time.Now().After(deadline) {
+			t.Fatalf("running: %v, want only %s", got, before)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

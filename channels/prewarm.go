@@ -114,27 +114,39 @@ func (e *Engine) expectedImage(inst store.Installation) string {
 }
 
 // claimPrewarm hands a deploy the instance started for it, if there is one of
-// the right image, waiting for its launch to end.
-func (e *Engine) claimPrewarm(ctx context.Context, installationID int64, image string) (string, error) {
+// the right image, waiting for its launch to end. With early set it returns
+// as soon as the instance has booted, before Incus ends the launch; settle
+// (nil unless early) then waits for that end and must succeed before the
+// instance serves.
+func (e *Engine) claimPrewarm(ctx context.Context, installationID int64, image string, early bool) (name string, settle func() error, err error) {
 	e.prewarms.mu.Lock()
 	p := e.prewarms.byID[installationID]
 	if p == nil || p.image != image {
 		e.prewarms.mu.Unlock()
-		return "", errNoPrewarm
+		return "", nil, errNoPrewarm
 	}
 	delete(e.prewarms.byID, installationID)
 	e.prewarms.mu.Unlock()
-	select {
-	case <-p.done:
-	case <-ctx.Done():
-		go e.deletePrewarm(p)
-		return "", ctx.Err()
+	wait := func(ctx context.Context) error {
+		select {
+		case <-p.done:
+			return p.err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
-	if p.err != nil {
-		go e.deletePrewarm(p)
-		return "", p.err
+	if early {
+		if err := e.rt.Booted(ctx, p.name); err == nil {
+			// Not bound to ctx: a launch still under way must end before
+			// anyone deletes the instance, even after a cancel.
+			return p.name, func() error { return wait(context.Background()) }, nil
+		}
 	}
-	return p.name, nil
+	if err := wait(ctx); err != nil {
+		go e.deletePrewarm(p)
+		return "", nil, err
+	}
+	return p.name, nil, nil
 }
 
 var errNoPrewarm = errors.New("no instance started ahead")

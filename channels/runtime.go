@@ -11,6 +11,9 @@ import (
 type Runtime interface {
 	// Launch creates and starts an instance of image carrying labels.
 	Launch(ctx context.Context, name, image string, labels map[string]string) error
+	// Booted returns once the instance's init runs, which may be before its
+	// Launch returns, or the error of that Launch if it fails first.
+	Booted(ctx context.Context, name string) error
 	// Exec runs cmd in the instance and returns its exit code.
 	Exec(ctx context.Context, name string, cmd []string, env map[string]string, stdin io.Reader, out io.Writer) (int, error)
 	// StartService runs command in /app under the image's supervisor, after

@@ -31,6 +31,7 @@ type fakeRuntime struct {
 	failExec  func(cmd []string) int // exit code for a command; nil: 0
 	blockExec chan struct{}          // when set, Exec of build steps waits on it or ctx
 	launchErr error
+	lateErr   error // when set, Launch makes the instance (it boots) and then fails
 	launches  []string
 	images    int
 	published map[string]bool // fingerprints of images that exist
@@ -62,7 +63,18 @@ func (f *fakeRuntime) Launch(ctx context.Context, name, image string, labels map
 		}
 		io.WriteString(w, name)
 	}))
-	return nil
+	if f.lateErr != nil {
+		// Like the Incus runtime, which deletes what a failed launch made,
+		// in the background.
+		time.AfterFunc(100*time.Millisecond, func() { f.Delete(context.Background(), name) })
+	}
+	return f.lateErr
+}
+
+func (f *fakeRuntime) Booted(ctx context.Context, name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.launchErr
 }
 
 func (f *fakeRuntime) Exec(ctx context.Context, name string, cmd []string, env map[string]string, stdin io.Reader, out io.Writer) (int, error) {

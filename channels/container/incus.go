@@ -44,8 +44,9 @@ type Incus struct {
 	project string
 	log     *slog.Logger
 
-	mu   sync.Mutex
-	nets map[string]netns // instance name -> cached network namespace of its init
+	mu        sync.Mutex
+	nets      map[string]netns   // instance name -> cached network namespace of its init
+	launching map[string]*launch // instance name -> its launch, while Incus works on it
 
 	bg     sync.WaitGroup // background clean-ups of half-made instances
 	closed chan struct{}
@@ -103,7 +104,8 @@ func Connect(project string, logger *slog.Logger) (*Incus, error) {
 		srv:     srv.UseProject(project),
 		project: project,
 		log:     logger.With("project", project),
-		nets:    map[string]netns{},
+		nets:      map[string]netns{},
+		launching: map[string]*launch{},
 		closed:  make(chan struct{}),
 	}, nil
 }
@@ -187,7 +189,7 @@ func (c *Incus) Snapshot(ctx context.Context, name, snapshot string) error {
 	return nil
 }
 
-func (c *Incus) create(ctx context.Context, name string, source api.InstanceSource, from string, labels map[string]string) error {
+func (c *Incus) create(ctx context.Context, name string, source api.InstanceSource, from string, labels map[string]string) (err error) {
 	if err := checkName(name); err != nil {
 		return err
 	}
@@ -199,6 +201,8 @@ func (c *Incus) create(ctx context.Context, name string, source api.InstanceSour
 		config[LabelPrefix+k] = v
 	}
 	start := time.Now()
+	l := c.startLaunch(name)
+	defer func() { c.endLaunch(name, l, err) }()
 	op, err := c.srv.CreateInstance(api.InstancesPost{
 		Name:   name,
 		Type:   api.InstanceTypeContainer,

@@ -322,6 +322,37 @@ func TestInitPID(t *testing.T) {
 	}
 }
 
+// Booted returns once init runs, before Launch has returned, or with the
+// error of a Launch that fails.
+func TestBooted(t *testing.T) {
+	t.Parallel()
+	c := container.NewTestIncus(t)
+	ctx := context.Background()
+	name := "t-" + container.RandomSuffix()
+	launched := make(chan time.Time, 1)
+	go func() {
+		if err := c.Launch(ctx, name, container.TestImage, nil); err != nil {
+			t.Error(err)
+		}
+		launched <- time.Now()
+	}()
+	if err := c.Booted(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	booted := time.Now()
+	pid, err := c.InitPID(name)
+	if err != nil || pid <= 0 {
+		t.Fatalf("InitPID after Booted: %d %v", pid, err)
+	}
+	t.Logf("booted %v before Launch returned", (<-launched).Sub(booted))
+
+	bad := "t-" + container.RandomSuffix()
+	go c.Launch(ctx, bad, "no-such-image", nil)
+	if err := c.Booted(ctx, bad); !errors.Is(err, container.ErrNotFound) {
+		t.Errorf("Booted of a launch that fails: %v, want ErrNotFound", err)
+	}
+}
+
 func TestDialErrors(t *testing.T) {
 	t.Parallel()
 	c := container.NewTestIncus(t)

@@ -15,6 +15,10 @@ func (c *Incus) InitPID(name string) (int64, error) {
 	if pid := c.initFromCgroup(name); pid > 0 {
 		return pid, nil
 	}
+	if c.launchOf(name) != nil {
+		// Not booted yet; asking Incus now would only slow the launch.
+		return 0, ErrNotRunning
+	}
 	state, _, err := c.srv.GetInstanceState(name)
 	if err != nil {
 		return 0, wrap(err, "instance state")

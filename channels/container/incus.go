@@ -101,12 +101,12 @@ func Connect(project string, logger *slog.Logger) (*Incus, error) {
 		return nil, err
 	}
 	return &Incus{
-		srv:     srv.UseProject(project),
-		project: project,
-		log:     logger.With("project", project),
+		srv:       srv.UseProject(project),
+		project:   project,
+		log:       logger.With("project", project),
 		nets:      map[string]netns{},
 		launching: map[string]*launch{},
-		closed:  make(chan struct{}),
+		closed:    make(chan struct{}),
 	}, nil
 }
 

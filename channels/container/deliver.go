@@ -54,6 +54,14 @@ func (c *Incus) deliver(ctx context.Context, name string, tree io.Reader, script
 		return fmt.Errorf("%w: %v", ErrNotRunning, err)
 	}
 	defer unix.Close(root)
+	// Never the host's own files: the instance must have its own root.
+	var host, own unix.Stat_t
+	if err := unix.Stat("/", &host); err != nil {
+		return err
+	}
+	if err := unix.Fstat(root, &own); err != nil || (own.Dev == host.Dev && own.Ino == host.Ino) {
+		return fmt.Errorf("deliver the app to %s: %w (its init has no root of its own yet)", name, ErrNotRunning)
+	}
 	if !existsIn(root, receiverPath) || existsIn(root, strings.TrimPrefix(WebScript, "/")) {
 		return errNoReceiver
 	}

@@ -344,7 +344,22 @@ func TestBooted(t *testing.T) {
 	if err != nil || pid <= 0 {
 		t.Fatalf("InitPID after Booted: %d %v", pid, err)
 	}
-	t.Logf("booted %v before Launch returned", (<-launched).Sub(booted))
+	// The app can be delivered right away, into the instance's own root.
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Name: "index.html", Mode: 0o644, Size: 6, Typeflag: tar.TypeReg})
+	io.WriteString(tw, "early\n")
+	tw.Close()
+	if err := c.StartService(ctx, name, `httpd -f -p 5000 -h /app`, nil, &buf); err != nil {
+		t.Fatalf("StartService right after Booted: %v", err)
+	}
+	t.Logf("booted and delivered %v before Launch returned", (<-launched).Sub(booted))
+	if body := waitGet(t, c, name, 5000, "/index.html", 5*time.Second); body != "early\n" {
+		t.Errorf("GET /index.html = %q", body)
+	}
+	if _, err := os.Stat("/app/index.html"); err == nil {
+		t.Error("the delivery reached the host's /app")
+	}
 
 	bad := "t-" + container.RandomSuffix()
 	go c.Launch(ctx, bad, "no-such-image", nil)

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/lxc/incus/v6/shared/api"
+	"golang.org/x/sys/unix"
 )
 
 // InitPID returns the host pid of the instance's init, or ErrNotRunning.
@@ -50,13 +51,25 @@ func (c *Incus) initFromCgroup(name string) int64 {
 		}
 		for _, field := range strings.Fields(string(procs)) {
 			pid, err := strconv.ParseInt(field, 10, 64)
-			if err == nil && isNamespaceInit(pid) {
+			if err == nil && isNamespaceInit(pid) && hasOwnRoot(pid) {
 				return pid
 			}
 		}
 		return 0
 	}
 	return 0
+}
+
+// hasOwnRoot: pid's root directory is not the host's. LXC puts the
+// container's first process in its cgroup before that process has pivoted
+// into the instance's rootfs; until then it is not the instance's init, and
+// its /proc/PID/root is the host's /.
+func hasOwnRoot(pid int64) bool {
+	var host, own unix.Stat_t
+	if unix.Stat("/", &host) != nil || unix.Stat("/proc/"+strconv.FormatInt(pid, 10)+"/root", &own) != nil {
+		return false
+	}
+	return host.Dev != own.Dev || host.Ino != own.Ino
 }
 
 // isNamespaceInit: the last NSpid of pid (its pid in the innermost pid

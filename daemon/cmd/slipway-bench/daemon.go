@@ -238,11 +238,14 @@ func (d *daemon) get(ctx context.Context, host string) (int, string, error) {
 // waitServed polls the front proxy every pollEvery until host answers 200
 // with body want, and returns when it first did: figures are within
 // pollEvery plus one request.
-func (d *daemon) waitServed(ctx context.Context, host, want string) (time.Time, error) {
-	return d.waitServedEvery(ctx, host, want, 60*time.Second, pollEvery)
+func (d *daemon) waitServed(ctx context.Context, host, want string, swapped <-chan struct{}) (time.Time, error) {
+	return d.waitServedEvery(ctx, host, want, 60*time.Second, pollEvery, swapped)
 }
 
-func (d *daemon) waitServedEvery(ctx context.Context, host, want string, timeout, poll time.Duration) (time.Time, error) {
+// waitServedEvery asks every poll, and at once when swapped is closed (the
+// log said the swap happened), until host serves want; the time returned is
+// when that answer came.
+func (d *daemon) waitServedEvery(ctx context.Context, host, want string, timeout, poll time.Duration, swapped <-chan struct{}) (time.Time, error) {
 	deadline := time.Now().Add(timeout)
 	var last string
 	for {
@@ -258,7 +261,12 @@ func (d *daemon) waitServedEvery(ctx context.Context, host, want string, timeout
 		if now.After(deadline) {
 			return now, fmt.Errorf("%s did not serve %q within %s (last: %s)", host, truncate(want, 40), timeout, last)
 		}
-		time.Sleep(poll)
+		select {
+		case <-swapped:
+			swapped = nil // once; then poll as usual
+			poll = min(poll, 5*time.Millisecond)
+		case <-time.After(poll):
+		}
 	}
 }
 
@@ -392,6 +400,20 @@ type timedWriter struct {
 	start   time.Time
 	partial []byte
 	buf     bytes.Buffer
+	swapped chan struct{} // closed when the log says the new commit serves
+}
+
+// swapLine is what the deploy log says right after the swap.
+const swapLine = " now serves commit "
+
+// swappedChan is closed once a line containing swapLine has been written.
+func (t *timedWriter) swappedChan() <-chan struct{} {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.swapped == nil {
+		t.swapped = make(chan struct{})
+	}
+	return t.swapped
 }
 
 func (t *timedWriter) Write(p []byte) (int, error) {
@@ -403,8 +425,19 @@ func (t *timedWriter) Write(p []byte) (int, error) {
 		if i < 0 {
 			break
 		}
-		fmt.Fprintf(&t.buf, "%6.3f %s\n", time.Since(t.start).Seconds(), bytes.TrimRight(t.partial[:i], "\r"))
+		line := bytes.TrimRight(t.partial[:i], "\r")
+		fmt.Fprintf(&t.buf, "%6.3f %s\n", time.Since(t.start).Seconds(), line)
 		t.partial = t.partial[i+1:]
+		if bytes.Contains(line, []byte(swapLine)) {
+			if t.swapped == nil {
+				t.swapped = make(chan struct{})
+			}
+			select {
+			case <-t.swapped:
+			default:
+				close(t.swapped)
+			}
+		}
 	}
 	return len(p), nil
 }

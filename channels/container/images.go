@@ -47,18 +47,14 @@ func (c *Incus) PublishSnapshot(ctx context.Context, name, snapshot string, prop
 	if !fingerprintRe.MatchString(fp) {
 		return "", fmt.Errorf("publish %s/%s: incus did not say which image it made", name, snapshot)
 	}
-	if img, _, err := c.srv.GetImage(fp); err == nil && img.Size > warmImageSize {
-		c.warm(ctx, fp)
-	}
+	c.warm(ctx, fp)
 	return fp, nil
 }
 
-// warmImageSize is the image size above which a fresh image is unpacked into
-// the storage pool at once. On btrfs the first instance of an image unpacks
-// it (seconds for a few hundred MB), every later one is a snapshot (a fraction
-// of a second); a rollback should not be the first.
-const warmImageSize = 64 << 20
-
+// warm unpacks a fresh image into the storage pool at once, by creating (not
+// starting) a throwaway instance of it. On btrfs the first instance of an
+// image unpacks it (0.13 s for a busybox app here, seconds for a few hundred
+// MB), every later one is a snapshot; a rollback should not be the first.
 func (c *Incus) warm(ctx context.Context, fingerprint string) {
 	name := "slipway-warm-" + fingerprint[:12]
 	op, err := c.srv.CreateInstance(api.InstancesPost{

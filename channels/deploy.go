@@ -55,6 +55,8 @@ func (e *Engine) replace(ctx context.Context, l *opLog, opType string, installat
 	if change == nil {
 		change = &pending{}
 	}
+	endUrgent := e.urgent.begin()
+	defer endUrgent() // at the latest; on success right after the swap
 	inst, err := e.store.InstallationByID(ctx, installationID)
 	if err != nil {
 		return fmt.Errorf("installation is gone: %w", err)
@@ -182,6 +184,7 @@ func (e *Engine) replace(ctx context.Context, l *opLog, opType string, installat
 	up := proxy.NewUpstream(name, dial)
 	old := e.proxy.Swap(inst.Host, up)
 	undo.Success()
+	endUrgent()
 	state := store.StateRunning
 	if err := e.store.SetServing(context.Background(), inst.ID, commit, name, state, hash); err != nil {
 		e.log.Error("record serving instance", "installation", inst.Resource(), "err", err)
@@ -330,6 +333,7 @@ func (e *Engine) retire(l *opLog, old *proxy.Upstream, inst store.Installation) 
 	if inst.Instance != "" {
 		names[inst.Instance] = true
 	}
+	e.urgent.waitIdle(ctx) // the old instance serves nobody now; deploys under way come first
 	for name := range names {
 		if err := e.rt.Delete(ctx, name); err != nil {
 			l.Logf("       Could not delete old instance %s: %s (it will be removed at the next start)", name, err)

@@ -47,6 +47,7 @@ type Engine struct {
 
 	durations durations
 	prewarms  prewarms
+	urgent    urgency
 }
 
 // lane is one installation's queue: its operations run one at a time, in order.

@@ -231,3 +231,35 @@ func TestLaunchFailingAfterBootNeverServes(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// Clean-up after a swap waits while other deploys are under way, and not
+// longer than that.
+func TestCleanupYieldsToUrgentWork(t *testing.T) {
+	var u urgency
+	u.waitIdle(context.Background()) // nothing urgent: at once
+	end := u.begin()
+	waited := make(chan time.Duration, 1)
+	go func() {
+		start := time.Now()
+		u.waitIdle(context.Background())
+		waited <- time.Since(start)
+	}()
+	select {
+	case <-waited:
+		t.Fatal("clean-up went ahead while urgent work ran")
+	case <-time.After(100 * time.Millisecond):
+	}
+	end()
+	end() // twice is once
+	select {
+	case d := <-waited:
+		if d < 100*time.Millisecond {
+			t.Errorf("waited %v", d)
+		}
+	case <-time.After(time.Second):
+		t.Fatal("clean-up still waiting after the urgent work ended")
+	}
+	if u.n != 0 {
+		t.Errorf("urgent count %d after end", u.n)
+	}
+}

@@ -37,6 +37,7 @@ func (e *Engine) publish(l *opLog, inst store.Installation, name, commit, hash s
 			done <- publishResult{err: err}
 			return
 		}
+		e.urgent.waitIdle(ctx)
 		fp, err := e.rt.PublishSnapshot(ctx, name, "served", map[string]string{
 			"slipway.installation": inst.Resource(),
 			"slipway.commit":       commit,

@@ -81,9 +81,11 @@ func (e *Engine) startPrewarm(inst store.Installation) *prewarm {
 		done:  make(chan struct{}),
 	}
 	e.prewarms.byID[inst.ID] = p
+	endUrgent := e.urgent.begin()
 	go func() {
 		defer e.wg.Done()
 		defer close(p.done)
+		defer endUrgent()
 		ctx, cancel := context.WithTimeout(e.base, 2*time.Minute)
 		defer cancel()
 		p.err = e.rt.Launch(ctx, p.name, p.image, e.labels(inst, "", 0))

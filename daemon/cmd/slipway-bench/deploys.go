@@ -384,6 +384,51 @@ func (b *bench) parallel(ctx context.Context) error {
 		b.log.Printf("parallel round %d, slowest of the ten:\n%s", r, b.lastSlowest)
 		status("  round %d: one %.3f s, ten %.3f s (%.2f×)", r, one.Seconds(), all.Seconds(), ratio)
 	}
+	return b.parallelFloor(ctx, n)
+}
+
+// parallelFloor measures what Incus alone needs for n instances at once,
+// outside slipway: n create+start requests in parallel against one, and then
+// the n deletes. Every deploy makes one instance and deletes one, so this
+// bounds parallel10_ratio from below on this machine.
+func (b *bench) parallelFloor(ctx context.Context, n int) error {
+	rt, err := container.Connect(b.d.project, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	defer rt.Close()
+	batch := func(tag string, k int) (time.Duration, error) {
+		start := time.Now()
+		errs := make(chan error, k)
+		for i := range k {
+			go func() { errs <- rt.Launch(ctx, fmt.Sprintf("bench-floor-%s-%d", tag, i), "slipway/busybox", nil) }()
+		}
+		var first error
+		for range k {
+			if err := <-errs; err != nil && first == nil {
+				first = err
+			}
+		}
+		took := time.Since(start)
+		for i := range k {
+			go func() { errs <- rt.Delete(ctx, fmt.Sprintf("bench-floor-%s-%d", tag, i)) }()
+		}
+		for range k {
+			if err := <-errs; err != nil && first == nil {
+				first = err
+			}
+		}
+		return took, first
+	}
+	one, err := batch("one", 1)
+	if err != nil {
+		return err
+	}
+	all, err := batch("all", n)
+	if err != nil {
+		return err
+	}
+	b.results.note("parallel10_ratio", "floor: Incus alone, outside slipway: %d create+start at once %.2f s, one %.2f s (%.1f×)", n, all.Seconds(), one.Seconds(), all.Seconds()/one.Seconds())
 	return nil
 }
 

@@ -113,7 +113,7 @@ func (d *Daemon) Start() error {
 		return err
 	}
 	d.addrs["ssh"] = d.ssh.Addr()
-	if err := d.serveHTTP("proxy", d.cfg.ProxyAddr, d.proxy); err != nil {
+	if err := d.serveProxy(d.cfg.ProxyAddr); err != nil {
 		return err
 	}
 	if err := d.serveHTTP("web", d.cfg.WebAddr, d.webHandler()); err != nil {
@@ -123,6 +123,24 @@ func (d *Daemon) Start() error {
 		return err
 	}
 	d.log.Info("slipway is running", "ssh", d.addrs["ssh"], "proxy", d.addrs["proxy"], "web", d.addrs["web"], "data", d.cfg.DataDir)
+	return nil
+}
+
+// serveProxy serves the proxy with its own Serve, which hands what it does not take
+// itself to net/http with the same timeouts as serveHTTP.
+func (d *Daemon) serveProxy(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen for proxy on %s: %w", addr, err)
+	}
+	d.addrs["proxy"] = ln.Addr().String()
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		if err := d.proxy.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			d.log.Error("Proxy stopped", "err", err)
+		}
+	}()
 	return nil
 }
 
@@ -152,6 +170,9 @@ func (d *Daemon) Addr(name string) string { return d.addrs[name] }
 func (d *Daemon) Shutdown(ctx context.Context) error {
 	d.stopCron()
 	d.ssh.Close()
+	if err := d.proxy.Shutdown(ctx); err != nil {
+		d.proxy.Close() // cut the requests that did not finish in time
+	}
 	for _, srv := range d.servers {
 		srv.Shutdown(ctx)
 	}

@@ -12,7 +12,8 @@ import (
 
 // BenchmarkProxy measures requests through real HTTP servers over loopback: client ->
 // proxy -> backend, all in this process, so the numbers are relative. "direct" (no
-// proxy) and "httputil" (a default httputil.ReverseProxy) are the baselines.
+// proxy) and "httputil" (a default httputil.ReverseProxy) are the baselines; "handler"
+// is the proxy as a net/http Handler, "serve" the proxy's own Serve.
 //
 //	go test -bench Proxy -run '^$' -cpuprofile cpu.out ./channels/proxy/
 func BenchmarkProxy(b *testing.B) {
@@ -26,21 +27,29 @@ func BenchmarkProxy(b *testing.B) {
 	p.Swap("app.test", up)
 	target, _ := url.Parse(backend.URL)
 
+	handlerFront := func(h http.Handler) func(*testing.B) string {
+		return func(b *testing.B) string {
+			front := httptest.NewServer(h)
+			b.Cleanup(front.Close)
+			return front.URL
+		}
+	}
 	for _, bc := range []struct {
-		name    string
-		handler http.Handler
+		name  string
+		start func(*testing.B) string // returns the URL to send to
 	}{
-		{"direct", nil},
-		{"httputil", httputil.NewSingleHostReverseProxy(target)},
-		{"slipway", p},
+		{"direct", func(*testing.B) string { return backend.URL }},
+		{"httputil", handlerFront(httputil.NewSingleHostReverseProxy(target))},
+		{"handler", handlerFront(p)},
+		{"serve", func(b *testing.B) string {
+			// A proxy stays closed after Close, as an http.Server does: one per run.
+			p := New(nil)
+			p.Swap("app.test", up)
+			return serveFront(b, p).URL
+		}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			addr := backend.URL
-			if bc.handler != nil {
-				front := httptest.NewServer(bc.handler)
-				defer front.Close()
-				addr = front.URL
-			}
+			addr := bc.start(b)
 			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024, DisableCompression: true}}
 			defer client.CloseIdleConnections()
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -41,9 +42,25 @@ type connPool struct {
 
 type upConn struct {
 	conn     net.Conn
-	br       *bufio.Reader
+	br       *bufio.Reader // reads through upReader
 	bw       *bufio.Writer
 	lastUsed time.Time
+
+	// onStall, when set, is called by a read that hit the connection's read deadline;
+	// if it reports true the read goes on. Serve's fast path sets a deadline as a timer
+	// (see clientConn.stalled); the handler path never sets one.
+	onStall func(*upConn) bool
+}
+
+// upReader is what an upConn's bufio.Reader reads from.
+type upReader struct{ c *upConn }
+
+func (r upReader) Read(b []byte) (int, error) {
+	n, err := r.c.conn.Read(b)
+	for n == 0 && err != nil && r.c.onStall != nil && errors.Is(err, os.ErrDeadlineExceeded) && r.c.onStall(r.c) {
+		n, err = r.c.conn.Read(b)
+	}
+	return n, err
 }
 
 const connBufferSize = 4 << 10
@@ -64,7 +81,9 @@ func (p *connPool) newConn(ctx context.Context) (*upConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &upConn{conn: c, br: bufio.NewReaderSize(c, connBufferSize), bw: bufio.NewWriterSize(c, connBufferSize)}, nil
+	uc := &upConn{conn: c, bw: bufio.NewWriterSize(c, connBufferSize)}
+	uc.br = bufio.NewReaderSize(upReader{uc}, connBufferSize)
+	return uc, nil
 }
 
 // get returns an idle connection (reused) or a new one.
@@ -127,20 +146,32 @@ var errNoResponse = errors.New("upstream closed the connection before answering"
 // RoundTrip sends req (see fastPath) and returns the response. The response's body
 // gives the connection back to the pool when it has been read to its end and closed.
 func (p *connPool) RoundTrip(req *http.Request) (*http.Response, error) {
+	var res *http.Response
+	_, err := p.do(req.Context(), func(c *upConn) (err error) {
+		res, err = c.roundTrip(p, req)
+		return err
+	})
+	return res, err
+}
+
+// do runs exchange (send a request, wait for its response) on a pooled connection and
+// returns the connection, now the caller's. If a reused connection yields no response
+// at all (exchange returns errNoResponse), exchange runs once more on a new one; on
+// any other error the connection is closed.
+func (p *connPool) do(ctx context.Context, exchange func(*upConn) error) (*upConn, error) {
 	for attempt := 0; ; attempt++ {
-		c, reused, err := p.get(req.Context())
+		c, reused, err := p.get(ctx)
 		if err != nil {
 			return nil, err
 		}
-		res, err := c.roundTrip(p, req)
+		err = exchange(c)
 		if err == nil {
-			return res, nil
+			return c, nil
 		}
 		c.conn.Close()
-		if errors.Is(err, errNoResponse) && reused && attempt == 0 && req.Context().Err() == nil {
-			continue
+		if !errors.Is(err, errNoResponse) || !reused || attempt > 0 || ctx.Err() != nil {
+			return nil, err
 		}
-		return nil, err
 	}
 }
 

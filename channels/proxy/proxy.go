@@ -11,10 +11,12 @@ import (
 	"sync/atomic"
 )
 
-// Proxy is an http.Handler routing requests by host.
+// Proxy routes requests by host. It is an http.Handler, and serves connections itself
+// with Serve, which is faster.
 type Proxy struct {
 	logger  *slog.Logger
 	buffers *bufferPool
+	front   server // Serve's
 
 	// routes is an immutable table replaced whole by writers (copy on write under mu),
 	// so a request reads it with one atomic load and no lock.
@@ -57,6 +59,7 @@ func New(logger *slog.Logger) *Proxy {
 	}
 	p := &Proxy{logger: logger, buffers: newBufferPool()}
 	p.routes.Store(&routeTable{})
+	p.front.init(p)
 	return p
 }
 
@@ -96,6 +99,22 @@ func (p *Proxy) acquire(host string) *forwarder {
 	for {
 		rt := (*p.routes.Load())[host]
 		if rt == nil || rt.forwarder == nil || rt.forwarder.upstream == drained {
+			return nil
+		}
+		if rt.forwarder.upstream.acquire() {
+			return rt.forwarder
+		}
+		drained = rt.forwarder.upstream
+	}
+}
+
+// acquireServing is acquire for Serve's fast path, with the route key as bytes; it
+// returns nil for a host in maintenance too: ServeHTTP writes the pages.
+func (p *Proxy) acquireServing(host []byte) *forwarder {
+	var drained *Upstream
+	for {
+		rt := (*p.routes.Load())[string(host)]
+		if rt == nil || rt.maintenance || rt.forwarder == nil || rt.forwarder.upstream == drained {
 			return nil
 		}
 		if rt.forwarder.upstream.acquire() {

@@ -5,6 +5,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -19,13 +20,68 @@ func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-// testProxy starts p behind a real HTTP server on 127.0.0.1.
-func testProxy(t testing.TB) (*Proxy, *httptest.Server) {
+// front is where clients reach a proxy under test: a net/http server with the proxy as
+// its Handler, or the proxy's own Serve.
+type front struct {
+	URL    string // http://ADDR
+	Addr   string
+	client *http.Client
+}
+
+func (f *front) Client() *http.Client { return f.client }
+
+// fronts are the two ways to serve a proxy; most scenarios run through both (eachFront).
+var fronts = []struct {
+	name  string
+	start func(testing.TB, *Proxy) *front
+}{
+	{"handler", handlerFront},
+	{"serve", serveFront},
+}
+
+// eachFront runs test as a subtest for each front, with a new proxy.
+func eachFront(t *testing.T, test func(t *testing.T, p *Proxy, srv *front)) {
+	for _, f := range fronts {
+		t.Run(f.name, func(t *testing.T) {
+			p := New(testLogger(t))
+			test(t, p, f.start(t, p))
+		})
+	}
+}
+
+// testProxy starts a proxy served by Serve on 127.0.0.1.
+func testProxy(t testing.TB) (*Proxy, *front) {
 	t.Helper()
 	p := New(testLogger(t))
+	return p, serveFront(t, p)
+}
+
+// handlerFront serves p with net/http, p being its Handler.
+func handlerFront(t testing.TB, p *Proxy) *front {
 	srv := httptest.NewServer(p)
 	t.Cleanup(srv.Close)
-	return p, srv
+	return &front{URL: srv.URL, Addr: srv.Listener.Addr().String(), client: srv.Client()}
+}
+
+// serveFront serves p with Serve on 127.0.0.1; p is closed when the test ends.
+func serveFront(t testing.TB, p *Proxy) *front {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- p.Serve(ln) }()
+	client := &http.Client{Transport: &http.Transport{}}
+	t.Cleanup(func() {
+		client.CloseIdleConnections()
+		p.Close()
+		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+			t.Errorf("Serve returned %v, want http.ErrServerClosed", err)
+		}
+	})
+	addr := ln.Addr().String()
+	return &front{URL: "http://" + addr, Addr: addr, client: client}
 }
 
 // testBackend starts handler as a real HTTP server on 127.0.0.1 and returns it with an
@@ -59,7 +115,7 @@ type testResponse struct {
 }
 
 // send makes a request for host through the proxy server.
-func send(t testing.TB, client *http.Client, srv *httptest.Server, method, host, body string) (testResponse, error) {
+func send(t testing.TB, client *http.Client, srv *front, method, host, body string) (testResponse, error) {
 	t.Helper()
 	var rd io.Reader
 	if body != "" {
@@ -83,7 +139,7 @@ func send(t testing.TB, client *http.Client, srv *httptest.Server, method, host,
 }
 
 // get sends a GET for host and fails the test if no response arrives.
-func get(t testing.TB, srv *httptest.Server, host string) testResponse {
+func get(t testing.TB, srv *front, host string) testResponse {
 	t.Helper()
 	res, err := send(t, srv.Client(), srv, http.MethodGet, host, "")
 	if err != nil {

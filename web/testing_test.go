@@ -81,8 +81,28 @@ func (f *fakeRuntime) Exec(ctx context.Context, name string, cmd []string, env m
 	return 0, nil
 }
 
-func (f *fakeRuntime) StartService(ctx context.Context, name, command string, env map[string]string) error {
+func (f *fakeRuntime) StartService(ctx context.Context, name, command string, env map[string]string, tree io.Reader) error {
+	if tree != nil {
+		io.Copy(io.Discard, tree)
+	}
 	return nil
+}
+
+// Booted waits until a Launch of name has made it.
+func (f *fakeRuntime) Booted(ctx context.Context, name string) error {
+	for {
+		f.mu.Lock()
+		_, ok := f.instances[name]
+		f.mu.Unlock()
+		if ok {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 }
 
 func (f *fakeRuntime) Dial(ctx context.Context, name string, port int) (net.Conn, error) {

@@ -58,7 +58,11 @@ func (c *clientConn) readResponseHead(uc *upConn) error {
 		}
 		line := rs.head[start:]
 		if len(line) < 2 || line[len(line)-2] != '\r' {
-			return malformed("line", line)
+			// A bare LF ends a line too, as net/http reads responses: CGI
+			// scripts print their header lines that way and busybox httpd
+			// passes them on. The head goes on to the client with CRLFs.
+			rs.head = append(rs.head[:len(rs.head)-1], '\r', '\n')
+			line = rs.head[start:]
 		}
 		if start == 0 {
 			rs.lineEnd = len(rs.head)

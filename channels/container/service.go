@@ -142,8 +142,34 @@ func webScript(command string, env map[string]string) (string, error) {
 		fmt.Fprintf(&b, "export %s=%s\n", k, shellQuote(env[k]))
 	}
 	b.WriteString("echo $$ > " + WebPID + "\n")
-	fmt.Fprintf(&b, "exec /bin/sh -c %s\n", shellQuote(command))
+	if simpleCommand(command) {
+		// This shell can exec it itself: one process start fewer, which
+		// costs 15 ms on a small VM, on every start of the app.
+		fmt.Fprintf(&b, "exec %s\n", strings.TrimSpace(command))
+	} else {
+		fmt.Fprintf(&b, "exec /bin/sh -c %s\n", shellQuote(command))
+	}
 	return b.String(), nil
+}
+
+// simpleCommand: command is one simple command (words, quotes, $VARIABLES),
+// which means the same after "exec " as under "sh -c": no operators, no
+// redirections, no subshells or substitutions, no leading assignment or
+// reserved word.
+func simpleCommand(command string) bool {
+	command = strings.TrimSpace(command)
+	if command == "" || strings.ContainsAny(command, ";&|<>()`{}!\n\\#") {
+		return false
+	}
+	first, _, _ := strings.Cut(command, " ")
+	if strings.Contains(first, "=") || strings.ContainsAny(first, "'\"$") {
+		return false
+	}
+	switch first {
+	case "if", "then", "else", "elif", "fi", "do", "done", "case", "esac", "while", "until", "for", "in", "exec", "time":
+		return false
+	}
+	return true
 }
 
 // shellQuote quotes s for a POSIX shell: single quotes, with each ' written

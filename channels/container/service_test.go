@@ -29,7 +29,7 @@ func TestWebScript(t *testing.T) {
 		"export PORT='5000'\n",
 		`export SECRET='a'\''b c'` + "\n",
 		"echo $$ > /run/slipway/web.pid\n",
-		"exec /bin/sh -c 'httpd -f -p $PORT -h /app/public'\n",
+		"exec httpd -f -p $PORT -h /app/public\n",
 	} {
 		if !strings.Contains(script, want) {
 			t.Errorf("script lacks %q:\n%s", want, script)
@@ -44,6 +44,46 @@ func TestWebScript(t *testing.T) {
 	}
 	if _, err := webScript("  ", nil); !errors.Is(err, ErrBadName) {
 		t.Errorf("empty command: %v", err)
+	}
+}
+
+// A command runs the same whether the web script execs it itself or hands it
+// to sh -c.
+func TestSimpleCommandsRunTheSame(t *testing.T) {
+	for _, c := range []struct {
+		cmd    string
+		simple bool
+	}{
+		{`printf '%s.' $PORT "a b" 'c d'`, true},
+		{`printf '%s|' x`, false}, // safe, but the check does not read quotes
+		{"printf %s-%s x*y $HOME", true},
+		{"echo a; echo b", false},
+		{"echo a && echo b", false},
+		{"echo a > /dev/null", false},
+		{"echo $(id -u)", false},
+		{"FOO=bar env", false},
+		{"if true; then echo y; fi", false},
+		{"echo a # comment", false},
+		{"echo a\necho b", false},
+	} {
+		if got := simpleCommand(c.cmd); got != c.simple {
+			t.Errorf("simpleCommand(%q) = %v", c.cmd, got)
+			continue
+		}
+		if !c.simple {
+			continue
+		}
+		script, err := webScript(c.cmd, map[string]string{"PORT": "5000"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The script as written, minus what only makes sense in an instance.
+		script = strings.NewReplacer("cd /app || exit 1\n", "", "echo $$ > "+WebPID+"\n", "").Replace(script)
+		direct, err1 := exec.Command("/bin/sh", "-c", script).Output()
+		viaSh, err2 := exec.Command("/bin/sh", "-c", "PORT=5000; export PORT; exec /bin/sh -c "+shellQuote(c.cmd)).Output()
+		if err1 != nil || err2 != nil || string(direct) != string(viaSh) {
+			t.Errorf("%q: exec gave %q %v, sh -c gave %q %v", c.cmd, direct, err1, viaSh, err2)
+		}
 	}
 }
 

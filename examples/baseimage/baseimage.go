@@ -47,8 +47,6 @@ const DefaultBusybox = "/bin/busybox"
 // with SIGINT, which busybox init maps to ::ctrlaltdel:.
 const Inittab = `# slipway base image: read by busybox init (PID 1).
 ::sysinit:/sbin/ip link set lo up
-::sysinit:/bin/rm -f /run/slipway/web.pid
-::once:/etc/slipway/receive
 ::respawn:/etc/slipway/run
 ::ctrlaltdel:/sbin/reboot
 ::shutdown:/bin/sync
@@ -72,10 +70,18 @@ const Runner = `#!/bin/sh
 # so neither side ever blocks in open(), and the script is checked after the
 # FIFO is open, so a wake-up sent before that is not needed; the read also
 # times out every second, so nothing can wait forever.
+#
+# Every process start costs 15 ms on a small VM, and an instance started from
+# a kept image runs this at boot on its way to serving, so the common path
+# uses shell builtins only: the pid file of a web process before this boot is
+# emptied by a redirection, and the receiver is started only when there is an
+# app to receive.
 fifo=/run/slipway/start
+[ -d /run/slipway ] || mkdir -p /run/slipway
+: >/run/slipway/web.pid
 if [ ! -x /etc/slipway/web ]; then
-	mkdir -p /run/slipway
 	[ -p $fifo ] || mkfifo -m 600 $fifo 2>/dev/null || [ -p $fifo ] || exec sleep 1
+	[ -e /run/slipway/delivery ] || /etc/slipway/receive &
 	exec 3<>$fifo
 	until [ -x /etc/slipway/web ]; do
 		read -r -t 1 _ <&3
@@ -87,17 +93,17 @@ fi
 . /etc/slipway/web
 `
 
-// Receiver is /etc/slipway/receive, run once at boot. A fresh instance gets
+// Receiver is /etc/slipway/receive, started by the runner while the
+// instance has no app yet. A fresh instance gets
 // its app through the FIFO /run/slipway/deliver: slipway opens it from the
 // host and writes one tar holding app/ (the commit's tree) and
 // etc/slipway/web.new (the web process), which costs no Incus exec (a tenth
 // of a second each). The outcome goes to /run/slipway/delivery for slipway
 // to read, then the runner is woken through its FIFO to start the app.
 const Receiver = `#!/bin/sh
-# slipway app receiver, run once by busybox init at boot (::once: in
-# /etc/inittab): unpacks the app slipway writes into /run/slipway/deliver,
-# then wakes the runner. An instance started from a kept image already has
-# its app and nothing to receive.
+# slipway app receiver, started by the runner while the instance has no app:
+# unpacks the one delivery slipway writes into /run/slipway/deliver, then
+# wakes the runner.
 [ -e /etc/slipway/web ] && exit 0
 d=/run/slipway
 umask 022

@@ -91,8 +91,8 @@ func TestBuildBusybox(t *testing.T) {
 	if !strings.Contains(contents["rootfs/etc/inittab"], "::respawn:/etc/slipway/run") {
 		t.Errorf("inittab does not run the app runner:\n%s", contents["rootfs/etc/inittab"])
 	}
-	if !strings.Contains(contents["rootfs/etc/inittab"], "::once:/etc/slipway/receive") {
-		t.Errorf("inittab does not run the app receiver:\n%s", contents["rootfs/etc/inittab"])
+	if !strings.Contains(contents["rootfs/etc/slipway/run"], "/etc/slipway/receive &") {
+		t.Errorf("the runner does not start the app receiver:\n%s", contents["rootfs/etc/slipway/run"])
 	}
 	if !strings.Contains(contents["rootfs/etc/hosts"], "127.0.0.1\tlocalhost") {
 		t.Errorf("hosts:\n%s", contents["rootfs/etc/hosts"])

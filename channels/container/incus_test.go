@@ -336,6 +336,16 @@ func TestBooted(t *testing.T) {
 		}
 		launched <- time.Now()
 	}()
+	// However the test ends, the launch ends first, so the project's clean-up
+	// finds the instance.
+	var launchedAt time.Time
+	waitLaunch := func() time.Time {
+		if launchedAt.IsZero() {
+			launchedAt = <-launched
+		}
+		return launchedAt
+	}
+	defer waitLaunch()
 	if err := c.Booted(ctx, name); err != nil {
 		t.Fatal(err)
 	}
@@ -353,7 +363,7 @@ func TestBooted(t *testing.T) {
 	if err := c.StartService(ctx, name, `httpd -f -p 5000 -h /app`, nil, &buf); err != nil {
 		t.Fatalf("StartService right after Booted: %v", err)
 	}
-	t.Logf("booted and delivered %v before Launch returned", (<-launched).Sub(booted))
+	t.Logf("booted and delivered %v before Launch returned", waitLaunch().Sub(booted))
 	if body := waitGet(t, c, name, 5000, "/index.html", 5*time.Second); body != "early\n" {
 		t.Errorf("GET /index.html = %q", body)
 	}
@@ -362,7 +372,9 @@ func TestBooted(t *testing.T) {
 	}
 
 	bad := "t-" + container.RandomSuffix()
-	go c.Launch(ctx, bad, "no-such-image", nil)
+	failed := make(chan error, 1)
+	go func() { failed <- c.Launch(ctx, bad, "no-such-image", nil) }()
+	defer func() { <-failed }()
 	if err := c.Booted(ctx, bad); !errors.Is(err, container.ErrNotFound) {
 		t.Errorf("Booted of a launch that fails: %v, want ErrNotFound", err)
 	}

@@ -375,6 +375,11 @@ func (h *host) ensureImage(ctx context.Context, srv incus.InstanceServer) error 
 	}
 	if entry != nil {
 		h.say("image %s: updated (%s, was %s)", alias, short(want), short(entry.Target))
+		// The replaced base image is no one's any more: instances made from
+		// it keep their own copy, and apps name the alias.
+		if op, err := srv.DeleteImage(entry.Target); err == nil {
+			_ = op.Wait()
+		}
 	} else {
 		h.say("image %s: imported (%s)", alias, short(want))
 	}

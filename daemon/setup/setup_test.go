@@ -303,3 +303,64 @@ func TestWaitReady(t *testing.T) {
 		t.Fatalf("request after waitReady: %v", err)
 	}
 }
+
+// A new base image replaces the old one: the alias moves and the old image
+// is deleted, so updates do not pile images up.
+func TestUpdatedImageReplacesTheOld(t *testing.T) {
+	if os.Geteuid() != 0 && os.Getenv("CI") == "" {
+		t.Skip("needs root and a local incusd (set CI=true to make this a failure)")
+	}
+	ctx := context.Background()
+	srv, err := waitReady(ctx, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Disconnect()
+	// Two busybox copies that differ only in mtime make two images.
+	dir := t.TempDir()
+	bin, err := os.ReadFile(baseimage.DefaultBusybox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copyAt := func(name string, mtime time.Time) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, bin, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		os.Chtimes(p, mtime, mtime)
+		return p
+	}
+	alias := "slipway-test/" + container.RandomSuffix()
+	var fingerprints []string
+	t.Cleanup(func() {
+		srv.DeleteImageAlias(alias)
+		for _, fp := range fingerprints {
+			if op, err := srv.DeleteImage(fp); err == nil {
+				op.Wait()
+			}
+		}
+	})
+	for i, mtime := range []time.Time{time.Unix(1e9, 0), time.Unix(1e9+60, 0)} {
+		opts := Options{DataDir: dir, Image: alias, BusyboxPath: copyAt(fmt.Sprint("busybox", i), mtime)}
+		opts.defaults()
+		var out bytes.Buffer
+		h := host{opts: opts, out: &out, log: opts.Logger}
+		if err := h.ensureImage(ctx, srv); err != nil {
+			t.Fatal(err)
+		}
+		fp, err := baseimage.Fingerprint(opts.BusyboxPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fingerprints = append(fingerprints, fp)
+	}
+	if fingerprints[0] == fingerprints[1] {
+		t.Fatal("the two busybox copies made the same image")
+	}
+	if entry, _, err := srv.GetImageAlias(alias); err != nil || entry.Target != fingerprints[1] {
+		t.Fatalf("alias: %+v %v, want %s", entry, err, fingerprints[1])
+	}
+	if _, _, err := srv.GetImage(fingerprints[0]); !api.StatusErrorCheck(err, 404) {
+		t.Errorf("the replaced image is still there: %v", err)
+	}
+}

@@ -48,6 +48,14 @@ func (c config) runs(item string) bool {
 var items = []string{"live", "rollback", "load", "proxy", "bigpush", "parallel"}
 
 func main() {
+	if len(os.Args) == 4 && os.Args[1] == "backend" {
+		// The proxy item's backend, in its own process (see startBackend).
+		if err := serveBackend(os.Args[2], os.Args[3]); err != nil {
+			fmt.Fprintln(os.Stderr, "slipway-bench backend:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	cfg := config{}
 	flag.StringVar(&cfg.Slipway, "slipway", "bin/slipway", "slipway binary to benchmark (build it from daemon/cmd/slipway)")
 	flag.StringVar(&cfg.OutDir, "out", ".bench", "directory for latest.json, latest.txt and the logs")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -39,7 +40,7 @@ const (
 	backendBodySize = 1024
 	fixedRate       = 2000 // req/s for the p99 comparison
 	wrkDuration     = 5 * time.Second
-	openLoopSlices  = 4 // one-second slices of open loop per target and round
+	openLoopSlices  = 8 // one-second slices of open loop per target and round
 )
 
 const edgeManifest = `image: slipway/busybox
@@ -200,12 +201,17 @@ func (t target) check(ctx context.Context) error {
 	return nil
 }
 
-// backend is the Go HTTP server all three paths end at.
+// backend is the Go HTTP server all three paths end at. It runs in a
+// process of its own (this binary's "backend" mode): sharing the load
+// generator's Go runtime would couple the two (one scheduler, one GC) and
+// make the direct path, generator and server in one process, cheaper than
+// any path through another process.
 type backend struct {
-	srv      *http.Server
+	cmd      *exec.Cmd
+	stdin    io.WriteCloser
+	exited   chan struct{}
 	hostAddr string
 	nsAddr   string
-	done     chan struct{}
 }
 
 func startBackend(ctx context.Context, project, instance string, port int) (*backend, error) {
@@ -221,9 +227,66 @@ func startBackend(ctx context.Context, project, instance string, port int) (*bac
 	if err != nil || code != 0 {
 		return nil, fmt.Errorf("stop httpd in %s: exit %d %v: %s", instance, code, err, out.String())
 	}
-	state, _, err := rt.Server().GetInstanceState(instance)
+	pid, err := rt.InitPID(instance)
 	if err != nil {
 		return nil, err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	b := &backend{nsAddr: "127.0.0.1:" + strconv.Itoa(port), exited: make(chan struct{})}
+	b.cmd = exec.Command(self, "backend", strconv.FormatInt(pid, 10), b.nsAddr)
+	b.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	b.cmd.Stderr = os.Stderr
+	if b.stdin, err = b.cmd.StdinPipe(); err != nil {
+		return nil, err
+	}
+	stdout, err := b.cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := b.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start the backend: %w", err)
+	}
+	go func() { b.cmd.Wait(); close(b.exited) }()
+	// Its first line is the host address it listens on, once it listens on both.
+	line := make(chan string, 1)
+	go func() {
+		l, _ := bufio.NewReader(stdout).ReadString('\n')
+		line <- strings.TrimSpace(l)
+	}()
+	select {
+	case b.hostAddr = <-line:
+	case <-time.After(15 * time.Second):
+	}
+	if b.hostAddr == "" {
+		b.close()
+		return nil, errors.New("the backend did not start listening")
+	}
+	return b, nil
+}
+
+// close ends the backend: EOF on its stdin, then SIGKILL to its process
+// group if it has not exited in 5 s.
+func (b *backend) close() {
+	b.stdin.Close()
+	select {
+	case <-b.exited:
+	case <-time.After(5 * time.Second):
+		syscall.Kill(-b.cmd.Process.Pid, syscall.SIGKILL)
+		<-b.exited
+	}
+}
+
+// serveBackend is the backend process: it listens on the host's loopback
+// and on nsAddr inside the network namespace of nsPID (retrying while the
+// instance's httpd is still exiting), prints the host address, and serves
+// until its stdin ends.
+func serveBackend(nsPID, nsAddr string) error {
+	pid, err := strconv.ParseInt(nsPID, 10, 64)
+	if err != nil {
+		return err
 	}
 	body := strings.Repeat("x", backendBodySize-1) + "\n"
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -233,36 +296,27 @@ func startBackend(ctx context.Context, project, instance string, port int) (*bac
 	})
 	hostLn, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
-		return nil, err
+		return err
 	}
-	nsAddr := "127.0.0.1:" + strconv.Itoa(port)
 	var nsLn net.Listener
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		nsLn, err = listenInNetns(state.Pid, nsAddr)
+		nsLn, err = listenInNetns(pid, nsAddr)
 		if err == nil {
 			break
 		}
 		if !errors.Is(err, syscall.EADDRINUSE) || time.Now().After(deadline) {
-			hostLn.Close()
-			return nil, fmt.Errorf("listen on %s inside %s: %w", nsAddr, instance, err)
+			return fmt.Errorf("listen on %s in the namespace of pid %d: %w", nsAddr, pid, err)
 		}
-		time.Sleep(20 * time.Millisecond) // httpd is still exiting
+		time.Sleep(20 * time.Millisecond)
 	}
-	b := &backend{srv: &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}, hostAddr: hostLn.Addr().String(), nsAddr: nsAddr, done: make(chan struct{}, 2)}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	for _, ln := range []net.Listener{hostLn, nsLn} {
-		go func() {
-			b.srv.Serve(ln)
-			b.done <- struct{}{}
-		}()
+		go srv.Serve(ln)
 	}
-	return b, nil
-}
-
-func (b *backend) close() {
-	b.srv.Close()
-	<-b.done
-	<-b.done
+	fmt.Println(hostLn.Addr().String())
+	io.Copy(io.Discard, os.Stdin)
+	return srv.Close()
 }
 
 // listenInNetns opens a TCP listener inside the network namespace of pid

@@ -3,6 +3,7 @@ package channels
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -122,17 +123,7 @@ func TestCancelRunningAndQueued(t *testing.T) {
 	te.rt.blockExec = make(chan struct{})
 	running := te.push("web", te.commit("web", testManifest, "slow"))
 	queued := te.push("web", te.commit("web", testManifest, "after"))
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		op, _ := te.store.Operation(context.Background(), running.ID)
-		if op.Status == store.StatusRunning && strings.Contains(te.log(running.ID), "build: build-step") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("never reached the build: %+v", op)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	te.untilBuilding(running.ID)
 	if q, _ := te.store.Operation(context.Background(), queued.ID); q.Status != store.StatusQueued {
 		t.Fatalf("second op on the same installation is %s, want queued", q.Status)
 	}
@@ -261,5 +252,65 @@ func TestCleanupYieldsToUrgentWork(t *testing.T) {
 	}
 	if u.n != 0 {
 		t.Errorf("urgent count %d after end", u.n)
+	}
+}
+
+// untilBuilding waits until operation id runs its build step.
+func (te *testEngine) untilBuilding(id int64) {
+	te.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		op, _ := te.store.Operation(context.Background(), id)
+		if op.Status == store.StatusRunning && strings.Contains(te.log(id), "build: build-step") {
+			return
+		}
+		if time.Now().After(deadline) {
+			te.t.Fatalf("never reached the build: %+v", op)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestRestartQueuedBehindADeployRestartsTheNewCommit(t *testing.T) {
+	te := newTestEngine(t, "web")
+	inst := te.install("web")
+	te.wait(te.push("web", te.commit("web", testManifest, "old")))
+	te.rt.blockExec = make(chan struct{})
+	c2 := te.commit("web", testManifest, "new")
+	deploy := te.push("web", c2)
+	te.untilBuilding(deploy.ID)
+	restart, err := te.Restart(context.Background(), "web", "prod", "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	close(te.rt.blockExec)
+	if op := te.wait(deploy); op.Status != store.StatusSucceeded {
+		t.Fatalf("deploy: %+v\n%s", op, te.log(deploy.ID))
+	}
+	op := te.wait(restart)
+	if op.Status != store.StatusSucceeded || op.Commit != c2 {
+		t.Fatalf("restart: %+v, want commit %s\n%s", op, c2, te.log(restart.ID))
+	}
+	now, _ := te.store.InstallationByID(context.Background(), inst.ID)
+	if now.Commit != c2 || now.Instance != fmt.Sprintf("web-prod-%d", restart.ID) {
+		t.Fatalf("after the restart the installation serves %s from %s, want %s", now.Commit, now.Instance, c2)
+	}
+}
+
+func TestTrackQueuedBehindADeployTakesTheHeadWhenItStarts(t *testing.T) {
+	te := newTestEngine(t, "web")
+	te.install("web")
+	te.wait(te.push("web", te.commit("web", testManifest, "one")))
+	te.rt.blockExec = make(chan struct{})
+	deploy := te.push("web", te.commit("web", testManifest, "two"))
+	te.untilBuilding(deploy.ID)
+	sw, err := te.Track(context.Background(), "web", "prod", "main", "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c3 := te.commit("web", testManifest, "three") // stored while the switch waits
+	close(te.rt.blockExec)
+	if op := te.wait(sw); op.Status != store.StatusSucceeded || op.Commit != c3 {
+		t.Fatalf("switch: %+v, want commit %s\n%s", op, c3, te.log(sw.ID))
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/slipway-dev/slipway/store"
 )
@@ -24,7 +25,30 @@ func (e *Engine) Restart(ctx context.Context, app, env, user string) (store.Oper
 	if inst.Commit == "" {
 		return store.Operation{}, fmt.Errorf("%s: %w", inst.Resource(), ErrNotDeployed)
 	}
-	return e.deployCommit(ctx, inst, inst.Commit, user, "restart")
+	op := store.Operation{Type: "restart", App: inst.App, Environment: inst.Environment, InstallationID: inst.ID,
+		User: user, Commit: inst.Commit, Channel: inst.Channel()}
+	return e.submit(ctx, op, func(ctx context.Context, l *opLog) error {
+		// What serves when the restart starts, not when it was queued: a
+		// deploy queued before it may have changed that.
+		now, err := e.store.InstallationByID(ctx, inst.ID)
+		if err != nil {
+			return err
+		}
+		if now.Commit == "" {
+			return fmt.Errorf("%s: %w", now.Resource(), ErrNotDeployed)
+		}
+		e.resolved(l, now.Commit)
+		return e.replace(ctx, l, "restart", inst.ID, now.Commit, l.id, nil)
+	})
+}
+
+// resolved records the commit a queued operation settled on when it started.
+func (e *Engine) resolved(l *opLog, commit string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.store.SetOperationCommit(ctx, l.id, commit); err != nil {
+		e.log.Warn("record operation commit", "op", l.id, "err", err)
+	}
 }
 
 var configKey = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
@@ -74,6 +98,7 @@ func (e *Engine) Configure(ctx context.Context, app, env string, set map[string]
 			l.Logf("       Nothing is deployed yet: the first deploy will use this config")
 			return e.store.UpdateConfig(ctx, inst.ID, change.set, change.unset)
 		}
+		e.resolved(l, now.Commit)
 		return e.replace(ctx, l, "configure", inst.ID, now.Commit, l.id, change)
 	})
 }

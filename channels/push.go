@@ -42,10 +42,7 @@ func (e *Engine) Pushed(ctx context.Context, app, user string, updates []RefUpda
 		if !ok || u.Deleted() {
 			continue
 		}
-		for _, inst := range insts {
-			if inst.ChannelKind != store.ChannelBranch || inst.ChannelRef != branch || inst.State == store.StateDeprovisioned {
-				continue
-			}
+		for _, inst := range following(insts, branch) {
 			if allowed != nil && !allowed(inst.Environment) {
 				skipped = append(skipped, inst)
 				continue
@@ -63,13 +60,18 @@ func (e *Engine) Pushed(ctx context.Context, app, user string, updates []RefUpda
 // Created reports whether the push created the ref.
 func (u RefUpdate) Created() bool { return u.Old == zeroID }
 
-// RefusedUpdates returns, for each update that deletes or rewrites a branch
-// an installation of app follows, the one-line reason it is refused. A push
-// with the force-deploy option is never refused.
-func (e *Engine) RefusedUpdates(ctx context.Context, app string, updates []RefUpdate, forceDeploy bool, visible func(env string) bool) ([]string, error) {
-	if forceDeploy {
-		return nil, nil
-	}
+// rewrites reports whether the update deletes or rewrites the branch, the
+// updates that lose commits an installation may have served.
+func (u RefUpdate) rewrites() bool { return u.Deleted() || u.Rewrite }
+
+// RefusedUpdates returns the one-line reason for each branch update the pusher
+// may not make. Moving a branch in any way (creating, fast-forwarding,
+// rewriting, deleting) that installations follow needs the deploy right in
+// every environment with such an installation, whether the pusher can see it
+// or not: otherwise a deployer of staging could rewrite what production
+// follows. Rewriting or deleting such a branch also needs -o force-deploy.
+// The reason never names an environment the pusher may not see.
+func (e *Engine) RefusedUpdates(ctx context.Context, app string, updates []RefUpdate, forceDeploy bool, can func(env string, a Action) bool) ([]string, error) {
 	insts, err := e.store.Installations(ctx, app)
 	if err != nil {
 		return nil, err
@@ -77,23 +79,59 @@ func (e *Engine) RefusedUpdates(ctx context.Context, app string, updates []RefUp
 	var refused []string
 	for _, u := range updates {
 		branch, ok := u.Branch()
-		if !ok || (!u.Deleted() && !u.Rewrite) {
+		if !ok {
 			continue
 		}
-		var followers []string
-		for _, inst := range insts {
-			if inst.ChannelKind == store.ChannelBranch && inst.ChannelRef == branch && inst.State != store.StateDeprovisioned && visible(inst.Environment) {
-				followers = append(followers, inst.Resource())
-			}
-		}
+		followers := following(insts, branch)
 		if len(followers) == 0 {
 			continue
 		}
-		what := "force-push (rewrite) branch " + branch
-		if u.Deleted() {
-			what = "delete branch " + branch
+		if reason := deployRightMissing(branch, followers, can); reason != "" {
+			refused = append(refused, reason)
+			continue
 		}
-		refused = append(refused, fmt.Sprintf("refusing to %s: %s follows it; push with -o force-deploy to do it anyway", what, strings.Join(followers, ", ")))
+		if u.rewrites() && !forceDeploy {
+			what := "force-push (rewrite) branch " + branch
+			if u.Deleted() {
+				what = "delete branch " + branch
+			}
+			var names []string
+			for _, inst := range followers {
+				names = append(names, inst.Resource())
+			}
+			refused = append(refused, fmt.Sprintf("refusing to %s: %s follows it; push with -o force-deploy to do it anyway", what, strings.Join(names, ", ")))
+		}
 	}
 	return refused, nil
+}
+
+// following returns the live installations that follow branch.
+func following(insts []store.Installation, branch string) []store.Installation {
+	var out []store.Installation
+	for _, inst := range insts {
+		if inst.ChannelKind == store.ChannelBranch && inst.ChannelRef == branch && inst.State != store.StateDeprovisioned {
+			out = append(out, inst)
+		}
+	}
+	return out
+}
+
+// deployRightMissing says why the pusher may not move branch, or "" when it may
+// deploy to every follower. Environments it can see are named, so it knows
+// whom to ask; when one it cannot see is among them, only the branch is.
+func deployRightMissing(branch string, followers []store.Installation, can func(env string, a Action) bool) string {
+	var missing []string
+	for _, inst := range followers {
+		if can(inst.Environment, ActionDeploy) {
+			continue
+		}
+		if !can(inst.Environment, ActionView) {
+			return "you may not update branch " + branch
+		}
+		missing = append(missing, inst.Environment)
+	}
+	if len(missing) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("you may not update branch %s: you need the deployer role in %s, whose installation follows it", branch, strings.Join(missing, ", "))
 }

@@ -66,6 +66,16 @@ func (e *Engine) switchTo(ctx context.Context, inst store.Installation, commit, 
 		User: user, Commit: commit, Channel: to.String(),
 	}
 	return e.submit(ctx, op, func(ctx context.Context, l *opLog) error {
+		if to.kind == store.ChannelBranch {
+			// The branch's head when the switch starts: a push while it
+			// waited in the queue deployed nothing here yet.
+			if r, err := repo.Open(e.repoDir(inst.App)); err == nil {
+				if head, err := r.Branch(to.ref); err == nil && head != commit {
+					commit = head
+					e.resolved(l, commit)
+				}
+			}
+		}
 		l.Logf("-----> Switching %s to %s", inst.Resource(), describe(to))
 		return e.replace(ctx, l, "switch", inst.ID, commit, l.id, &pending{channel: &to})
 	})

@@ -28,7 +28,10 @@ func TestEnvironmentAccessAndReports(t *testing.T) {
 	d := startDaemon(t)
 	d.mustSSH("env", "create", "staging")
 	prodHost, w := d.deployed("shop", "prod v1\n")
-	d.mustSSH("install", "shop/staging", "--branch", "main")
+	if out, code := w.push("deploy", "main:staging"); code != 0 {
+		t.Fatalf("push branch staging: %d\n%s", code, out)
+	}
+	d.mustSSH("install", "shop/staging", "--branch", "staging")
 	stagingHost := "shop.staging.localhost"
 	d.serves(stagingHost, "prod v1")
 
@@ -45,11 +48,24 @@ func TestEnvironmentAccessAndReports(t *testing.T) {
 	}
 	// A deployer of staging deploys staging only, and learns nothing of production.
 	w.env = append(w.env, "GIT_SSH_COMMAND=ssh "+strings.Join(sshOptions(dave), " "))
-	out, code := w.push("deploy", "main")
+	out, code := w.push("deploy", "main:staging")
 	if code != 0 || strings.Contains(out, "production") {
 		t.Fatalf("deployer push: exit %d\n%s", code, out)
 	}
 	d.serves(stagingHost, "v2")
+	d.serves(prodHost, "prod v1")
+	// Nor may it move, rewrite or delete the branch production follows.
+	prodHead := strings.Fields(d.mustSSH("history", "shop/production"))
+	w.git("branch", "evil", "HEAD~1")
+	for _, args := range [][]string{{"main"}, {"-f", "-o", "force-deploy", "evil:main"}, {"-o", "force-deploy", ":main"}} {
+		out, code := w.push(append([]string{"deploy"}, args...)...)
+		if code == 0 || !strings.Contains(out, "you may not update branch main") || strings.Contains(out, "production") {
+			t.Errorf("deployer of staging: push %v: exit %d\n%s", args, code, out)
+		}
+	}
+	if now := strings.Fields(d.mustSSH("history", "shop/production")); strings.Join(now, " ") != strings.Join(prodHead, " ") {
+		t.Errorf("production's history changed:\n%v\n%v", prodHead, now)
+	}
 	d.serves(prodHost, "prod v1")
 
 	// Viewers see staging only, everywhere.

@@ -185,15 +185,16 @@ func (s *Server) serveHook(ctx context.Context, req hookRequest, out io.Writer) 
 	return 0
 }
 
-// preReceive refuses deleting or rewriting a branch an installation follows,
-// unless the pusher says -o force-deploy. Nothing is stored when it refuses.
+// preReceive refuses moving a branch that installations follow unless the
+// pusher may deploy to all of them, and deleting or rewriting one unless it
+// also says -o force-deploy. Nothing is stored when it refuses.
 func (s *Server) preReceive(ctx context.Context, p *push, req hookRequest, out io.Writer) int {
 	force := false
 	for _, o := range req.PushOptions {
 		force = force || o == "force-deploy"
 	}
-	refused, err := s.engine.RefusedUpdates(ctx, p.app, req.Updates, force, func(env string) bool {
-		return s.canSeeEnv(ctx, p.user, env)
+	refused, err := s.engine.RefusedUpdates(ctx, p.app, req.Updates, force, func(env string, a channels.Action) bool {
+		return s.engine.Can(ctx, p.user, env, a)
 	})
 	if err != nil {
 		fmt.Fprintf(out, "slipway: cannot check this push: %s\n", err)

@@ -192,7 +192,7 @@ func TestLaunchFailingAfterBootNeverServes(t *testing.T) {
 
 	// A push whose instance was started ahead.
 	c3 := te.commit("web", together, "three")
-	release := te.Prewarm(context.Background(), "web", []string{"main"})
+	release := te.Prewarm(context.Background(), "web", []string{"main"}, func(string) bool { return true })
 	op := te.wait(te.push("web", c3))
 	release()
 	if op.Status != store.StatusFailed || !strings.Contains(te.log(op.ID), "start bookkeeping failed") {

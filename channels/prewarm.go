@@ -32,24 +32,28 @@ type prewarms struct {
 }
 
 // Prewarm starts instances for the installations of app that follow one of
-// branches, for a push that is arriving. It returns at once; release (call it
-// when the push has ended) deletes those no deploy claimed.
-func (e *Engine) Prewarm(ctx context.Context, app string, branches []string) (release func()) {
+// branches, for a push that is arriving. A branch with a follower the pusher
+// may not deploy to is skipped: pre-receive will refuse that update. It
+// returns at once; release (call it when the push has ended) deletes those no
+// deploy claimed.
+func (e *Engine) Prewarm(ctx context.Context, app string, branches []string, mayDeploy func(env string) bool) (release func()) {
 	insts, err := e.store.Installations(ctx, app)
 	if err != nil || len(branches) == 0 {
 		return func() {}
 	}
-	follow := map[string]bool{}
-	for _, b := range branches {
-		follow[b] = true
-	}
 	var started []int64
-	for _, inst := range insts {
-		if inst.ChannelKind != store.ChannelBranch || !follow[inst.ChannelRef] || inst.State == store.StateDeprovisioned {
-			continue
+	for _, b := range branches {
+		followers := following(insts, b)
+		for _, inst := range followers {
+			if !mayDeploy(inst.Environment) {
+				followers = nil
+				break
+			}
 		}
-		if p := e.startPrewarm(inst); p != nil {
-			started = append(started, inst.ID)
+		for _, inst := range followers {
+			if p := e.startPrewarm(inst); p != nil {
+				started = append(started, inst.ID)
+			}
 		}
 	}
 	return func() {

@@ -56,7 +56,9 @@ func TestEnvironmentAccessAndReports(t *testing.T) {
 	d.serves(prodHost, "prod v1")
 	// Nor may it move, rewrite or delete the branch production follows.
 	prodHead := strings.Fields(d.mustSSH("history", "shop/production"))
-	w.git("branch", "evil", "HEAD~1")
+	w.git("checkout", "-q", "--orphan", "evil")
+	w.commitFile("public/index.html", "evil\n", "evil")
+	w.git("checkout", "-q", "main")
 	for _, args := range [][]string{{"main"}, {"-f", "-o", "force-deploy", "evil:main"}, {"-o", "force-deploy", ":main"}} {
 		out, code := w.push(append([]string{"deploy"}, args...)...)
 		if code == 0 || !strings.Contains(out, "you may not update branch main") || strings.Contains(out, "production") {

@@ -53,7 +53,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Daemon, error) 
 		}
 		cfg.Binary = exe
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+	if err := ownDataDir(cfg.DataDir, cfg.backupDir()); err != nil {
 		return nil, fmt.Errorf("--data %s: %w", cfg.DataDir, err)
 	}
 	st, err := store.Open(cfg.storePath())

@@ -1,11 +1,15 @@
 package daemon_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -204,6 +208,7 @@ func TestConfigSecretsMaintenanceRunRestartDeprovision(t *testing.T) {
 	if !strings.Contains(everything.String(), "token is ********") {
 		t.Fatalf("build output with the secret should be masked in the log:\n%s", everything.String())
 	}
+	d.secretNotAtRest(secret)
 
 	d.mustSSH("maintenance", "conf/production", "on", "--message", "'Back at noon'")
 	req, _ := http.NewRequest("GET", "http://"+d.addrs["proxy"]+"/", nil)
@@ -272,4 +277,26 @@ func TestMetrics(t *testing.T) {
 			t.Errorf("/metrics lacks %q:\n%s", want, text)
 		}
 	}
+}
+
+// secretNotAtRest checks that no file in the data directory holds secret and
+// that no other local user may read what is there.
+func (d *slipwayd) secretNotAtRest(secret string) {
+	d.t.Helper()
+	if fi, err := os.Stat(d.data); err != nil || fi.Mode().Perm() != 0o700 {
+		d.t.Errorf("data dir: %v, want mode 0700", fi.Mode())
+	}
+	filepath.WalkDir(d.data, func(path string, e fs.DirEntry, err error) error {
+		if err != nil || e.Type()&fs.ModeSocket != 0 {
+			return err
+		}
+		fi, _ := e.Info()
+		if fi.Mode().Perm()&0o077 != 0 {
+			d.t.Errorf("%s has mode %o: others may read it", path, fi.Mode().Perm())
+		}
+		if data, _ := os.ReadFile(path); !e.IsDir() && bytes.Contains(data, []byte(secret)) {
+			d.t.Errorf("%s holds the secret in clear", path)
+		}
+		return nil
+	})
 }

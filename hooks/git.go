@@ -92,7 +92,9 @@ func (s *Server) serveGit(sess ssh.Session, user store.User, service string, arg
 		release := func() {}
 		var once sync.Once
 		cmd.Stdin = newCommandPeeker(sess, func(branches []string) {
-			once.Do(func() { release = s.engine.Prewarm(ctx, app, branches) })
+			once.Do(func() {
+				release = s.engine.Prewarm(ctx, app, branches, func(env string) bool { return s.canDeploy(ctx, user, env) })
+			})
 		})
 		defer func() {
 			once.Do(func() {})

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"fmt"
 )
 
 // ConfigVar is one environment variable of an installation.
@@ -33,6 +34,11 @@ func (s *Store) Config(ctx context.Context, installationID int64) ([]ConfigVar, 
 		if err := rows.Scan(&v.Key, &v.Value, &v.Secret); err != nil {
 			return nil, err
 		}
+		if v.Secret {
+			if v.Value, err = s.secrets.open(v.Value, secretAAD(installationID, v.Key)); err != nil {
+				return nil, fmt.Errorf("secret %s: %w", v.Key, err)
+			}
+		}
 		out = append(out, v)
 	}
 	return out, rows.Err()
@@ -42,6 +48,9 @@ func (s *Store) Config(ctx context.Context, installationID int64) ([]ConfigVar, 
 func (s *Store) UpdateConfig(ctx context.Context, installationID int64, set []ConfigVar, unset []string) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		for _, v := range set {
+			if v.Secret {
+				v.Value = s.secrets.seal(v.Value, secretAAD(installationID, v.Key))
+			}
 			if _, err := tx.ExecContext(ctx, `
 				INSERT INTO config_vars (installation_id, key, value, secret, updated_at) VALUES (?, ?, ?, ?, ?)
 				ON CONFLICT (installation_id, key) DO UPDATE SET value = excluded.value, secret = excluded.secret, updated_at = excluded.updated_at`,

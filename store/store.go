@@ -6,8 +6,11 @@ import (
 	"context"
 	"database/sql"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
+	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -21,23 +24,52 @@ var migrations embed.FS
 
 // Store is the daemon's database. It is safe for concurrent use.
 type Store struct {
-	db  *sql.DB
-	now func() time.Time
+	db      *sql.DB
+	now     func() time.Time
+	secrets *sealer
 }
 
-// Open opens (creating if needed) the database at path and applies pending migrations.
+// Open opens (creating if needed) the database at path, applies pending
+// migrations and loads the key that seals secrets (KeyFileName beside it,
+// made on first start).
 func Open(path string) (*Store, error) {
-	dsn := "file:" + path + "?_journal_mode=WAL&_busy_timeout=5000&_foreign_keys=on&_synchronous=NORMAL&_txlock=immediate"
+	if err := ownFiles(path); err != nil {
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	// secure_delete: a secret overwritten or unset leaves no old page behind.
+	dsn := "file:" + path + "?_journal_mode=WAL&_busy_timeout=5000&_foreign_keys=on&_synchronous=NORMAL&_txlock=immediate&_secure_delete=on"
 	db, err := sql.Open("sqlite3", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	s := &Store{db: db, now: time.Now}
-	if err := s.migrate(context.Background()); err != nil {
+	ctx := context.Background()
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := s.openSecrets(ctx, filepath.Join(filepath.Dir(path), KeyFileName)); err != nil {
 		db.Close()
 		return nil, err
 	}
 	return s, nil
+}
+
+// ownFiles makes the database and its WAL files readable by their owner only.
+// SQLite gives the WAL and shared-memory files the database file's mode, so
+// the database is made 0600 before SQLite first creates it.
+func ownFiles(path string) error {
+	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	f.Close()
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if err := os.Chmod(p, 0o600); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
 }
 
 // SetClock replaces the store's clock; tests and reports use it.

@@ -278,7 +278,7 @@ func (te *testEngine) wait(op store.Operation) store.Operation {
 }
 
 func (te *testEngine) log(id int64) string {
-	lines, _ := te.store.Logs(context.Background(), id, 0)
+	lines, _ := te.store.Logs(context.Background(), id, 0, 0)
 	var b strings.Builder
 	for _, l := range lines {
 		b.WriteString(l.Text + "\n")

@@ -140,14 +140,7 @@ func (s *Server) cmdLogs(c *call, args []string) error {
 		return err
 	}
 	if !*follow {
-		lines, err := s.store.Logs(c.ctx, op.ID, 0)
-		if err != nil {
-			return err
-		}
-		for _, l := range lines {
-			fmt.Fprintln(c.out, l.Text)
-		}
-		return nil
+		return s.printLog(c, op.ID)
 	}
 	final, err := s.engine.Follow(c.ctx, op.ID, 0, func(l store.LogLine) error {
 		_, err := fmt.Fprintln(c.out, l.Text)
@@ -160,6 +153,27 @@ func (s *Server) cmdLogs(c *call, args []string) error {
 		return exitCode(1)
 	}
 	return nil
+}
+
+// printLog writes an operation's stored log a page at a time.
+func (s *Server) printLog(c *call, opID int64) error {
+	const page = 1000
+	var after int64
+	for {
+		lines, err := s.store.Logs(c.ctx, opID, after, page)
+		if err != nil {
+			return err
+		}
+		for _, l := range lines {
+			if _, err := fmt.Fprintln(c.out, l.Text); err != nil {
+				return nil // the reader went away
+			}
+			after = max(after, l.Seq)
+		}
+		if len(lines) < page {
+			return nil
+		}
+	}
 }
 
 func (s *Server) cmdCancel(c *call, args []string) error {

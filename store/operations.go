@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
+	"fmt"
 	"strings"
 	"time"
 )
@@ -219,24 +221,130 @@ type LogLine struct {
 	Text string
 }
 
-// AppendLog stores one line of an operation's log and returns its sequence number.
-func (s *Store) AppendLog(ctx context.Context, opID int64, text string) (int64, error) {
-	var seq int64
-	err := s.db.QueryRowContext(ctx, `
-		INSERT INTO operation_logs (operation_id, seq, at, line)
-		VALUES (?, (SELECT coalesce(max(seq), 0) + 1 FROM operation_logs WHERE operation_id = ?), ?, ?)
-		RETURNING seq`, opID, opID, s.stamp(), text).Scan(&seq)
-	return seq, wrapError(err)
+// AppendLogs stores lines of an operation's log, in order, in one transaction.
+func (s *Store) AppendLogs(ctx context.Context, opID int64, lines ...string) error {
+	if len(lines) == 0 {
+		return nil
+	}
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		var last int64
+		if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) FROM operation_logs WHERE operation_id = ?`, opID).Scan(&last); err != nil {
+			return wrapError(err)
+		}
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO operation_logs (operation_id, seq, at, line) VALUES (?, ?, ?, ?)`)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		at := s.stamp()
+		for i, line := range lines {
+			if _, err := stmt.ExecContext(ctx, opID, last+int64(i)+1, at, line); err != nil {
+				return wrapError(err)
+			}
+		}
+		return nil
+	})
 }
 
-// Logs returns an operation's log lines after sequence number after.
-func (s *Store) Logs(ctx context.Context, opID, after int64) ([]LogLine, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT seq, at, line FROM operation_logs WHERE operation_id = ? AND seq > ? ORDER BY seq`, opID, after)
+// TrimLog drops the oldest lines of an operation's log until the rest holds at
+// most keep bytes, and counts what it dropped on the operation.
+func (s *Store) TrimLog(ctx context.Context, opID, keep int64) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		var first sql.NullInt64 // the oldest line that stays
+		err := tx.QueryRowContext(ctx, `
+			SELECT min(seq) FROM (
+				SELECT seq, sum(length(CAST(line AS BLOB))) OVER (ORDER BY seq DESC) AS tail
+				FROM operation_logs WHERE operation_id = ?)
+			WHERE tail <= ?`, opID, keep).Scan(&first)
+		if err != nil {
+			return err
+		}
+		if !first.Valid { // even the newest line is longer than keep
+			first.Int64 = 1 << 62
+		}
+		var lines, size int64
+		if err := tx.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(length(CAST(line AS BLOB))), 0) FROM operation_logs WHERE operation_id = ? AND seq < ?`,
+			opID, first.Int64).Scan(&lines, &size); err != nil || lines == 0 {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM operation_logs WHERE operation_id = ? AND seq < ?`, opID, first.Int64); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE operations SET log_dropped_lines = log_dropped_lines + ?, log_dropped_bytes = log_dropped_bytes + ? WHERE id = ?`,
+			lines, size, opID)
+		return err
+	})
+}
+
+// Checkpoint copies the WAL into the database and empties it, after large
+// writes, so the WAL does not stay at its largest size.
+func (s *Store) Checkpoint(ctx context.Context) error {
+	_, err := s.db.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`)
+	return err
+}
+
+// Logs returns up to limit (0: all) of an operation's log lines after sequence
+// number after. Read from the start of a log whose oldest lines were dropped,
+// it begins with a line (Seq 0) that says how much.
+func (s *Store) Logs(ctx context.Context, opID, after int64, limit int) ([]LogLine, error) {
+	if limit <= 0 {
+		limit = -1
+	}
+	var out []LogLine
+	if after <= 0 {
+		var err error
+		if out, err = s.droppedNotice(ctx, opID); err != nil {
+			return nil, err
+		}
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT seq, at, line FROM operation_logs WHERE operation_id = ? AND seq > ? ORDER BY seq LIMIT ?`, opID, after, limit)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []LogLine
+	return scanLogLines(rows, out)
+}
+
+// LogTail returns the last n lines of an operation's log before sequence
+// number before (0: the end), oldest first, and whether older lines remain.
+func (s *Store) LogTail(ctx context.Context, opID, before int64, n int) ([]LogLine, bool, error) {
+	if before <= 0 {
+		before = 1 << 62
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT seq, at, line FROM (
+			SELECT seq, at, line FROM operation_logs WHERE operation_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?)
+		ORDER BY seq`, opID, before, n+1)
+	if err != nil {
+		return nil, false, err
+	}
+	defer rows.Close()
+	lines, err := scanLogLines(rows, nil)
+	if err != nil {
+		return nil, false, err
+	}
+	if len(lines) > n {
+		return lines[1:], true, nil
+	}
+	notice, err := s.droppedNotice(ctx, opID)
+	return append(notice, lines...), false, err
+}
+
+// droppedNotice is the line (Seq 0) that says how much of the start of a long
+// log was dropped, or nothing.
+func (s *Store) droppedNotice(ctx context.Context, opID int64) ([]LogLine, error) {
+	var lines, size int64
+	err := s.db.QueryRowContext(ctx, `SELECT log_dropped_lines, log_dropped_bytes FROM operations WHERE id = ?`, opID).Scan(&lines, &size)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, err
+	}
+	if lines == 0 {
+		return nil, nil
+	}
+	text := fmt.Sprintf("… the first %d lines (%.1f MB) of this log were dropped to keep it within its size limit", lines, float64(size)/(1<<20))
+	return []LogLine{{Text: text}}, nil
+}
+
+func scanLogLines(rows *sql.Rows, out []LogLine) ([]LogLine, error) {
 	for rows.Next() {
 		var l LogLine
 		var at sql.NullString
@@ -248,7 +356,6 @@ func (s *Store) Logs(ctx context.Context, opID, after int64) ([]LogLine, error) 
 	}
 	return out, rows.Err()
 }
-
 // OperationCount is how many operations of a type ended with a status.
 type OperationCount struct {
 	Type, Status string

@@ -83,12 +83,13 @@ func TestInstallationsAndOperations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, line := range []string{"one", "two", "three"} {
-		if _, err := s.AppendLog(ctx, op.ID, line); err != nil {
-			t.Fatal(err)
-		}
+	if err := s.AppendLogs(ctx, op.ID, "one", "two"); err != nil {
+		t.Fatal(err)
 	}
-	lines, err := s.Logs(ctx, op.ID, 1)
+	if err := s.AppendLogs(ctx, op.ID, "three"); err != nil {
+		t.Fatal(err)
+	}
+	lines, err := s.Logs(ctx, op.ID, 1, 0)
 	if err != nil || len(lines) != 2 || lines[0].Text != "two" || lines[1].Seq != 3 {
 		t.Fatalf("logs after 1: %+v %v", lines, err)
 	}
@@ -188,7 +189,7 @@ func TestPurgeDeprovisionedLogs(t *testing.T) {
 	opKept, _ := s.CreateOperation(ctx, Operation{Type: "deploy", App: "a", Environment: "f", InstallationID: kept.ID, User: "u"})
 	report, _ := s.CreateOperation(ctx, Operation{Type: "report", Environment: "e", User: "slipway"})
 	for _, id := range []int64{opGone.ID, opKept.ID, report.ID} {
-		s.AppendLog(ctx, id, "line")
+		s.AppendLogs(ctx, id, "line")
 		s.FinishOperation(ctx, id, StatusSucceeded, "")
 	}
 	if err := s.DeleteInstallation(ctx, gone.ID); err != nil {
@@ -201,7 +202,7 @@ func TestPurgeDeprovisionedLogs(t *testing.T) {
 		t.Fatalf("purged %d (%v), want the deprovisioned installation's one line", n, err)
 	}
 	for id, want := range map[int64]int{opGone.ID: 0, opKept.ID: 1, report.ID: 1} {
-		if lines, _ := s.Logs(ctx, id, 0); len(lines) != want {
+		if lines, _ := s.Logs(ctx, id, 0, 0); len(lines) != want {
 			t.Errorf("op %d has %d lines, want %d", id, len(lines), want)
 		}
 	}

@@ -20,12 +20,18 @@ const streamFor = 15 * time.Second
 
 type operationData struct {
 	base
-	Op        store.Operation
-	Log       []store.LogLine
-	LastSeq   int64
-	CanCancel bool
-	Deleted   bool // its installation is gone; the name stays, without a link
+	Op         store.Operation
+	Log        []store.LogLine
+	LastSeq    int64
+	CanCancel  bool
+	Deleted    bool  // its installation is gone; the name stays, without a link
+	Earlier    bool  // older lines than these are stored
+	EarlierSeq int64 // the page before starts before this line
+	Page       bool  // an older page: not followed live
 }
+
+// logPage is how many log lines one operation page shows.
+const logPage = 500
 
 // Installation names the operation's installation for the link back, or is
 // empty when the operation is not about one.
@@ -69,15 +75,21 @@ func (s *server) operation(w http.ResponseWriter, r *http.Request, sess *session
 }
 
 func (s *server) operationPage(w http.ResponseWriter, r *http.Request, sess *session, op store.Operation, status int, problem string) {
-	lines, err := s.store.Logs(r.Context(), op.ID, 0)
+	// A long log is shown a page at a time, newest page first; only the
+	// newest page follows the running operation.
+	before, _ := strconv.ParseInt(r.URL.Query().Get("before"), 10, 64)
+	lines, more, err := s.store.LogTail(r.Context(), op.ID, before, logPage)
 	if err != nil {
 		s.internal(w, r, sess, "read operation log", err)
 		return
 	}
 	d := operationData{
 		base: s.base(sess, fmt.Sprintf("Operation %d", op.ID)),
-		Op:   op, Log: lines,
+		Op:   op, Log: lines, Earlier: more, Page: before > 0,
 		CanCancel: !op.Done() && s.engine.Can(r.Context(), sess.User, op.Environment, channels.ActionDeploy),
+	}
+	if more {
+		d.EarlierSeq = lines[0].Seq
 	}
 	d.Error = problem
 	if d.Installation() != "" {

@@ -164,11 +164,11 @@ func TestEventsStreamTheLogAndTheStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.store.StartOperation(ctx, op.ID)
-	s.store.AppendLog(ctx, op.ID, "-----> one")
-	s.store.AppendLog(ctx, op.ID, "       two")
+	s.store.AppendLogs(ctx, op.ID, "-----> one")
+	s.store.AppendLogs(ctx, op.ID, "       two")
 	go func() {
 		time.Sleep(200 * time.Millisecond)
-		s.store.AppendLog(ctx, op.ID, "three <b>")
+		s.store.AppendLogs(ctx, op.ID, "three <b>")
 		s.store.FinishOperation(ctx, op.ID, store.StatusFailed, "build step exited with status 3")
 	}()
 

@@ -356,6 +356,7 @@ func scanLogLines(rows *sql.Rows, out []LogLine) ([]LogLine, error) {
 	}
 	return out, rows.Err()
 }
+
 // OperationCount is how many operations of a type ended with a status.
 type OperationCount struct {
 	Type, Status string

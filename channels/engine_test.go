@@ -314,3 +314,26 @@ func TestTrackQueuedBehindADeployTakesTheHeadWhenItStarts(t *testing.T) {
 		t.Fatalf("switch: %+v, want commit %s\n%s", op, c3, te.log(sw.ID))
 	}
 }
+
+func TestMaintenanceMessageIsChecked(t *testing.T) {
+	te := newTestEngine(t, "web")
+	te.install("web")
+	for _, m := range []string{strings.Repeat("x", 501), "line one\nline two", "bell\a", "\xff\xfe"} {
+		if _, err := te.Maintenance(context.Background(), "web", "prod", true, m, "alice"); !errors.Is(err, ErrInvalidName) {
+			t.Errorf("message %q: %v", m, err)
+		}
+	}
+	op, err := te.Maintenance(context.Background(), "web", "prod", true, "Back at noon — sorry!", "alice")
+	if err != nil || te.wait(op).Status != store.StatusSucceeded {
+		t.Fatalf("a good message: %v", err)
+	}
+}
+
+func TestConfigValueWithNULIsRefused(t *testing.T) {
+	te := newTestEngine(t, "web")
+	te.install("web")
+	_, err := te.Configure(context.Background(), "web", "prod", map[string]string{"A": "x\x00y"}, false, nil, "alice")
+	if !errors.Is(err, ErrInvalidName) || !strings.Contains(err.Error(), "NUL") {
+		t.Fatalf("NUL in a value: %v", err)
+	}
+}

@@ -3,6 +3,7 @@ package channels
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"regexp"
 	"strings"
 	"time"
@@ -144,8 +145,9 @@ func parseHealth(val *yaml.Node, h *Health) error {
 		key, v := val.Content[i], val.Content[i+1]
 		switch key.Value {
 		case "path":
-			if v.Kind != yaml.ScalarNode || !strings.HasPrefix(v.Value, "/") {
-				return &ManifestError{Line: v.Line, Field: "health.path", Reason: "must be a path starting with /"}
+			if v.Kind != yaml.ScalarNode || !validHealthPath(v.Value) {
+				return &ManifestError{Line: v.Line, Field: "health.path",
+					Reason: "must be a path starting with / (and an optional ?query), at most 1024 characters, without spaces, control characters or #"}
 			}
 			h.Path = v.Value
 		case "timeout":
@@ -192,4 +194,19 @@ func yamlError(err error) error {
 		return &ManifestError{Reason: "does not parse: " + te.Errors[0]}
 	}
 	return &ManifestError{Reason: "does not parse: " + strings.TrimPrefix(msg, "yaml: ")}
+}
+
+// validHealthPath reports whether p can go into a request line as it is: the
+// health check sends it to the app verbatim.
+func validHealthPath(p string) bool {
+	if len(p) > 1024 || !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		if p[i] <= ' ' || p[i] >= 0x7f || p[i] == '#' {
+			return false
+		}
+	}
+	_, err := url.ParseRequestURI(p)
+	return err == nil
 }

@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/slipway-dev/slipway/store"
 )
@@ -66,6 +68,10 @@ func (e *Engine) Configure(ctx context.Context, app, env string, set map[string]
 	for k, v := range set {
 		if !configKey.MatchString(k) || k == "PORT" || strings.HasPrefix(k, "SLIPWAY_") {
 			return store.Operation{}, fmt.Errorf("%w: %q is not a variable you can set (letters, digits and _, not PORT or SLIPWAY_*)", ErrInvalidName, k)
+		}
+		if strings.ContainsRune(v, 0) {
+			// A process environment cannot hold one: every later start would fail.
+			return store.Operation{}, fmt.Errorf("%w: the value of %s holds a NUL byte, which no environment variable can", ErrInvalidName, k)
 		}
 		vars = append(vars, store.ConfigVar{Key: k, Value: v, Secret: secret})
 		keys = append(keys, k)
@@ -146,6 +152,9 @@ func (e *Engine) Maintenance(ctx context.Context, app, env string, on bool, mess
 	if err != nil {
 		return store.Operation{}, err
 	}
+	if err := checkMaintenanceMessage(message); err != nil {
+		return store.Operation{}, err
+	}
 	if on && message == "" {
 		message = "This site is down for maintenance. Please try again shortly."
 	}
@@ -167,6 +176,24 @@ func (e *Engine) Maintenance(ctx context.Context, app, env string, on bool, mess
 		l.Logf("-----> Maintenance mode %s for %s", state, inst.Host)
 		return nil
 	})
+}
+
+// maxMaintenanceMessage bounds the text every visitor is shown.
+const maxMaintenanceMessage = 500
+
+func checkMaintenanceMessage(m string) error {
+	if len(m) > maxMaintenanceMessage {
+		return fmt.Errorf("%w: the maintenance message has %d bytes; keep it to %d", ErrInvalidName, len(m), maxMaintenanceMessage)
+	}
+	if !utf8.ValidString(m) {
+		return fmt.Errorf("%w: the maintenance message is not UTF-8 text", ErrInvalidName)
+	}
+	for _, r := range m {
+		if unicode.IsControl(r) {
+			return fmt.Errorf("%w: the maintenance message holds a control character (%U): give one line of text", ErrInvalidName, r)
+		}
+	}
+	return nil
 }
 
 // Execute runs a one-off command (a migration, a console) in the serving

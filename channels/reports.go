@@ -48,8 +48,14 @@ func (e *Engine) MakeReport(ctx context.Context, env, week, user string) (store.
 	if err != nil {
 		return store.Operation{}, err
 	}
-	if _, err := e.store.EnvironmentByName(ctx, env); err != nil {
+	environment, err := e.store.EnvironmentByName(ctx, env)
+	if err != nil {
 		return store.Operation{}, fmt.Errorf("%w: %s", ErrUnknownEnvironment, env)
+	}
+	// Only weeks the environment lived through have anything to report.
+	if end.Before(environment.CreatedAt) || start.After(e.store.Now()) {
+		return store.Operation{}, fmt.Errorf("%w: week %s is outside the life of environment %s (%s to this week)",
+			ErrInvalidName, week, env, ISOWeek(environment.CreatedAt))
 	}
 	op := store.Operation{Type: "report", Environment: env, User: user, Channel: week}
 	return e.submit(ctx, op, func(ctx context.Context, l *opLog) error {
@@ -80,7 +86,11 @@ func (e *Engine) MakeWeeklyReports(ctx context.Context, now time.Time) []store.O
 	}
 	var ops []store.Operation
 	week := PreviousWeek(now)
+	_, end, _ := WeekBounds(week)
 	for _, env := range envs {
+		if !env.CreatedAt.Before(end) {
+			continue // made since: it has no last week to report
+		}
 		op, err := e.MakeReport(ctx, env.Name, week, "slipway")
 		if err != nil {
 			e.log.Error("weekly report", "environment", env.Name, "week", week, "err", err)

@@ -2,7 +2,9 @@ package channels
 
 import (
 	"bytes"
+	"context"
 	"encoding/csv"
+	"strings"
 	"testing"
 	"time"
 
@@ -54,5 +56,22 @@ func TestReportCSVRoundTrips(t *testing.T) {
 	}
 	if rows[2][9] != ops[0].Reason || rows[2][13] != "1.500" || rows[2][3] != "shop/production" || rows[2][10] != "2026-11-17T09:00:00Z" {
 		t.Fatalf("row did not round-trip: %q", rows[2])
+	}
+}
+
+func TestReportWeeksOutsideTheEnvironmentsLifeAreRefused(t *testing.T) {
+	te := newTestEngine(t)
+	ctx := context.Background()
+	for _, week := range []string{"9999-W01", "0000-W01", "2020-W10", ISOWeek(time.Now().AddDate(0, 0, 14))} {
+		if _, err := te.MakeReport(ctx, "prod", week, "alice"); err == nil || !strings.Contains(err.Error(), "outside the life of environment prod") {
+			t.Errorf("report make %s: %v", week, err)
+		}
+	}
+	op, err := te.MakeReport(ctx, "prod", ISOWeek(time.Now()), "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if op = te.wait(op); op.Status != store.StatusSucceeded {
+		t.Fatalf("this week's report: %+v", op)
 	}
 }

@@ -1,11 +1,14 @@
 package daemon_test
 
 import (
+	"database/sql"
 	"encoding/csv"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	_ "github.com/mattn/go-sqlite3"
 
 	"github.com/slipway-dev/slipway/channels"
 )
@@ -125,6 +128,16 @@ func TestWeeklyReportCronFires(t *testing.T) {
 	t.Parallel()
 	d := startDaemon(t, "SLIPWAY_REPORT_SCHEDULE=@every 1s")
 	d.mustSSH("env", "create", "production")
+	// An environment made two weeks ago: the job reports only weeks it lived through.
+	db, err := sql.Open("sqlite3", filepath.Join(d.data, "slipway.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`UPDATE environments SET created_at = ? WHERE name = 'production'`,
+		time.Now().UTC().AddDate(0, 0, -14).Format("2006-01-02T15:04:05.000000Z")); err != nil {
+		t.Fatal(err)
+	}
 	week := channels.PreviousWeek(time.Now())
 	eventually(t, 15*time.Second, "the report job fires", func() (bool, string) {
 		out, _, _ := d.ssh("report", "list", "production")

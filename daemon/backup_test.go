@@ -261,7 +261,7 @@ func TestVolumeOutlivesDeploysAndRestoresFromBackup(t *testing.T) {
 		t.Errorf("ops: %+v", ops)
 	}
 
-	resp, err := httpClient.Get("http://" + d.addrs["web"] + "/metrics")
+	resp, err := httpClient.Get("http://" + d.addrs["metrics"] + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,8 @@ import (
 type Config struct {
 	DataDir      string        // SQLite store, repositories, host key
 	SSHAddr      string        // git push and SSH commands
-	WebAddr      string        // web page and /metrics
+	WebAddr      string        // web page
+	MetricsAddr  string        // Prometheus /metrics; "off": none
 	ProxyAddr    string        // the front HTTP proxy apps are served on
 	WebURL       string        // public base URL of the web page (default http://WebAddr)
 	IncusProject string        // every instance lives in this Incus project
@@ -46,7 +47,8 @@ func Defaults() Config {
 	return Config{
 		DataDir:      "/var/lib/slipway",
 		SSHAddr:      "127.0.0.1:2222",
-		WebAddr:      ":8080",
+		WebAddr:      "127.0.0.1:8080", // sign-in links and sessions: not on the network until it has TLS
+		MetricsAddr:  "127.0.0.1:8081",
 		ProxyAddr:    ":8000",
 		IncusProject: "slipway",
 		BaseDomain:   "localhost",
@@ -71,7 +73,10 @@ func (c *Config) Validate() error {
 	if c.DataDir == "" {
 		return fmt.Errorf("--data: a data directory is required")
 	}
-	for _, a := range []struct{ flag, addr string }{{"--ssh-addr", c.SSHAddr}, {"--web-addr", c.WebAddr}, {"--proxy-addr", c.ProxyAddr}} {
+	for _, a := range []struct{ flag, addr string }{{"--ssh-addr", c.SSHAddr}, {"--web-addr", c.WebAddr}, {"--proxy-addr", c.ProxyAddr}, {"--metrics-addr", c.MetricsAddr}} {
+		if a.flag == "--metrics-addr" && a.addr == "off" {
+			continue
+		}
 		if _, _, err := net.SplitHostPort(a.addr); err != nil {
 			return fmt.Errorf("%s: %q is not HOST:PORT", a.flag, a.addr)
 		}

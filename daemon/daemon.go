@@ -119,10 +119,17 @@ func (d *Daemon) Start() error {
 	if err := d.serveHTTP("web", d.cfg.WebAddr, d.webHandler()); err != nil {
 		return err
 	}
+	if d.cfg.MetricsAddr != "off" {
+		// Apart from the web page: scrapers need no sign-in, and the
+		// counts are not for everyone who can reach the page.
+		if err := d.serveHTTP("metrics", d.cfg.MetricsAddr, d.metricsHandler()); err != nil {
+			return err
+		}
+	}
 	if err := d.startCron(); err != nil {
 		return err
 	}
-	d.log.Info("slipway is running", "ssh", d.addrs["ssh"], "proxy", d.addrs["proxy"], "web", d.addrs["web"], "data", d.cfg.DataDir)
+	d.log.Info("slipway is running", "ssh", d.addrs["ssh"], "proxy", d.addrs["proxy"], "web", d.addrs["web"], "metrics", d.addrs["metrics"], "data", d.cfg.DataDir)
 	return nil
 }
 
@@ -162,7 +169,7 @@ func (d *Daemon) serveHTTP(name, addr string, h http.Handler) error {
 	return nil
 }
 
-// Addr returns a bound address: "ssh", "proxy" or "web".
+// Addr returns a bound address: "ssh", "proxy", "web" or "metrics".
 func (d *Daemon) Addr(name string) string { return d.addrs[name] }
 
 // Shutdown stops taking work, lets HTTP requests finish, cancels running
@@ -188,7 +195,6 @@ func (d *Daemon) webHandler() http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))
 	})
-	mux.Handle("GET /metrics", d.metricsHandler())
 	mux.Handle("/", web.New(web.Config{BaseURL: d.cfg.webURL(d.addrs["web"]), SSHAddr: d.addrs["ssh"]}, d.store, d.engine, d.log))
 	return mux
 }

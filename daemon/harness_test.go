@@ -105,7 +105,7 @@ func (d *slipwayd) start() {
 	t := d.t
 	t.Helper()
 	d.cmd = exec.Command(slipwayBin, "serve",
-		"--data", d.data, "--ssh-addr", "127.0.0.1:0", "--web-addr", "127.0.0.1:0", "--proxy-addr", "127.0.0.1:0",
+		"--data", d.data, "--ssh-addr", "127.0.0.1:0", "--web-addr", "127.0.0.1:0", "--proxy-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0",
 		"--incus-project", d.project, "--admin-key", d.key+".pub", "--log-level", "debug")
 	d.cmd.Env = append(append(os.Environ(), "SLIPWAY_MAX_PARALLEL=4"), d.env...)
 	stderr, err := d.cmd.StderrPipe()
@@ -118,7 +118,7 @@ func (d *slipwayd) start() {
 	d.exited = make(chan struct{})
 	ready := make(chan map[string]string, 1)
 	go func() {
-		running := regexp.MustCompile(`msg="slipway is running" ssh=(\S+) proxy=(\S+) web=(\S+)`)
+		running := regexp.MustCompile(`msg="slipway is running" ssh=(\S+) proxy=(\S+) web=(\S+) metrics=(\S+)`)
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		for sc.Scan() {
@@ -127,7 +127,7 @@ func (d *slipwayd) start() {
 			d.log.WriteString(line + "\n")
 			d.logMu.Unlock()
 			if m := running.FindStringSubmatch(line); m != nil {
-				ready <- map[string]string{"ssh": m[1], "proxy": m[2], "web": m[3]}
+				ready <- map[string]string{"ssh": m[1], "proxy": m[2], "web": m[3], "metrics": m[4]}
 			}
 		}
 		d.cmd.Wait()

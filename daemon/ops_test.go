@@ -259,7 +259,7 @@ func TestMetrics(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		d.get(host, "/")
 	}
-	resp, err := httpClient.Get("http://" + d.addrs["web"] + "/metrics")
+	resp, err := httpClient.Get("http://" + d.addrs["metrics"] + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,6 +276,12 @@ func TestMetrics(t *testing.T) {
 		if !strings.Contains(text, want) {
 			t.Errorf("/metrics lacks %q:\n%s", want, text)
 		}
+	}
+	// The web page does not serve them: it faces people, who sign in.
+	if resp, err := httpClient.Get("http://" + d.addrs["web"] + "/metrics"); err != nil || resp.StatusCode == 200 {
+		t.Errorf("/metrics on the web address: %v %v", resp.Status, err)
+	} else {
+		resp.Body.Close()
 	}
 }
 

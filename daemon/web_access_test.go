@@ -130,6 +130,13 @@ func TestWebViewerSeesOnlyTheirEnvironment(t *testing.T) {
 		!strings.HasPrefix(body, "operation_id,type,status,resource,environment") || strings.Contains(body, "production") {
 		t.Errorf("staging's report: %d %v\n%s", code, h, body)
 	}
+
+	// Removing the key vera signed in with ends her session at once.
+	fp := strings.Fields(run(t, d.dir, nil, "ssh-keygen", "-l", "-E", "sha256", "-f", vera+".pub"))[1]
+	d.mustSSH("key", "remove", fp)
+	if _, _, body := get("/"); strings.Contains(body, "signed in as vera") {
+		t.Errorf("vera's session outlived her key:\n%s", body)
+	}
 }
 
 // browserSession returns the browser's session cookie for base.

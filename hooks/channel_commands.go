@@ -147,7 +147,7 @@ func (s *Server) cmdLogin(c *call, args []string) error {
 		return usageError("login takes no arguments")
 	}
 	token := store.NewSecret()
-	if err := s.store.CreateLoginToken(c.ctx, c.user.ID, token, 5*time.Minute); err != nil {
+	if err := s.store.CreateLoginToken(c.ctx, c.user.ID, c.keyFingerprint, token, 5*time.Minute); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.out, "%s/login/%s\n", s.cfg.WebURL(), token)

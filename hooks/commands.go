@@ -26,6 +26,9 @@ type call struct {
 	user   store.User
 	out    io.Writer
 	errOut io.Writer
+	// keyFingerprint is the key the user came in with: a web sign-in it
+	// asks for ends when that key is removed.
+	keyFingerprint string
 }
 
 // usageError is a command used wrongly; its text is the one line to show.
@@ -71,7 +74,8 @@ func commandKey(usage string) string {
 }
 
 func (s *Server) runCommand(sess ssh.Session, user store.User, args []string) int {
-	c := &call{ctx: sess.Context(), sess: sess, user: user, out: sess, errOut: sess.Stderr()}
+	fp, _ := sess.Context().Value(fingerprintKey).(string)
+	c := &call{ctx: sess.Context(), sess: sess, user: user, out: sess, errOut: sess.Stderr(), keyFingerprint: fp}
 	cmd, rest, ok := lookupCommand(args)
 	if !ok {
 		fmt.Fprintf(c.errOut, "slipway: unknown command %q; run 'help' for the list\n", strings.Join(args, " "))
@@ -210,6 +214,9 @@ func (s *Server) cmdInstall(c *call, args []string) error {
 		return err
 	}
 	if !s.canAdmin(c.ctx, c.user, env) {
+		if s.canSeeEnv(c.ctx, c.user, env) {
+			return fmt.Errorf("you may not install in %s: only an admin of %s may", env, env)
+		}
 		return fmt.Errorf("unknown environment %s", env)
 	}
 	inst, op, err := s.engine.Install(c.ctx, app, env, *branch, *host, c.user.Name)

@@ -57,6 +57,9 @@ func (s *Server) cmdOps(c *call, args []string) error {
 		}
 		f.Since = t
 	}
+	if *limit < 1 {
+		return usageError(fmt.Sprintf("--limit %d: give a number of operations, 1 or more", *limit))
+	}
 	f.Limit = *limit
 	f.Environments = s.engine.VisibleEnvironments(c.ctx, c.user)
 	ops, err := s.store.Operations(c.ctx, f)

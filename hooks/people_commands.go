@@ -110,6 +110,9 @@ func (s *Server) cmdKeyAdd(c *call, args []string) error {
 	if err != nil {
 		return err
 	}
+	if n := countKeyLines(line); n > 1 {
+		return fmt.Errorf("stdin holds %d keys: add one key at a time (key add NAME < key.pub)", n)
+	}
 	key, fp, err := ParseAuthorizedKey(line)
 	if err != nil {
 		return errors.New("stdin is not an SSH public key (give the .pub file: key add NAME < key.pub)")
@@ -121,6 +124,18 @@ func (s *Server) cmdKeyAdd(c *call, args []string) error {
 	}
 	fmt.Fprintf(c.out, "Added key %s for %s\n", fp, u.Name)
 	return nil
+}
+
+// countKeyLines counts the lines of an authorized_keys text that are not
+// blank or comments.
+func countKeyLines(text []byte) int {
+	n := 0
+	for _, l := range strings.Split(string(text), "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+			n++
+		}
+	}
+	return n
 }
 
 func (s *Server) cmdKeyList(c *call, args []string) error {

@@ -49,7 +49,10 @@ type Server struct {
 
 type ctxKey int
 
-const userKey ctxKey = 0
+const (
+	userKey        ctxKey = iota // the store.User a key belongs to
+	fingerprintKey               // the SHA256 fingerprint of the key the user signed in with
+)
 
 // New makes a server; Start binds it.
 func New(cfg Config, st *store.Store, engine *channels.Engine, logger *slog.Logger) *Server {
@@ -121,6 +124,7 @@ func (s *Server) authenticate(ctx ssh.Context, key ssh.PublicKey) bool {
 		return false
 	}
 	ctx.SetValue(userKey, user)
+	ctx.SetValue(fingerprintKey, fp)
 	return true
 }
 

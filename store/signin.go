@@ -26,21 +26,26 @@ func hashSecret(secret string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// CreateLoginToken stores a one-time sign-in token for a user, valid for ttl.
-func (s *Store) CreateLoginToken(ctx context.Context, userID int64, token string, ttl time.Duration) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO login_tokens (token_hash, user_id, expires_at) VALUES (?, ?, ?)`,
-		hashSecret(token), userID, formatTime(s.now().Add(ttl)))
+// CreateLoginToken stores a one-time sign-in token for a user, valid for ttl,
+// asked for with the key of keyFingerprint ("": none). Removing that key
+// spends the token and ends the session it opens.
+func (s *Store) CreateLoginToken(ctx context.Context, userID int64, keyFingerprint, token string, ttl time.Duration) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO login_tokens (token_hash, user_id, key_id, expires_at)
+		VALUES (?, ?, (SELECT id FROM keys WHERE fingerprint = ? AND user_id = ?), ?)`,
+		hashSecret(token), userID, keyFingerprint, userID, formatTime(s.now().Add(ttl)))
 	return wrapError(err)
 }
 
-// UseLoginToken spends a sign-in token and returns its user. A token works once.
-func (s *Store) UseLoginToken(ctx context.Context, token string) (User, error) {
+// UseLoginToken spends a sign-in token and returns its user and the ID of the
+// key it was asked for with (0: none). A token works once.
+func (s *Store) UseLoginToken(ctx context.Context, token string) (User, int64, error) {
 	var userID int64
+	var keyID sql.NullInt64
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		var expires sql.NullString
 		var used sql.NullString
-		err := tx.QueryRowContext(ctx, `SELECT user_id, expires_at, used_at FROM login_tokens WHERE token_hash = ?`, hashSecret(token)).
-			Scan(&userID, &expires, &used)
+		err := tx.QueryRowContext(ctx, `SELECT user_id, key_id, expires_at, used_at FROM login_tokens WHERE token_hash = ?`, hashSecret(token)).
+			Scan(&userID, &keyID, &expires, &used)
 		if err != nil {
 			return wrapError(err)
 		}
@@ -51,12 +56,13 @@ func (s *Store) UseLoginToken(ctx context.Context, token string) (User, error) {
 		return err
 	})
 	if errors.Is(err, ErrNotFound) {
-		return User{}, ErrExpired
+		return User{}, 0, ErrExpired
 	}
 	if err != nil {
-		return User{}, err
+		return User{}, 0, err
 	}
-	return s.userByID(ctx, userID)
+	u, err := s.userByID(ctx, userID)
+	return u, keyID.Int64, err
 }
 
 // WebSession is a signed-in browser.
@@ -66,13 +72,16 @@ type WebSession struct {
 	ExpiresAt time.Time
 }
 
-// CreateWebSession opens a session for a user and returns its secret ID.
-func (s *Store) CreateWebSession(ctx context.Context, userID int64, ttl time.Duration) (id string, sess WebSession, err error) {
+// CreateWebSession opens a session for a user, signed in with key keyID (0:
+// none; the session then ends only with the user or its expiry), and returns
+// its secret ID.
+func (s *Store) CreateWebSession(ctx context.Context, userID, keyID int64, ttl time.Duration) (id string, sess WebSession, err error) {
 	id = NewSecret()
 	csrf := NewSecret()
 	expires := s.now().Add(ttl)
-	_, err = s.db.ExecContext(ctx, `INSERT INTO web_sessions (session_hash, user_id, csrf_token, created_at, expires_at) VALUES (?, ?, ?, ?, ?)`,
-		hashSecret(id), userID, csrf, s.stamp(), formatTime(expires))
+	key := sql.NullInt64{Int64: keyID, Valid: keyID != 0}
+	_, err = s.db.ExecContext(ctx, `INSERT INTO web_sessions (session_hash, user_id, key_id, csrf_token, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)`,
+		hashSecret(id), userID, key, csrf, s.stamp(), formatTime(expires))
 	if err != nil {
 		return "", WebSession{}, wrapError(err)
 	}

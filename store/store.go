@@ -75,6 +75,9 @@ func ownFiles(path string) error {
 // SetClock replaces the store's clock; tests and reports use it.
 func (s *Store) SetClock(now func() time.Time) { s.now = now }
 
+// Now is the store's clock: the time it stamps records with.
+func (s *Store) Now() time.Time { return s.now() }
+
 // Close closes the database.
 func (s *Store) Close() error { return s.db.Close() }
 

@@ -143,25 +143,25 @@ func TestLoginTokensAreSingleUseAndExpire(t *testing.T) {
 	s.SetClock(func() time.Time { return now })
 	u, _ := s.CreateUser(ctx, "alice", false)
 	tok := NewSecret()
-	if err := s.CreateLoginToken(ctx, u.ID, tok, 5*time.Minute); err != nil {
+	if err := s.CreateLoginToken(ctx, u.ID, "", tok, 5*time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := s.UseLoginToken(ctx, tok); err != nil || got.Name != "alice" {
+	if got, _, err := s.UseLoginToken(ctx, tok); err != nil || got.Name != "alice" {
 		t.Fatalf("first use: %+v %v", got, err)
 	}
-	if _, err := s.UseLoginToken(ctx, tok); !errors.Is(err, ErrExpired) {
+	if _, _, err := s.UseLoginToken(ctx, tok); !errors.Is(err, ErrExpired) {
 		t.Fatalf("second use: %v, want ErrExpired", err)
 	}
 	late := NewSecret()
-	s.CreateLoginToken(ctx, u.ID, late, 5*time.Minute)
+	s.CreateLoginToken(ctx, u.ID, "", late, 5*time.Minute)
 	now = now.Add(5*time.Minute + time.Second)
-	if _, err := s.UseLoginToken(ctx, late); !errors.Is(err, ErrExpired) {
+	if _, _, err := s.UseLoginToken(ctx, late); !errors.Is(err, ErrExpired) {
 		t.Fatalf("late use: %v, want ErrExpired", err)
 	}
-	if _, err := s.UseLoginToken(ctx, "made-up"); !errors.Is(err, ErrExpired) {
+	if _, _, err := s.UseLoginToken(ctx, "made-up"); !errors.Is(err, ErrExpired) {
 		t.Fatalf("unknown token: %v, want ErrExpired", err)
 	}
-	id, sess, err := s.CreateWebSession(ctx, u.ID, time.Hour)
+	id, sess, err := s.CreateWebSession(ctx, u.ID, 0, time.Hour)
 	if err != nil || sess.CSRFToken == "" {
 		t.Fatalf("session: %+v %v", sess, err)
 	}
@@ -208,5 +208,43 @@ func TestPurgeDeprovisionedLogs(t *testing.T) {
 	}
 	if op, err := s.Operation(ctx, opGone.ID); err != nil || op.App != "a" {
 		t.Fatalf("the operation row must stay: %+v %v", op, err)
+	}
+}
+
+func TestRemovingAKeyEndsTheSessionsItOpened(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t)
+	u, _ := s.CreateUser(ctx, "alice", false)
+	s.AddKey(ctx, u.ID, "SHA256:laptop", "ssh-ed25519 AAAA laptop")
+	s.AddKey(ctx, u.ID, "SHA256:desktop", "ssh-ed25519 AAAA desktop")
+	open := func(fp string) string {
+		tok := NewSecret()
+		if err := s.CreateLoginToken(ctx, u.ID, fp, tok, 5*time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		_, keyID, err := s.UseLoginToken(ctx, tok)
+		if err != nil || keyID == 0 {
+			t.Fatalf("use token of %s: key %d, %v", fp, keyID, err)
+		}
+		id, _, err := s.CreateWebSession(ctx, u.ID, keyID, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	laptop, desktop := open("SHA256:laptop"), open("SHA256:desktop")
+	unspent := NewSecret()
+	s.CreateLoginToken(ctx, u.ID, "SHA256:laptop", unspent, 5*time.Minute)
+	if err := s.RemoveKey(ctx, "SHA256:laptop"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.WebSessionByID(ctx, laptop); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("session of the removed key: %v, want it gone", err)
+	}
+	if _, _, err := s.UseLoginToken(ctx, unspent); !errors.Is(err, ErrExpired) {
+		t.Fatalf("sign-in link of the removed key: %v, want it gone", err)
+	}
+	if _, err := s.WebSessionByID(ctx, desktop); err != nil {
+		t.Fatalf("session of the other key: %v", err)
 	}
 }

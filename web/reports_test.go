@@ -15,8 +15,10 @@ import (
 func TestReportsListAndDownload(t *testing.T) {
 	s := newSite(t, Config{})
 	ctx := context.Background()
+	s.store.SetClock(func() time.Time { return day("2026-11-01T00:00:00Z") })
 	s.env("production")
 	s.env("staging")
+	s.store.SetClock(time.Now)
 	// Week 45 of 2026 runs from Monday 2 to Sunday 8 November.
 	s.opAt(day("2026-11-03T09:00:00Z"), store.Operation{Type: "deploy", App: "shop", Environment: "staging", User: "dave", Commit: "abc123"}, store.StatusSucceeded, "")
 	s.opAt(day("2026-11-04T09:00:00Z"), store.Operation{Type: "deploy", App: "shop", Environment: "staging", User: "dave"}, store.StatusFailed, "health check failed, \"GET /\" answered 500")

@@ -71,7 +71,7 @@ func (s *server) session(r *http.Request) (*session, error) {
 // login spends a one-time sign-in link and opens a session.
 func (s *server) login(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
-	user, err := s.store.UseLoginToken(r.Context(), r.PathValue("token"))
+	user, keyID, err := s.store.UseLoginToken(r.Context(), r.PathValue("token"))
 	if errors.Is(err, store.ErrExpired) || errors.Is(err, store.ErrNotFound) {
 		s.render(w, http.StatusForbidden, "signin", signInData{
 			base:    base{Title: "Sign-in link used up"},
@@ -88,14 +88,14 @@ func (s *server) login(w http.ResponseWriter, r *http.Request) {
 	if old, err := s.session(r); err == nil && old != nil {
 		s.store.DeleteWebSession(r.Context(), old.id)
 	}
-	id, ws, err := s.store.CreateWebSession(r.Context(), user.ID, s.cfg.SessionTTL)
+	id, ws, err := s.store.CreateWebSession(r.Context(), user.ID, keyID, s.cfg.SessionTTL)
 	if err != nil {
 		s.internal(w, r, nil, "open session", err)
 		return
 	}
 	http.SetCookie(w, &http.Cookie{
 		Name: sessionCookie, Value: id, Path: "/", Expires: ws.ExpiresAt,
-		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: s.secure,
+		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: s.secure || r.TLS != nil,
 	})
 	s.log.Info("Signed in on the web page", "user", user.Name)
 	http.Redirect(w, r, "/", http.StatusSeeOther)
@@ -108,7 +108,7 @@ func (s *server) logout(w http.ResponseWriter, r *http.Request, sess *session) {
 	}
 	http.SetCookie(w, &http.Cookie{
 		Name: sessionCookie, Value: "", Path: "/", MaxAge: -1,
-		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: s.secure,
+		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: s.secure || r.TLS != nil,
 	})
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }

@@ -191,7 +191,7 @@ func (s *site) user(name string, admin bool) store.User {
 func (s *site) loginLink(u store.User) string {
 	s.t.Helper()
 	tok := store.NewSecret()
-	if err := s.store.CreateLoginToken(context.Background(), u.ID, tok, 5*time.Minute); err != nil {
+	if err := s.store.CreateLoginToken(context.Background(), u.ID, "", tok, 5*time.Minute); err != nil {
 		s.t.Fatal(err)
 	}
 	return "/login/" + tok

@@ -60,7 +60,7 @@ func New(cfg Config, st *store.Store, engine *channels.Engine, logger *slog.Logg
 	static, _ := fs.Sub(staticFiles, "static")
 
 	mux := http.NewServeMux()
-	mux.Handle("GET /static/", withCache(http.StripPrefix("/static/", http.FileServerFS(static))))
+	mux.Handle("GET /static/", withCache(http.StripPrefix("/static/", filesOnly(http.FileServerFS(static)))))
 	mux.HandleFunc("GET /login/{token}", s.login)
 	mux.HandleFunc("GET /{$}", s.signedIn(s.index))
 	mux.HandleFunc("GET /installations/{app}/{env}", s.signedIn(s.installation))
@@ -98,5 +98,17 @@ func withCache(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "public, max-age=300")
 		next.ServeHTTP(w, r)
+	})
+}
+
+// filesOnly serves the files of a file server and 404 for its directories,
+// which it would otherwise list.
+func filesOnly(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "" || strings.HasSuffix(r.URL.Path, "/") {
+			http.NotFound(w, r)
+			return
+		}
+		h.ServeHTTP(w, r)
 	})
 }

@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -90,6 +91,13 @@ func TestPagesNeedASession(t *testing.T) {
 	}
 	if resp, _ := s.do("GET", "/static/style.css", browser{}, nil); resp.StatusCode != 200 {
 		t.Errorf("stylesheet without a session: %d", resp.StatusCode)
+	}
+	for _, dir := range []string{"/static/", "/static/./", "/static/x/.."} {
+		if resp, _ := s.do("GET", dir, browser{}, nil); resp.StatusCode != 404 && resp.StatusCode/100 != 3 {
+			t.Errorf("GET %s: %d, want no listing", dir, resp.StatusCode)
+		} else if body, _ := io.ReadAll(resp.Body); strings.Contains(string(body), "style.css") {
+			t.Errorf("GET %s lists the files:\n%s", dir, body)
+		}
 	}
 }
 

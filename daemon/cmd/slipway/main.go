@@ -95,7 +95,8 @@ func serve(args []string) int {
 	ef := &envFlags{fs: fs}
 	ef.str(&cfg.DataDir, "data", "data directory: store, repositories, host key")
 	ef.str(&cfg.SSHAddr, "ssh-addr", "SSH address for git push and commands")
-	ef.str(&cfg.WebAddr, "web-addr", "web page address")
+	ef.str(&cfg.WebAddr, "web-addr", "web page address (plain HTTP: keep it on loopback or behind a TLS proxy)")
+	ef.str(&cfg.MetricsAddr, "metrics-addr", "Prometheus /metrics address, or off")
 	ef.str(&cfg.ProxyAddr, "proxy-addr", "front HTTP proxy address apps are served on")
 	ef.str(&cfg.WebURL, "web-url", "public base URL of the web page (default http://<web-addr>)")
 	ef.str(&cfg.IncusProject, "incus-project", "Incus project for instances")

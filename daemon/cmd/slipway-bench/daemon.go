@@ -62,7 +62,7 @@ func startDaemon(ctx context.Context, b *bench) (*daemon, error) {
 		return nil, err
 	}
 	d.cmd = exec.Command(b.cfg.Slipway, "serve",
-		"--data", d.data, "--ssh-addr", "127.0.0.1:0", "--web-addr", "127.0.0.1:0", "--proxy-addr", "127.0.0.1:0",
+		"--data", d.data, "--ssh-addr", "127.0.0.1:0", "--web-addr", "127.0.0.1:0", "--proxy-addr", "127.0.0.1:0", "--metrics-addr", "off",
 		"--incus-project", d.project, "--admin-key", d.key+".pub",
 		"--max-parallel", strconv.Itoa(b.cfg.MaxParallel), "--log-level", "info")
 	d.cmd.Env = cleanEnv()

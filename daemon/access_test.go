@@ -96,6 +96,9 @@ func TestEnvironmentAccessAndReports(t *testing.T) {
 	if _, errOut, code := as(dave, "grant", "vera", "staging", "admin"); code == 0 || !strings.Contains(errOut, "only an admin of staging") {
 		t.Errorf("deployer grant: exit %d %q", code, errOut)
 	}
+	if _, errOut, code := as(dave, "install", "shop/staging", "--branch", "main"); code == 0 || !strings.Contains(errOut, "you may not install in staging") {
+		t.Errorf("deployer install: exit %d %q", code, errOut)
+	}
 
 	// A report lists operations on an installation deleted since.
 	d.mustSSH("deprovision", "shop/staging")

@@ -232,6 +232,11 @@ func TestBadInputGetsOneClearLine(t *testing.T) {
 		{[]string{"status", "blog/nowhere"}, "unknown installation blog/nowhere"},
 		{[]string{"logs", "999"}, "unknown operation 999"},
 		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
+		{[]string{"status", "'blog/production"}, "a ' quote that is not closed"},
+		{[]string{"ops", "--limit", "-1"}, "--limit -1: give a number of operations, 1 or more"},
+		{[]string{"maintenance", "blog/production", "on", "--message", strings.Repeat("x", 600)}, "keep it to 500"},
+		{[]string{"report", "make", "production", "9999-W01"}, "outside the life of environment production"},
+		{[]string{"report", "make", "production", "0000-W01"}, "outside the life of environment production"},
 	} {
 		_, errOut, code := d.ssh(tc.args...)
 		if code == 0 || !strings.Contains(errOut, tc.want) {
@@ -240,6 +245,11 @@ func TestBadInputGetsOneClearLine(t *testing.T) {
 		if first, _, _ := strings.Cut(strings.TrimSpace(errOut), "\n"); strings.Contains(first, "goroutine") || strings.Contains(first, "sqlite") {
 			t.Errorf("ssh %v leaks internals: %q", tc.args, errOut)
 		}
+	}
+
+	pub := run(t, d.dir, nil, "cat", d.key+".pub")
+	if _, errOut, code := d.sshAs(d.key, pub+pub, "key", "add", "admin"); code == 0 || !strings.Contains(errOut, "stdin holds 2 keys") {
+		t.Errorf("key add with two keys: exit %d, stderr %q", code, errOut)
 	}
 
 	w := d.newApp("blog", "static")

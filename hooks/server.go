@@ -135,7 +135,12 @@ func (s *Server) handleSession(sess ssh.Session) {
 		sess.Exit(1)
 		return
 	}
-	args := sess.Command()
+	args, err := splitWords(sess.RawCommand())
+	if err != nil {
+		fmt.Fprintf(sess.Stderr(), "slipway: %s\n", err)
+		sess.Exit(1)
+		return
+	}
 	if len(args) == 0 {
 		fmt.Fprintf(sess.Stderr(), "Hi %s! slipway has no interactive shell; try: ssh -p PORT git@HOST help\n", user.Name)
 		sess.Exit(1)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -335,5 +336,38 @@ func TestConfigValueWithNULIsRefused(t *testing.T) {
 	_, err := te.Configure(context.Background(), "web", "prod", map[string]string{"A": "x\x00y"}, false, nil, "alice")
 	if !errors.Is(err, ErrInvalidName) || !strings.Contains(err.Error(), "NUL") {
 		t.Fatalf("NUL in a value: %v", err)
+	}
+}
+
+func TestDeleteAppAndEnvironmentOnlyWhenNothingIsInstalled(t *testing.T) {
+	te := newTestEngine(t, "web")
+	ctx := context.Background()
+	te.install("web")
+	if err := te.DeleteApp(ctx, "web"); !errors.Is(err, ErrInUse) || !strings.Contains(err.Error(), "deprovision web/prod first") {
+		t.Fatalf("delete an installed app: %v", err)
+	}
+	if err := te.DeleteEnvironment(ctx, "prod"); !errors.Is(err, ErrInUse) || !strings.Contains(err.Error(), "holds web/prod") {
+		t.Fatalf("delete an environment with an installation: %v", err)
+	}
+	op, _ := te.Deprovision(ctx, "web", "prod", "alice")
+	te.wait(op)
+	if err := te.DeleteApp(ctx, "web"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(te.repoDir("web")); !os.IsNotExist(err) {
+		t.Fatalf("the repository is still there: %v", err)
+	}
+	if err := te.DeleteEnvironment(ctx, "prod"); err != nil {
+		t.Fatal(err)
+	}
+	if ops, _ := te.store.Operations(ctx, store.OperationFilter{Environment: "prod"}); len(ops) == 0 {
+		t.Fatal("the environment's operations went with it")
+	}
+	if err := te.DeleteApp(ctx, "web"); !errors.Is(err, ErrUnknownApp) {
+		t.Fatalf("delete twice: %v", err)
+	}
+	// The name can be used again.
+	if _, err := te.CreateApp(ctx, "web"); err != nil {
+		t.Fatal(err)
 	}
 }

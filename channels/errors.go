@@ -23,6 +23,8 @@ var (
 	ErrCancelled = errors.New("cancelled")
 	// ErrShuttingDown means the engine is stopping and takes no new work.
 	ErrShuttingDown = errors.New("slipway is shutting down")
+	// ErrInUse means the thing to delete still has installations.
+	ErrInUse = errors.New("still in use")
 	// ErrNotRunning means the operation is not queued or running.
 	ErrNotRunning = errors.New("operation is not running")
 )

@@ -44,6 +44,61 @@ func (e *Engine) CreateEnvironment(ctx context.Context, name string) (store.Envi
 	return env, err
 }
 
+// DeleteApp removes an app and its repository: every commit pushed to it. It
+// is refused while the app is installed anywhere. Its operations stay in the
+// activity record under its name.
+func (e *Engine) DeleteApp(ctx context.Context, name string) error {
+	if _, err := e.store.AppByName(ctx, name); err != nil {
+		return fmt.Errorf("%w: %s", ErrUnknownApp, name)
+	}
+	insts, err := e.store.Installations(ctx, name)
+	if err != nil {
+		return err
+	}
+	if len(insts) > 0 {
+		return fmt.Errorf("%w: %s is installed in %s: deprovision %s first", ErrInUse, name, resources(insts, func(i store.Installation) string { return i.Environment }), resources(insts, store.Installation.Resource))
+	}
+	if err := e.store.DeleteApp(ctx, name); err != nil {
+		return err
+	}
+	// The record is gone first: a push that finds no app is refused, so
+	// nothing writes into the repository while it is removed.
+	if err := os.RemoveAll(e.repoDir(name)); err != nil {
+		return fmt.Errorf("app %s is deleted, but its repository is not: %w", name, err)
+	}
+	return nil
+}
+
+// DeleteEnvironment removes an environment and the roles in it. It is refused
+// while any installation is in it; its operations and reports stay on record.
+func (e *Engine) DeleteEnvironment(ctx context.Context, name string) error {
+	if _, err := e.store.EnvironmentByName(ctx, name); err != nil {
+		return fmt.Errorf("%w: %s", ErrUnknownEnvironment, name)
+	}
+	all, err := e.store.Installations(ctx, "")
+	if err != nil {
+		return err
+	}
+	var insts []store.Installation
+	for _, i := range all {
+		if i.Environment == name {
+			insts = append(insts, i)
+		}
+	}
+	if len(insts) > 0 {
+		return fmt.Errorf("%w: environment %s holds %s: deprovision them first", ErrInUse, name, resources(insts, store.Installation.Resource))
+	}
+	return e.store.DeleteEnvironment(ctx, name)
+}
+
+func resources(insts []store.Installation, name func(store.Installation) string) string {
+	var out []string
+	for _, i := range insts {
+		out = append(out, name(i))
+	}
+	return strings.Join(out, ", ")
+}
+
 // Install makes an installation of app in env that follows branch, served on
 // host (default APP.ENV.<base domain>). When the branch already has commits,
 // the first deploy is queued at once.

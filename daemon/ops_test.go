@@ -246,6 +246,15 @@ func TestConfigSecretsMaintenanceRunRestartDeprovision(t *testing.T) {
 	if len(ops) < 6 || ops[0].Type != "deprovision" || ops[0].Resource != "conf/production" {
 		t.Fatalf("ops after deprovision: %+v", ops)
 	}
+	// Now nothing is installed, the app and the environment can go; the record stays.
+	d.mustSSH("app", "delete", "conf")
+	d.mustSSH("env", "delete", "production")
+	if _, errOut, code := d.ssh("status", "conf/production"); code == 0 || !strings.Contains(errOut, "unknown installation") {
+		t.Fatalf("status after delete: exit %d %q", code, errOut)
+	}
+	if again := d.ops("--app", "conf"); len(again) != len(ops) {
+		t.Fatalf("%d operations of conf on record after delete, %d before", len(again), len(ops))
+	}
 }
 
 func TestMetrics(t *testing.T) {

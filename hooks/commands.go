@@ -56,6 +56,8 @@ func init() {
 		{"help", "show this help", (*Server).cmdHelp},
 		{"app create NAME", "create an app (a git repository to push to)", (*Server).cmdAppCreate},
 		{"env create NAME", "create an environment", (*Server).cmdEnvCreate},
+		{"app delete NAME", "delete an app and its repository (not while it is installed)", (*Server).cmdAppDelete},
+		{"env delete NAME", "delete an environment (not while it has installations)", (*Server).cmdEnvDelete},
 		{"install APP/ENV --branch BRANCH [--host HOST]", "install APP in ENV following BRANCH", (*Server).cmdInstall},
 		{"status [APP/ENV] [--json]", "channel, commit served, instance and state", (*Server).cmdStatus},
 	}...)
@@ -114,7 +116,7 @@ func (e exitCode) Error() string { return "exit status " + strconv.Itoa(int(e)) 
 // userMessage turns an error into the one line a person reads.
 func userMessage(err error) string {
 	msg := err.Error()
-	for _, sentinel := range []error{channels.ErrInvalidName, channels.ErrUnknownRef, channels.ErrAmbiguousRef} {
+	for _, sentinel := range []error{channels.ErrInvalidName, channels.ErrUnknownRef, channels.ErrAmbiguousRef, channels.ErrInUse} {
 		msg = strings.TrimPrefix(msg, sentinel.Error()+": ")
 	}
 	return strings.ReplaceAll(msg, "\n", " ")
@@ -153,7 +155,7 @@ func (s *Server) cmdHelp(c *call, args []string) error {
 func commandOrder() []string {
 	var out []string
 	listed := map[string]bool{}
-	for _, k := range []string{"help", "app create", "env create", "install", "status", "ops", "logs", "track", "pin", "history", "restart", "config", "config set", "config unset", "maintenance", "run", "cancel", "deprovision", "login", "users", "user add", "user remove", "key add", "key list", "key remove", "grant", "revoke", "access", "report list", "report get", "report make"} {
+	for _, k := range []string{"help", "app create", "app delete", "env create", "env delete", "install", "status", "ops", "logs", "track", "pin", "history", "restart", "config", "config set", "config unset", "maintenance", "run", "cancel", "deprovision", "login", "users", "user add", "user remove", "key add", "key list", "key remove", "grant", "revoke", "access", "report list", "report get", "report make"} {
 		if c, ok := commands[k]; ok {
 			out = append(out, c.usage)
 			listed[k] = true
@@ -195,6 +197,34 @@ func (s *Server) cmdEnvCreate(c *call, args []string) error {
 		return err
 	}
 	fmt.Fprintf(c.out, "Created environment %s\n", args[0])
+	return nil
+}
+
+func (s *Server) cmdAppDelete(c *call, args []string) error {
+	if len(args) != 1 {
+		return usageError("app delete takes one name")
+	}
+	if !c.user.Admin {
+		return errAdminOnly
+	}
+	if err := s.engine.DeleteApp(c.ctx, args[0]); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.out, "Deleted app %s and its repository; its operations stay on record\n", args[0])
+	return nil
+}
+
+func (s *Server) cmdEnvDelete(c *call, args []string) error {
+	if len(args) != 1 {
+		return usageError("env delete takes one name")
+	}
+	if !c.user.Admin {
+		return errAdminOnly
+	}
+	if err := s.engine.DeleteEnvironment(c.ctx, args[0]); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.out, "Deleted environment %s and the roles in it; its operations and reports stay on record\n", args[0])
 	return nil
 }
 

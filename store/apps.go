@@ -97,3 +97,26 @@ func (s *Store) Environments(ctx context.Context) ([]Environment, error) {
 	}
 	return out, rows.Err()
 }
+
+// DeleteApp removes an app that has no installations left.
+func (s *Store) DeleteApp(ctx context.Context, name string) error {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM apps WHERE name = ?`, name)
+	return deleted(res, err)
+}
+
+// DeleteEnvironment removes an environment that has no installations left,
+// with its grants. Its operations and reports keep its name.
+func (s *Store) DeleteEnvironment(ctx context.Context, name string) error {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM environments WHERE name = ?`, name)
+	return deleted(res, err)
+}
+
+func deleted(res sql.Result, err error) error {
+	if err != nil {
+		return wrapError(err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}

@@ -47,8 +47,27 @@ func (f *forwarder) serve(w http.ResponseWriter, r *http.Request) bool {
 	// Deferred: ReverseProxy panics with http.ErrAbortHandler when the upstream fails
 	// mid-body, and a request that never released would hold up Drain.
 	defer f.upstream.release()
+	if r.Body != nil && r.Body != http.NoBody {
+		var body *clientBody
+		r, body = withClientBody(w, r, f.proxy.bodyRate)
+		defer body.finish()
+	}
 	f.rp.ServeHTTP(w, r)
 	return true
+}
+
+// clientBodyKey is the context key of a request's clientBody, for handleError:
+// ReverseProxy hands it the outbound request, whose body it has wrapped again.
+type clientBodyKey struct{}
+
+// withClientBody returns a copy of r whose body is a clientBody, found in its context
+// too. r itself is left alone: net/http looks at its own body after the handler to
+// decide whether the connection can take another request.
+func withClientBody(w http.ResponseWriter, r *http.Request, rate bodyRate) (*http.Request, *clientBody) {
+	body := newClientBody(w, r.Body, rate)
+	r = r.WithContext(context.WithValue(r.Context(), clientBodyKey{}, body))
+	r.Body = body
+	return r, body
 }
 
 func rewrite(pr *httputil.ProxyRequest) {
@@ -123,6 +142,14 @@ func (c *heldConn) Write(p []byte) (int, error) { return c.w.Write(p) }
 
 // handleError answers a request whose upstream failed before a response started.
 func (f *forwarder) handleError(w http.ResponseWriter, r *http.Request, err error) {
+	// First: a failed body read also ends the request's context (net/http cancels it on
+	// any error reading the connection), and the transport then reports that.
+	if body, ok := r.Context().Value(clientBodyKey{}).(*clientBody); ok {
+		if berr := body.readErr(); berr != nil {
+			f.bodyFailed(w, r, berr)
+			return
+		}
+	}
 	if r.Context().Err() != nil {
 		// The client went away: not the upstream's fault, and nobody reads the answer.
 		f.proxy.logger.Debug("Client gone before upstream answered", "host", f.host, "upstream", f.upstream.name, "error", err)
@@ -133,4 +160,21 @@ func (f *forwarder) handleError(w http.ResponseWriter, r *http.Request, err erro
 	f.proxy.logger.Warn("Upstream request failed", "host", f.host, "upstream", f.upstream.name,
 		"method", r.Method, "path", r.URL.Path, "error", err)
 	writeBadGateway(w, f.host)
+}
+
+// bodyFailed answers a request whose body could not be read from the client: the
+// client's fault, so 400 (408 if it came too slowly) rather than 502. The connection is
+// closed after the answer: what is left of the body on it cannot be told from a next
+// request. A client that hung up gets nothing, but is not counted as the upstream's
+// failure either.
+func (f *forwarder) bodyFailed(w http.ResponseWriter, r *http.Request, err error) {
+	f.proxy.clientErrors.Add(1)
+	f.proxy.logger.Debug("Client's request body failed", "host", f.host, "upstream", f.upstream.name,
+		"method", r.Method, "path", r.URL.Path, "error", err)
+	w.Header().Set("Connection", "close")
+	if tooSlow(err) {
+		writeBodyTooSlow(w)
+	} else {
+		writeBadBody(w)
+	}
 }

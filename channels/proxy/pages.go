@@ -29,6 +29,14 @@ func writeBadGateway(w http.ResponseWriter, host string) {
 	http.Error(w, "the app serving "+printableHost(host)+" did not answer", http.StatusBadGateway)
 }
 
+func writeBadBody(w http.ResponseWriter) {
+	http.Error(w, "the request body is malformed or cut short", http.StatusBadRequest)
+}
+
+func writeBodyTooSlow(w http.ResponseWriter) {
+	http.Error(w, "the request body came too slowly", http.StatusRequestTimeout)
+}
+
 func printableHost(host string) string {
 	if host == "" {
 		return "(no host)"

@@ -23,8 +23,13 @@ type Proxy struct {
 	mu     sync.Mutex
 	routes atomic.Pointer[routeTable]
 
+	// bodyRate is the slowest a request body may arrive at (see minBodyRate); a field
+	// so that tests can make it quick.
+	bodyRate bodyRate
+
 	requests       atomic.Uint64
 	upstreamErrors atomic.Uint64
+	clientErrors   atomic.Uint64
 	retries        atomic.Uint64
 }
 
@@ -32,6 +37,7 @@ type Proxy struct {
 type Stats struct {
 	Requests       uint64 // every request received, whatever its outcome
 	UpstreamErrors uint64 // requests answered 502 because the upstream failed
+	ClientErrors   uint64 // requests whose body the client botched, sent too slowly (400, 408) or hung up in
 	Retries        uint64 // requests sent again after failing to connect to an upstream
 }
 
@@ -57,7 +63,7 @@ func New(logger *slog.Logger) *Proxy {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	p := &Proxy{logger: logger, buffers: newBufferPool()}
+	p := &Proxy{logger: logger, buffers: newBufferPool(), bodyRate: defaultBodyRate}
 	p.routes.Store(&routeTable{})
 	p.front.init(p)
 	return p
@@ -208,6 +214,7 @@ func (p *Proxy) Stats() Stats {
 	return Stats{
 		Requests:       p.requests.Load(),
 		UpstreamErrors: p.upstreamErrors.Load(),
+		ClientErrors:   p.clientErrors.Load(),
 		Retries:        p.retries.Load(),
 	}
 }

@@ -11,7 +11,8 @@ import (
 	"time"
 )
 
-// Serve's timeouts, the same for the fast path and the net/http server behind it.
+// Serve's timeouts, the same for the fast path and the net/http server behind it. A
+// request body has a minimum rate instead (see minBodyRate).
 const (
 	headerTimeout = 10 * time.Second  // to read a request head once it has started
 	idleTimeout   = 120 * time.Second // between requests on a connection

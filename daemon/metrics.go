@@ -48,6 +48,9 @@ func (d *Daemon) metricsHandler() http.Handler {
 		fmt.Fprintln(b, "# HELP slipway_proxy_upstream_errors_total Requests that failed reaching an instance.")
 		fmt.Fprintln(b, "# TYPE slipway_proxy_upstream_errors_total counter")
 		fmt.Fprintf(b, "slipway_proxy_upstream_errors_total %d\n", st.UpstreamErrors)
+		fmt.Fprintln(b, "# HELP slipway_proxy_client_errors_total Requests refused for the client's fault: a malformed or too slow body.")
+		fmt.Fprintln(b, "# TYPE slipway_proxy_client_errors_total counter")
+		fmt.Fprintf(b, "slipway_proxy_client_errors_total %d\n", st.ClientErrors)
 
 		insts, _ := d.store.Installations(r.Context(), "")
 		serving := 0

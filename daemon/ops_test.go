@@ -197,6 +197,13 @@ func TestConfigSecretsMaintenanceRunRestartDeprovision(t *testing.T) {
 	if code != 7 || !strings.Contains(runOut, "run sees "+secret) {
 		t.Fatalf("run: exit %d, out %q", code, runOut)
 	}
+	// A command that prints without end leaves a bounded log and WAL behind.
+	if _, _, code := d.ssh("run", "conf/production", "--", "seq", "1", "100000"); code != 0 {
+		t.Fatalf("run seq: exit %d", code)
+	}
+	if fi, err := os.Stat(filepath.Join(d.data, "slipway.db-wal")); err == nil && fi.Size() > 16<<20 {
+		t.Errorf("the WAL is %d MB after run -- seq 1 100000", fi.Size()>>20)
+	}
 	var everything strings.Builder
 	everything.WriteString(listing + jsonListing + d.mustSSH("ops", "--json") + d.mustSSH("status", "--json"))
 	for _, op := range d.ops("--limit", "100") {
@@ -281,6 +288,7 @@ func TestMetrics(t *testing.T) {
 		`slipway_operation_duration_seconds_count{type="deploy"} 2`,
 		`slipway_instances_running 1`,
 		"# TYPE slipway_proxy_requests_total counter",
+		"slipway_proxy_client_errors_total 0",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("/metrics lacks %q:\n%s", want, text)

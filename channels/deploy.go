@@ -180,25 +180,18 @@ func (e *Engine) replace(ctx context.Context, l *opLog, opType string, installat
 		}
 	}
 
-	// The swap: from here on the new instance serves, so nothing is undone.
+	// The swap, the store first: a crash from here on finds the new instance
+	// recorded (and routes to it), a crash before finds the old one. From
+	// the proxy's swap on the new instance serves, so nothing is undone.
+	if err := e.recordSwap(l, inst, store.Swap{Commit: commit, Instance: name, State: store.StateRunning, EnvHash: hash}, change); err != nil {
+		return err
+	}
 	up := proxy.NewUpstream(name, dial)
 	old := e.proxy.Swap(inst.Host, up)
 	undo.Success()
 	endUrgent()
-	state := store.StateRunning
-	if err := e.store.SetServing(context.Background(), inst.ID, commit, name, state, hash); err != nil {
-		e.log.Error("record serving instance", "installation", inst.Resource(), "err", err)
-	}
 	if to := change.channel; to != nil {
-		if err := e.store.SetChannel(context.Background(), inst.ID, to.kind, to.ref); err != nil {
-			e.log.Error("record channel", "installation", inst.Resource(), "err", err)
-		}
 		l.Logf("-----> %s now follows %s", inst.Resource(), describe(*to))
-	}
-	if len(change.set) > 0 || len(change.unset) > 0 {
-		if err := e.store.UpdateConfig(context.Background(), inst.ID, change.set, change.unset); err != nil {
-			e.log.Error("record config", "installation", inst.Resource(), "err", err)
-		}
 	}
 	l.Logf("-----> %s now serves commit %s from %s", inst.Host, shortID(commit), name)
 	if keptErr != nil {
@@ -209,6 +202,23 @@ func (e *Engine) replace(ctx context.Context, l *opLog, opType string, installat
 	if published != nil {
 		e.keepImage(l, inst, published)
 	}
+	return nil
+}
+
+// recordSwap stores what the installation serves now, with the channel and
+// config the operation changes, in one write.
+func (e *Engine) recordSwap(l *opLog, inst store.Installation, sw store.Swap, change *pending) error {
+	if to := change.channel; to != nil {
+		sw.ChannelKind, sw.ChannelRef = to.kind, to.ref
+	}
+	sw.Set, sw.Unset = change.set, change.unset
+	e.crashPoint("before the swap is recorded")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.store.RecordSwap(ctx, inst.ID, sw); err != nil {
+		return fmt.Errorf("record the swap: %w", err)
+	}
+	e.crashPoint("after the swap is recorded")
 	return nil
 }
 

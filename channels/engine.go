@@ -48,6 +48,16 @@ type Engine struct {
 	durations durations
 	prewarms  prewarms
 	urgent    urgency
+
+	// crashAt, set by tests only, is called at named points where a crash of
+	// the daemon must leave a consistent store.
+	crashAt func(point string)
+}
+
+func (e *Engine) crashPoint(point string) {
+	if e.crashAt != nil {
+		e.crashAt(point)
+	}
 }
 
 // lane is one installation's queue: its operations run one at a time, in order.

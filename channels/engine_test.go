@@ -4,11 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/slipway-dev/slipway/channels/proxy"
 	"github.com/slipway-dev/slipway/store"
 )
 
@@ -369,5 +373,64 @@ func TestDeleteAppAndEnvironmentOnlyWhenNothingIsInstalled(t *testing.T) {
 	// The name can be used again.
 	if _, err := te.CreateApp(ctx, "web"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestCrashAroundTheSwapLeavesAConsistentInstallation stops an engine dead at
+// each side of the swap's store write and recovers with a new one over the
+// same store and runtime, as a restarted daemon does.
+func TestCrashAroundTheSwapLeavesAConsistentInstallation(t *testing.T) {
+	for _, point := range []string{"before the swap is recorded", "after the swap is recorded"} {
+		t.Run(point, func(t *testing.T) {
+			te := newTestEngine(t, "web")
+			inst := te.install("web")
+			c1 := te.commit("web", testManifest, "one")
+			te.wait(te.push("web", c1))
+			c2 := te.commit("web", testManifest, "two")
+			te.wait(te.push("web", c2))
+			reached, release := make(chan struct{}), make(chan struct{})
+			t.Cleanup(func() { close(release) })
+			te.crashAt = func(p string) {
+				if p == point {
+					close(reached)
+					<-release // the engine is "dead" from here on
+				}
+			}
+			pin, err := te.Pin(context.Background(), "web", "prod", c1, "alice")
+			if err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-reached:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("the switch never reached %q:\n%s", point, te.log(pin.ID))
+			}
+
+			px := proxy.New(nil)
+			again := NewEngine(te.cfg, te.store, te.rt, px, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			t.Cleanup(again.Close)
+			if err := again.Recover(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			now, _ := te.store.InstallationByID(context.Background(), inst.ID)
+			want := struct{ kind, ref, commit, instance string }{store.ChannelBranch, "main", c2, "web-prod-2"}
+			if point == "after the swap is recorded" {
+				want = struct{ kind, ref, commit, instance string }{store.ChannelCommit, c1, c1, fmt.Sprintf("web-prod-%d", pin.ID)}
+			}
+			if now.ChannelKind != want.kind || now.ChannelRef != want.ref || now.Commit != want.commit || now.Instance != want.instance {
+				t.Fatalf("after recovery: %s %s serving %s from %s, want %+v", now.ChannelKind, now.ChannelRef, now.Commit, now.Instance, want)
+			}
+			rec := httptest.NewRecorder()
+			px.ServeHTTP(rec, httptest.NewRequest("GET", "http://"+inst.Host+"/", nil))
+			if rec.Code != 200 || rec.Body.String() != want.instance {
+				t.Fatalf("after recovery the proxy answers %d %q, want %s", rec.Code, rec.Body.String(), want.instance)
+			}
+			if running := te.rt.running(); len(running) != 1 || running[0] != want.instance {
+				t.Fatalf("instances after recovery: %v, want only %s", running, want.instance)
+			}
+			if op, _ := te.store.Operation(context.Background(), pin.ID); op.Status != store.StatusFailed || !strings.Contains(op.Reason, "interrupted") {
+				t.Fatalf("the switch after recovery: %+v", op)
+			}
+		})
 	}
 }

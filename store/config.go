@@ -46,25 +46,27 @@ func (s *Store) Config(ctx context.Context, installationID int64) ([]ConfigVar, 
 
 // UpdateConfig sets and unsets variables in one transaction.
 func (s *Store) UpdateConfig(ctx context.Context, installationID int64, set []ConfigVar, unset []string) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
-		for _, v := range set {
-			if v.Secret {
-				v.Value = s.secrets.seal(v.Value, secretAAD(installationID, v.Key))
-			}
-			if _, err := tx.ExecContext(ctx, `
-				INSERT INTO config_vars (installation_id, key, value, secret, updated_at) VALUES (?, ?, ?, ?, ?)
-				ON CONFLICT (installation_id, key) DO UPDATE SET value = excluded.value, secret = excluded.secret, updated_at = excluded.updated_at`,
-				installationID, v.Key, v.Value, v.Secret, s.stamp()); err != nil {
-				return err
-			}
+	return s.tx(ctx, func(tx *sql.Tx) error { return s.updateConfig(ctx, tx, installationID, set, unset) })
+}
+
+func (s *Store) updateConfig(ctx context.Context, tx *sql.Tx, installationID int64, set []ConfigVar, unset []string) error {
+	for _, v := range set {
+		if v.Secret {
+			v.Value = s.secrets.seal(v.Value, secretAAD(installationID, v.Key))
 		}
-		for _, k := range unset {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM config_vars WHERE installation_id = ? AND key = ?`, installationID, k); err != nil {
-				return err
-			}
+		if _, err := tx.ExecContext(ctx, `
+			INSERT INTO config_vars (installation_id, key, value, secret, updated_at) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (installation_id, key) DO UPDATE SET value = excluded.value, secret = excluded.secret, updated_at = excluded.updated_at`,
+			installationID, v.Key, v.Value, v.Secret, s.stamp()); err != nil {
+			return err
 		}
-		return nil
-	})
+	}
+	for _, k := range unset {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM config_vars WHERE installation_id = ? AND key = ?`, installationID, k); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // SetMaintenance records maintenance mode; an empty message with on=false clears it.

@@ -101,6 +101,33 @@ func (s *Store) Installations(ctx context.Context, app string) ([]Installation, 
 	return out, rows.Err()
 }
 
+// Swap is what an installation serves once an operation's new instance takes
+// the traffic, with what the operation changes at the same moment.
+type Swap struct {
+	Commit, Instance, State, EnvHash string
+	ChannelKind, ChannelRef         string // "" when the channel stays
+	Set                              []ConfigVar
+	Unset                            []string
+}
+
+// RecordSwap records a swap in one transaction: a crash leaves either the
+// installation as it was or all of the swap, never a new commit served under
+// the old channel.
+func (s *Store) RecordSwap(ctx context.Context, id int64, sw Swap) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE installations SET commit_sha = ?, instance = ?, state = ?, env_hash = ? WHERE id = ?`,
+			sw.Commit, sw.Instance, sw.State, sw.EnvHash, id); err != nil {
+			return wrapError(err)
+		}
+		if sw.ChannelKind != "" {
+			if _, err := tx.ExecContext(ctx, `UPDATE installations SET channel_kind = ?, channel_ref = ? WHERE id = ?`, sw.ChannelKind, sw.ChannelRef, id); err != nil {
+				return wrapError(err)
+			}
+		}
+		return s.updateConfig(ctx, tx, id, sw.Set, sw.Unset)
+	})
+}
+
 // SetServing records what an installation serves now, and the environment
 // hash the instance was built with.
 func (s *Store) SetServing(ctx context.Context, id int64, commit, instance, state, envHash string) error {

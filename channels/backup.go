@@ -663,11 +663,17 @@ func (e *Engine) restore(ctx context.Context, l *opLog, b store.Backup, installa
 	}
 	undo.Success()
 	if current != nil {
-		if err := vr.DeleteVolume(dctx, current.IncusName); err != nil {
-			l.Logf("       Could not delete the old volume %s: %s", current.IncusName, err)
-		} else {
+		// After the old instance, which mounts it, is deleted (see replace).
+		l.afterwards(func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if err := vr.DeleteVolume(ctx, current.IncusName); err != nil {
+				l.Logf("       Could not delete the old volume %s: %s", current.IncusName, err)
+				return fmt.Errorf("delete the old volume %s: %w", current.IncusName, err)
+			}
 			l.Logf("       Old volume %s deleted; its data is in the safety backup", current.IncusName)
-		}
+			return nil
+		})
 	}
 	l.Logf("-----> %s serves the data of backup %d from volume %s", inst.Host, b.ID, restored)
 	return nil

@@ -197,11 +197,14 @@ func (e *Engine) replace(ctx context.Context, l *opLog, opType string, installat
 	if keptErr != nil {
 		published = e.publish(l, inst, name, commit, hash)
 	}
-
-	e.retire(l, old, inst)
-	if published != nil {
-		e.keepImage(l, inst, published)
-	}
+	// The operation ends here: the new commit serves. The rest is clean-up.
+	l.afterwards(func() error {
+		err := e.retire(l, old, inst)
+		if published != nil {
+			err = errors.Join(err, e.keepImage(l, inst, published))
+		}
+		return err
+	})
 	return nil
 }
 
@@ -327,8 +330,9 @@ func (e *Engine) deleteInstance(l *opLog, name, what string) error {
 }
 
 // retire drains the replaced upstream and deletes its instance. It runs after
-// the swap, so its failures are logged but do not fail the operation.
-func (e *Engine) retire(l *opLog, old *proxy.Upstream, inst store.Installation) {
+// the swap, so its failures do not fail the operation: it says what it could
+// not delete, which housekeeping deletes later.
+func (e *Engine) retire(l *opLog, old *proxy.Upstream, inst store.Installation) error {
 	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.DrainTimeout+time.Minute)
 	defer cancel()
 	names := map[string]bool{}
@@ -343,14 +347,20 @@ func (e *Engine) retire(l *opLog, old *proxy.Upstream, inst store.Installation) 
 	if inst.Instance != "" {
 		names[inst.Instance] = true
 	}
+	e.retiring.add(inst.ID, names)
+	defer e.retiring.remove(inst.ID, names)
 	e.urgent.waitIdle(ctx) // the old instance serves nobody now; deploys under way come first
+	var failed error
 	for name := range names {
 		if err := e.rt.Delete(ctx, name); err != nil {
-			l.Logf("       Could not delete old instance %s: %s (it will be removed at the next start)", name, err)
+			l.Logf("       Could not delete old instance %s: %s (housekeeping tries again)", name, err)
+			e.store.AddLeftover(context.Background(), name, l.id, err.Error())
+			failed = errors.Join(failed, fmt.Errorf("delete old instance %s: %w", name, err))
 			continue
 		}
 		l.Logf("       Old instance %s deleted", name)
 	}
+	return failed
 }
 
 // stepError words a runtime failure for the log, naming a cancel as such.

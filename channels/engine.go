@@ -48,6 +48,8 @@ type Engine struct {
 	durations durations
 	prewarms  prewarms
 	urgent    urgency
+	settling  map[int64]chan struct{} // by installation: closed when its clean-ups end (settle.go)
+	retiring  retiring
 
 	// crashAt, set by tests only, is called at named points where a crash of
 	// the daemon must leave a consistent store.
@@ -89,7 +91,7 @@ func NewEngine(cfg Config, st *store.Store, rt Runtime, px *proxy.Proxy, logger 
 	return &Engine{
 		cfg: cfg, store: st, rt: rt, proxy: px, log: logger, logs: newLogHub(st),
 		base: base, stop: stop, slots: make(chan struct{}, cfg.MaxParallel),
-		lanes: map[int64]*lane{}, jobs: map[int64]*job{},
+		lanes: map[int64]*lane{}, jobs: map[int64]*job{}, settling: map[int64]chan struct{}{},
 	}
 }
 
@@ -209,7 +211,9 @@ func (e *Engine) execute(j *job) {
 		status, reason = store.StatusFailed, err.Error()
 		log.Logf("Operation %d failed: %s", j.op.ID, reason)
 	}
+	startCleanup := e.settleAfter(j.op, log)
 	e.finish(j.op, status, reason)
+	startCleanup()
 	e.durations.observe(j.op.Type, time.Since(started))
 	e.log.Info("Operation finished", "op", j.op.ID, "type", j.op.Type, "resource", j.op.Resource(), "status", status, "reason", reason, "duration", time.Since(started))
 }

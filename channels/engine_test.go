@@ -434,3 +434,65 @@ func TestCrashAroundTheSwapLeavesAConsistentInstallation(t *testing.T) {
 		})
 	}
 }
+
+func TestOperationEndsWhenTheNewCommitServesAndCleansUpAfter(t *testing.T) {
+	te := newTestEngine(t, "web")
+	inst := te.install("web")
+	te.wait(te.push("web", te.commit("web", testManifest, "one")))
+	te.rt.mu.Lock()
+	te.rt.holdDelete = make(chan struct{})
+	te.rt.mu.Unlock()
+	op := te.push("web", te.commit("web", testManifest, "two"))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	final, err := te.Wait(ctx, op.ID) // the operation alone, not its clean-up
+	if err != nil || final.Status != store.StatusSucceeded {
+		t.Fatalf("deploy: %+v %v", final, err)
+	}
+	if _, body := te.serving(inst.Host); body != "web-prod-2" {
+		t.Fatalf("serving %q when the deploy ended", body)
+	}
+	if got := te.Retiring(inst.ID); len(got) != 1 || got[0] != "web-prod-1" {
+		t.Fatalf("retiring while the old instance is being deleted: %v", got)
+	}
+	if now, _ := te.store.Operation(ctx, op.ID); now.Cleanup != store.CleanupPending {
+		t.Fatalf("clean-up while it runs: %q", now.Cleanup)
+	}
+	te.rt.mu.Lock()
+	close(te.rt.holdDelete)
+	te.rt.holdDelete = nil
+	te.rt.mu.Unlock()
+	te.waitSettled(ctx, inst.ID)
+	if got := te.Retiring(inst.ID); len(got) != 0 {
+		t.Fatalf("retiring after the clean-up: %v", got)
+	}
+	if now, _ := te.store.Operation(ctx, op.ID); now.Cleanup != store.CleanupDone || !strings.Contains(te.log(op.ID), "Old instance web-prod-1 deleted") {
+		t.Fatalf("clean-up %q, log:\n%s", now.Cleanup, te.log(op.ID))
+	}
+}
+
+func TestAFailedDeletionAfterTheSwapIsVisibleAndRetried(t *testing.T) {
+	te := newTestEngine(t, "web")
+	te.install("web")
+	te.wait(te.push("web", te.commit("web", testManifest, "one")))
+	te.rt.mu.Lock()
+	te.rt.deleteErr = errUnreachable
+	te.rt.mu.Unlock()
+	op := te.wait(te.push("web", te.commit("web", testManifest, "two")))
+	if op.Status != store.StatusSucceeded || !strings.HasPrefix(op.Cleanup, store.CleanupFailed) || !strings.Contains(op.Cleanup, "web-prod-1") {
+		t.Fatalf("deploy whose old instance could not be deleted: %s, clean-up %q", op.Status, op.Cleanup)
+	}
+	ctx := context.Background()
+	if left, _ := te.DeleteLeftovers(ctx); left != 1 {
+		t.Fatalf("%d leftovers while Incus is away, want 1", left)
+	}
+	te.rt.mu.Lock()
+	te.rt.deleteErr = nil
+	te.rt.mu.Unlock()
+	if left, _ := te.DeleteLeftovers(ctx); left != 0 {
+		t.Fatalf("%d leftovers once Incus is back", left)
+	}
+	if got := te.rt.running(); len(got) != 1 || got[0] != "web-prod-2" || !strings.Contains(te.log(op.ID), "web-prod-1 deleted by housekeeping") {
+		t.Fatalf("instances %v, log:\n%s", got, te.log(op.ID))
+	}
+}

@@ -2,6 +2,7 @@ package channels
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/slipway-dev/slipway/store"
@@ -51,30 +52,31 @@ func (e *Engine) publish(l *opLog, inst store.Installation, name, commit, hash s
 // keepImage records the published image of a build that now serves and
 // deletes images beyond the newest KeepImages. It waits for the publish in
 // the background: the operation does not.
-func (e *Engine) keepImage(l *opLog, inst store.Installation, published <-chan publishResult) {
+func (e *Engine) keepImage(l *opLog, inst store.Installation, published <-chan publishResult) error {
 	r := <-published
 	if r.err != nil {
 		l.Logf("       No rollback image of this build: %s", r.err)
-		return
+		return fmt.Errorf("keep a rollback image: %w", r.err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	now, err := e.store.InstallationByID(ctx, inst.ID)
 	if err != nil {
 		e.rt.DeleteImage(ctx, r.fingerprint)
-		return
+		return nil // the installation is gone: nothing to roll back to
 	}
 	replaced, err := e.store.KeepImage(ctx, store.KeptImage{Fingerprint: r.fingerprint, InstallationID: inst.ID, Commit: now.Commit, EnvHash: now.EnvHash})
 	if err != nil {
 		e.log.Warn("Keep rollback image", "installation", inst.Resource(), "err", err)
 		e.rt.DeleteImage(ctx, r.fingerprint)
-		return
+		return fmt.Errorf("record the rollback image: %w", err)
 	}
 	if replaced != "" && replaced != r.fingerprint {
 		e.rt.DeleteImage(ctx, replaced)
 	}
 	l.Logf("       Image %.12s of commit %s kept for fast rollbacks", r.fingerprint, shortID(now.Commit))
 	e.pruneImages(ctx, l, inst.ID)
+	return nil
 }
 
 // pruneImages deletes kept images beyond the newest KeepImages.

@@ -130,11 +130,21 @@ type opLog struct {
 	hub      *logHub
 	id       int64
 	mu       sync.Mutex
-	buf      bytes.Buffer // the start of a line not yet complete
-	skipping bool         // the rest of an over-long line is being dropped
-	secrets  redactor     // values never written to the log, even when a command prints them
-	stored   int64        // bytes of this log stored, roughly
-	unsynced int64        // bytes written since the last WAL checkpoint
+	buf      bytes.Buffer   // the start of a line not yet complete
+	skipping bool           // the rest of an over-long line is being dropped
+	secrets  redactor       // values never written to the log, even when a command prints them
+	stored   int64          // bytes of this log stored, roughly
+	unsynced int64          // bytes written since the last WAL checkpoint
+	then     []func() error // work for after the operation's end (see afterwards)
+}
+
+// afterwards registers work that runs once the operation has ended, still
+// writing to its log: what nobody should wait for, such as draining and
+// deleting the old instance and keeping the rollback image.
+func (l *opLog) afterwards(fn func() error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.then = append(l.then, fn)
 }
 
 // hide adds secret values to redact from every later line.

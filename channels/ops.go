@@ -119,6 +119,7 @@ func (e *Engine) Deprovision(ctx context.Context, app, env, user string) (store.
 	op := store.Operation{Type: "deprovision", App: inst.App, Environment: inst.Environment, InstallationID: inst.ID,
 		User: user, Commit: inst.Commit, Channel: inst.Channel()}
 	return e.submit(ctx, op, func(ctx context.Context, l *opLog) error {
+		e.waitSettled(ctx, inst.ID) // an image still being kept would outlive it
 		now, err := e.store.InstallationByID(ctx, inst.ID)
 		if err != nil {
 			return err

@@ -66,5 +66,8 @@ func (e *Engine) Recover(ctx context.Context) error {
 			e.log.Warn("Delete orphan instance", "instance", in.Name, "err", err)
 		}
 	}
+	if _, err := e.DeleteLeftovers(ctx); err != nil {
+		e.log.Warn("Delete leftover instances", "err", err)
+	}
 	return nil
 }

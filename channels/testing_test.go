@@ -25,17 +25,19 @@ import (
 // answers with the instance's name, so health checks, swaps and drains run
 // for real while no container is involved.
 type fakeRuntime struct {
-	mu        sync.Mutex
-	instances map[string]*httptest.Server
-	stopped   map[string]bool
-	failExec  func(cmd []string) int // exit code for a command; nil: 0
-	blockExec chan struct{}          // when set, Exec of build steps waits on it or ctx
-	launchErr error
-	lateErr   error // when set, Launch makes the instance (it boots) and then fails
-	launches  []string
-	images    int
-	published map[string]bool // fingerprints of images that exist
-	hang      chan struct{}   // when set, new instances answer only once it is closed
+	mu         sync.Mutex
+	instances  map[string]*httptest.Server
+	stopped    map[string]bool
+	failExec   func(cmd []string) int // exit code for a command; nil: 0
+	blockExec  chan struct{}          // when set, Exec of build steps waits on it or ctx
+	launchErr  error
+	lateErr    error // when set, Launch makes the instance (it boots) and then fails
+	launches   []string
+	images     int
+	published  map[string]bool // fingerprints of images that exist
+	hang       chan struct{}   // when set, new instances answer only once it is closed
+	holdDelete chan struct{}   // when set, Delete waits until it is closed
+	deleteErr  error
 }
 
 func newFakeRuntime() *fakeRuntime {
@@ -155,6 +157,15 @@ func (f *fakeRuntime) Stop(ctx context.Context, name string) error {
 
 func (f *fakeRuntime) Delete(ctx context.Context, name string) error {
 	f.mu.Lock()
+	hold, err := f.holdDelete, f.deleteErr
+	f.mu.Unlock()
+	if hold != nil {
+		<-hold
+	}
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
 	defer f.mu.Unlock()
 	if srv, ok := f.instances[name]; ok {
 		srv.CloseClientConnections()
@@ -273,6 +284,11 @@ func (te *testEngine) wait(op store.Operation) store.Operation {
 	final, err := te.Wait(ctx, op.ID)
 	if err != nil {
 		te.t.Fatalf("wait for op %d: %v", op.ID, err)
+	}
+	// And for its clean-up, which goes on after the operation ends.
+	te.waitSettled(ctx, final.InstallationID)
+	if final, err = te.store.Operation(ctx, op.ID); err != nil {
+		te.t.Fatal(err)
 	}
 	return final
 }

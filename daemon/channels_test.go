@@ -77,7 +77,7 @@ func TestPinTrackAndPushWhilePinned(t *testing.T) {
 		}
 	}
 	d.serves(host, "version three")
-	if got := d.instances(); len(got) != 1 {
+	if got := d.settledInstances(); len(got) != 1 {
 		t.Fatalf("instances at the end: %v", got)
 	}
 }

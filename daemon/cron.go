@@ -25,6 +25,14 @@ func (d *Daemon) startCron() error {
 	if _, err := d.cron.AddFunc("15 3 * * *", d.housekeeping); err != nil {
 		return err
 	}
+	// Old instances whose deletion failed after a swap, tried again.
+	if _, err := d.cron.AddFunc("*/5 * * * *", func() {
+		if _, err := d.engine.DeleteLeftovers(context.Background()); err != nil {
+			d.log.Error("Delete leftover instances", "err", err)
+		}
+	}); err != nil {
+		return err
+	}
 	if err := d.scheduleBackups(); err != nil {
 		return err
 	}

@@ -81,7 +81,7 @@ func TestPushDeploysAndReplaces(t *testing.T) {
 	if st.Commit != second || st.Instance == firstInstance {
 		t.Fatalf("status after second push: %+v (first instance %s)", st, firstInstance)
 	}
-	if got := d.instances(); len(got) != 1 || got[0] != st.Instance {
+	if got := d.settledInstances(); len(got) != 1 || got[0] != st.Instance {
 		t.Fatalf("instances after second push: %v, want only %s", got, st.Instance)
 	}
 
@@ -126,7 +126,7 @@ func TestFailedBuildKeepsOldCommitServing(t *testing.T) {
 	if code, body, _ := d.get(host, "/"); code != 200 || body != "good\n" {
 		t.Fatalf("after failed build: %d %q, want the old commit", code, body)
 	}
-	if got := d.instances(); len(got) != 1 {
+	if got := d.settledInstances(); len(got) != 1 {
 		t.Fatalf("instances after failed build: %v, want the old one only", got)
 	}
 	// The commit is stored even though its deploy failed.
@@ -151,7 +151,7 @@ func TestUnhealthyAppIsRolledBack(t *testing.T) {
 		t.Fatalf("push output:\n%s", out)
 	}
 	d.serves(host, "healthy")
-	if got := d.instances(); len(got) != 1 {
+	if got := d.settledInstances(); len(got) != 1 {
 		t.Fatalf("instances after rollback: %v", got)
 	}
 }

@@ -206,6 +206,24 @@ func (d *slipwayd) instances() []string {
 	return names
 }
 
+// settledInstances lists the instances once no installation drains an old
+// one any more: git push and pin return when the new commit serves, before
+// the old instance is drained and deleted.
+func (d *slipwayd) settledInstances() []string {
+	d.t.Helper()
+	eventually(d.t, 45*time.Second, "old instances drained and deleted", func() (bool, string) {
+		var insts []struct{ Draining []string }
+		d.sshJSON(&insts, "status", "--json")
+		for _, i := range insts {
+			if len(i.Draining) > 0 {
+				return false, fmt.Sprint(i.Draining)
+			}
+		}
+		return true, ""
+	})
+	return d.instances()
+}
+
 // sshOptions are the client options every test connection uses: this key only,
 // and no known_hosts (each test daemon has a new host key).
 func sshOptions(key string) []string {

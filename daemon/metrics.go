@@ -52,6 +52,12 @@ func (d *Daemon) metricsHandler() http.Handler {
 		fmt.Fprintln(b, "# TYPE slipway_proxy_client_errors_total counter")
 		fmt.Fprintf(b, "slipway_proxy_client_errors_total %d\n", st.ClientErrors)
 
+		if left, err := d.store.Leftovers(r.Context()); err == nil {
+			fmt.Fprintln(b, "# HELP slipway_leftover_instances Old instances whose deletion after a swap failed; housekeeping retries them.")
+			fmt.Fprintln(b, "# TYPE slipway_leftover_instances gauge")
+			fmt.Fprintf(b, "slipway_leftover_instances %d\n", len(left))
+		}
+
 		insts, _ := d.store.Installations(r.Context(), "")
 		serving := 0
 		for _, i := range insts {

@@ -89,7 +89,7 @@ func TestCancelDuringSlowBuild(t *testing.T) {
 		t.Fatalf("log of cancelled op:\n%s", logs)
 	}
 	d.serves(host, "before")
-	if got := d.instances(); len(got) != 1 {
+	if got := d.settledInstances(); len(got) != 1 {
 		t.Fatalf("instances after cancel: %v", got)
 	}
 }

@@ -118,7 +118,7 @@ func (s *Server) cmdHistory(c *call, args []string) error {
 		return err
 	}
 	if *asJSON {
-		v := historyView{Installation: viewInstallation(h.Installation), Commits: []commitView{}}
+		v := historyView{Installation: s.viewInstallation(h.Installation), Commits: []commitView{}}
 		for _, e := range h.Commits {
 			v.Commits = append(v.Commits, commitView{ID: e.ID, Subject: e.Subject, Author: e.Author,
 				Date: time.Unix(e.When, 0).UTC(), Served: e.Served, Deployed: e.Deployed})

@@ -273,13 +273,19 @@ type installationView struct {
 	Commit      string    `json:"commit"`
 	Instance    string    `json:"instance"`
 	State       string    `json:"state"`
+	Draining    []string  `json:"draining"` // old instances still being drained and deleted
 	CreatedAt   time.Time `json:"created_at"`
 }
 
-func viewInstallation(i store.Installation) installationView {
+func (s *Server) viewInstallation(i store.Installation) installationView {
+	draining := s.engine.Retiring(i.ID)
+	sort.Strings(draining)
+	if draining == nil {
+		draining = []string{}
+	}
 	return installationView{App: i.App, Environment: i.Environment, Host: i.Host, Channel: i.Channel(),
 		ChannelKind: i.ChannelKind, ChannelRef: i.ChannelRef, Commit: i.Commit, Instance: i.Instance,
-		State: i.State, CreatedAt: i.CreatedAt}
+		State: i.State, Draining: draining, CreatedAt: i.CreatedAt}
 }
 
 func (s *Server) cmdStatus(c *call, args []string) error {
@@ -317,7 +323,7 @@ func (s *Server) cmdStatus(c *call, args []string) error {
 	if *asJSON {
 		views := []installationView{}
 		for _, i := range insts {
-			views = append(views, viewInstallation(i))
+			views = append(views, s.viewInstallation(i))
 		}
 		if len(pos) == 1 {
 			return writeJSON(c.out, views[0])
@@ -327,7 +333,11 @@ func (s *Server) cmdStatus(c *call, args []string) error {
 	tw := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "INSTALLATION\tCHANNEL\tCOMMIT\tINSTANCE\tSTATE\tHOST")
 	for _, i := range insts {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", i.Resource(), i.Channel(), dash(shortID(i.Commit)), dash(i.Instance), i.State, i.Host)
+		instance := dash(i.Instance)
+		if old := s.viewInstallation(i).Draining; len(old) > 0 {
+			instance += " (" + strings.Join(old, ", ") + " draining)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", i.Resource(), i.Channel(), dash(shortID(i.Commit)), instance, i.State, i.Host)
 	}
 	return tw.Flush()
 }
@@ -344,6 +354,7 @@ type operationView struct {
 	Commit      string     `json:"commit"`
 	Channel     string     `json:"channel"`
 	Reason      string     `json:"reason,omitempty"`
+	Cleanup     string     `json:"cleanup,omitempty"` // after the swap: pending, done or failed: REASON
 	QueuedAt    time.Time  `json:"queued"`
 	StartedAt   *time.Time `json:"started"`
 	FinishedAt  *time.Time `json:"finished"`
@@ -357,7 +368,7 @@ func viewOperation(o store.Operation) operationView {
 		return &t
 	}
 	return operationView{ID: o.ID, Type: o.Type, Resource: o.Resource(), App: o.App, Environment: o.Environment,
-		User: o.User, Status: o.Status, Commit: o.Commit, Channel: o.Channel, Reason: o.Reason,
+		User: o.User, Status: o.Status, Commit: o.Commit, Channel: o.Channel, Reason: o.Reason, Cleanup: o.Cleanup,
 		QueuedAt: o.QueuedAt, StartedAt: opt(o.StartedAt), FinishedAt: opt(o.FinishedAt)}
 }
 

@@ -76,7 +76,11 @@ func (s *Server) cmdOps(c *call, args []string) error {
 	tw := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tTYPE\tRESOURCE\tUSER\tSTATUS\tCOMMIT\tSTARTED\tFINISHED")
 	for _, o := range ops {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", o.ID, o.Type, o.Resource(), o.User, o.Status,
+		status := o.Status
+		if strings.HasPrefix(o.Cleanup, store.CleanupFailed) {
+			status += " (clean-up failed: see logs)"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", o.ID, o.Type, o.Resource(), o.User, status,
 			dash(shortID(o.Commit)), stamp(o.StartedAt), stamp(o.FinishedAt))
 	}
 	return tw.Flush()

@@ -105,7 +105,7 @@ func (s *Store) Installations(ctx context.Context, app string) ([]Installation, 
 // the traffic, with what the operation changes at the same moment.
 type Swap struct {
 	Commit, Instance, State, EnvHash string
-	ChannelKind, ChannelRef         string // "" when the channel stays
+	ChannelKind, ChannelRef          string // "" when the channel stays
 	Set                              []ConfigVar
 	Unset                            []string
 }

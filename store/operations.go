@@ -30,6 +30,7 @@ type Operation struct {
 	Commit         string
 	Channel        string
 	Reason         string // why it failed or was cancelled
+	Cleanup        string // the work after its end: "", CleanupPending, CleanupDone or CleanupFailed+reason
 	QueuedAt       time.Time
 	StartedAt      time.Time
 	FinishedAt     time.Time
@@ -124,7 +125,7 @@ type OperationFilter struct {
 	BeforeID       int64 // paging: only operations older than this ID
 }
 
-const operationColumns = `id, type, status, app, environment, coalesce(installation_id, 0), user, commit_sha, channel, reason, queued_at, started_at, finished_at`
+const operationColumns = `id, type, status, app, environment, coalesce(installation_id, 0), user, commit_sha, channel, reason, cleanup, queued_at, started_at, finished_at`
 
 // Operations lists operations newest first.
 func (s *Store) Operations(ctx context.Context, f OperationFilter) ([]Operation, error) {
@@ -206,7 +207,7 @@ func scanOperation(row scanner) (Operation, error) {
 	var op Operation
 	var queued, started, finished sql.NullString
 	err := row.Scan(&op.ID, &op.Type, &op.Status, &op.App, &op.Environment, &op.InstallationID, &op.User,
-		&op.Commit, &op.Channel, &op.Reason, &queued, &started, &finished)
+		&op.Commit, &op.Channel, &op.Reason, &op.Cleanup, &queued, &started, &finished)
 	if err != nil {
 		return Operation{}, wrapError(err)
 	}

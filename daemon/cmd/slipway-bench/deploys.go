@@ -12,28 +12,31 @@ import (
 	"github.com/slipway-dev/slipway/channels/container"
 )
 
-// deploy commits content as public/index.html, pushes, and returns the time
-// from the start of `git push` to the front proxy serving the new content
-// (not to git push returning: the push also waits for the old instance to be
-// drained and removed). poll is the proxy's polling interval.
-func (b *bench) deploy(ctx context.Context, w *workTree, host, content string, poll time.Duration) (time.Duration, string, error) {
+// pushTimes are the times from the start of a `git push` to the front proxy
+// serving the new content and to the push returning.
+type pushTimes struct{ served, returned time.Duration }
+
+// deploy commits content as public/index.html and pushes it. poll is the
+// proxy's polling interval.
+func (b *bench) deploy(ctx context.Context, w *workTree, host, content string, poll time.Duration) (pushTimes, string, error) {
 	if err := w.commitIndex(ctx, content); err != nil {
-		return 0, "", err
+		return pushTimes{}, "", err
 	}
 	start := time.Now()
 	p, err := w.startPush(ctx)
 	if err != nil {
-		return 0, "", err
+		return pushTimes{}, "", err
 	}
 	served, werr := b.d.waitServedEvery(ctx, host, content, 60*time.Second, poll, p.out.swappedChan())
 	perr := p.wait()
+	returned := time.Since(start)
 	if perr != nil {
-		return 0, p.out.String(), perr
+		return pushTimes{}, p.out.String(), perr
 	}
 	if werr != nil {
-		return 0, p.out.String(), werr
+		return pushTimes{}, p.out.String(), werr
 	}
-	return served.Sub(start), p.out.String(), nil
+	return pushTimes{served.Sub(start), returned}, p.out.String(), nil
 }
 
 // pollEvery is how often the bench asks the front proxy whether a new
@@ -138,14 +141,17 @@ func (b *bench) pushToLive(ctx context.Context) error {
 	}
 	var phases [][]float64
 	for i := 1; i <= b.cfg.Runs; i++ {
-		d, out, err := b.deploy(ctx, w, host, fmt.Sprintf("live %d %s\n", i, randomHex(4)), pollEvery)
+		pt, out, err := b.deploy(ctx, w, host, fmt.Sprintf("live %d %s\n", i, randomHex(4)), pollEvery)
 		if err != nil {
 			return err
 		}
+		d := pt.served
 		phases = append(phases, phaseTimes(out, livePhases, d.Seconds()))
 		b.results.add("push_to_live_s", d.Seconds())
-		b.log.Printf("push-to-live run %d: %.3f s\n%s", i, d.Seconds(), out)
-		status("  run %d: %.3f s", i, d.Seconds())
+		b.results.add("push_returns_s", pt.returned.Seconds())
+		b.results.add("push_returns_after_live_s", (pt.returned - pt.served).Seconds())
+		b.log.Printf("push-to-live run %d: %.3f s, git push returned at %.3f s\n%s", i, d.Seconds(), pt.returned.Seconds(), out)
+		status("  run %d: %.3f s (push returned at %.3f s)", i, d.Seconds(), pt.returned.Seconds())
 	}
 	b.notePhases("push_to_live_s", livePhases, phases)
 	return b.probeFloors(ctx)
@@ -185,6 +191,7 @@ func (b *bench) rollback(ctx context.Context) error {
 		if err := <-done; err != nil {
 			return err
 		}
+		returned := time.Since(out.start)
 		if werr != nil {
 			return werr
 		}
@@ -195,6 +202,7 @@ func (b *bench) rollback(ctx context.Context) error {
 		d := served.Sub(out.start)
 		phases = append(phases, phaseTimes(text, rollbackPhases, d.Seconds()))
 		b.results.add("rollback_s", d.Seconds())
+		b.results.add("pin_returns_after_live_s", (returned - d).Seconds())
 		b.log.Printf("rollback run %d to %.12s: %.3f s\n%s", i, commits[target], d.Seconds(), text)
 		status("  run %d: %.3f s", i, d.Seconds())
 	}
@@ -367,6 +375,7 @@ func (b *bench) parallel(ctx context.Context) error {
 	if _, err := b.deployAll(ctx, hosts, trees, "init"); err != nil {
 		return err
 	}
+	var alls []time.Duration
 	for r := 1; r <= b.cfg.Rounds; r++ {
 		// The one deploy is timed by the same poller as the ten.
 		one, err := b.deployAll(ctx, hosts[:1], trees[:1], fmt.Sprint("one ", r))
@@ -378,23 +387,31 @@ func (b *bench) parallel(ctx context.Context) error {
 			return err
 		}
 		ratio := all.Seconds() / one.Seconds()
+		alls = append(alls, all)
 		b.results.add("parallel10_ratio", ratio)
 		b.log.Printf("parallel round %d: one deploy %.3f s, %d at once %.3f s: %.2f×", r, one.Seconds(), n, all.Seconds(), ratio)
 		b.results.note("parallel10_ratio", "round %d: one deploy %.2f s, 10 at once %.2f s, all 10 served their commit", r, one.Seconds(), all.Seconds())
 		b.log.Printf("parallel round %d, slowest of the ten:\n%s", r, b.lastSlowest)
 		status("  round %d: one %.3f s, ten %.3f s (%.2f×)", r, one.Seconds(), all.Seconds(), ratio)
 	}
-	return b.parallelFloor(ctx, n)
+	floor, err := b.parallelFloor(ctx, n)
+	if err != nil {
+		return err
+	}
+	for _, all := range alls {
+		b.results.add("parallel10_vs_incus", all.Seconds()/floor.Seconds())
+	}
+	return nil
 }
 
 // parallelFloor measures what Incus alone needs for n instances at once,
 // outside slipway: n create+start requests in parallel against one, and then
 // the n deletes. Every deploy makes one instance and deletes one, so this
 // bounds parallel10_ratio from below on this machine.
-func (b *bench) parallelFloor(ctx context.Context, n int) error {
+func (b *bench) parallelFloor(ctx context.Context, n int) (time.Duration, error) {
 	rt, err := container.Connect(b.d.project, slog.New(slog.DiscardHandler))
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer rt.Close()
 	batch := func(tag string, k int) (time.Duration, error) {
@@ -422,14 +439,14 @@ func (b *bench) parallelFloor(ctx context.Context, n int) error {
 	}
 	one, err := batch("one", 1)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	all, err := batch("all", n)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	b.results.note("parallel10_ratio", "floor: Incus alone, outside slipway: %d create+start at once %.2f s, one %.2f s (%.1f×)", n, all.Seconds(), one.Seconds(), all.Seconds()/one.Seconds())
-	return nil
+	return all, nil
 }
 
 // deployAll commits to every tree and pushes them all at once; it returns

@@ -271,7 +271,7 @@ func (e *Engine) Wait(ctx context.Context, opID int64) (store.Operation, error) 
 func (e *Engine) installation(ctx context.Context, app, env string) (store.Installation, error) {
 	inst, err := e.store.InstallationByName(ctx, app, env)
 	if errors.Is(err, store.ErrNotFound) {
-		return inst, fmt.Errorf("%w: %s/%s", ErrUnknownInstallation, app, env)
+		return inst, failf(ErrUnknownInstallation, "unknown installation %s/%s", app, env)
 	}
 	return inst, err
 }

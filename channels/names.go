@@ -1,7 +1,6 @@
 package channels
 
 import (
-	"fmt"
 	"regexp"
 	"strings"
 )
@@ -15,13 +14,13 @@ var nameRule = regexp.MustCompile(`^[a-z][a-z0-9-]{0,29}$`)
 func CheckName(kind, name string) error {
 	switch {
 	case name == "":
-		return fmt.Errorf("%w: %s name is empty", ErrInvalidName, kind)
+		return failf(ErrInvalidName, "%s name is empty", kind)
 	case len(name) > 30:
-		return fmt.Errorf("%w: %s name is %d characters long; the limit is 30", ErrInvalidName, kind, len(name))
+		return failf(ErrInvalidName, "%s name is %d characters long; the limit is 30", kind, len(name))
 	case strings.ContainsAny(name, "/ \t.") || strings.Contains(name, ".."):
-		return fmt.Errorf("%w: %s name %q may not contain '/', '.', '..' or spaces; use lowercase letters, digits and dashes", ErrInvalidName, kind, name)
+		return failf(ErrInvalidName, "%s name %q may not contain '/', '.', '..' or spaces; use lowercase letters, digits and dashes", kind, name)
 	case !nameRule.MatchString(name) || strings.HasSuffix(name, "-"):
-		return fmt.Errorf("%w: %s name %q must start with a lowercase letter and hold only lowercase letters, digits and dashes", ErrInvalidName, kind, name)
+		return failf(ErrInvalidName, "%s name %q must start with a lowercase letter and hold only lowercase letters, digits and dashes", kind, name)
 	}
 	return nil
 }
@@ -34,7 +33,7 @@ var branchRule = regexp.MustCompile(`^[A-Za-z0-9._/-]{1,200}$`)
 func CheckBranch(branch string) error {
 	if !branchRule.MatchString(branch) || strings.Contains(branch, "..") || strings.HasPrefix(branch, "/") ||
 		strings.HasSuffix(branch, "/") || strings.HasSuffix(branch, ".lock") || strings.HasPrefix(branch, "-") {
-		return fmt.Errorf("%w: %q is not a valid branch name", ErrInvalidName, branch)
+		return failf(ErrInvalidName, "%q is not a valid branch name", branch)
 	}
 	return nil
 }
@@ -43,7 +42,7 @@ func CheckBranch(branch string) error {
 func ParseResource(s string) (app, env string, err error) {
 	app, env, ok := strings.Cut(s, "/")
 	if !ok {
-		return "", "", fmt.Errorf("%w: %q: write the installation as APP/ENV", ErrInvalidName, s)
+		return "", "", failf(ErrInvalidName, "%q: write the installation as APP/ENV", s)
 	}
 	if err := CheckName("app", app); err != nil {
 		return "", "", err

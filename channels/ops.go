@@ -25,7 +25,7 @@ func (e *Engine) Restart(ctx context.Context, app, env, user string) (store.Oper
 		return store.Operation{}, err
 	}
 	if inst.Commit == "" {
-		return store.Operation{}, fmt.Errorf("%s: %w", inst.Resource(), ErrNotDeployed)
+		return store.Operation{}, failf(ErrNotDeployed, "%s: nothing is deployed there yet", inst.Resource())
 	}
 	op := store.Operation{Type: "restart", App: inst.App, Environment: inst.Environment, InstallationID: inst.ID,
 		User: user, Commit: inst.Commit, Channel: inst.Channel()}
@@ -37,7 +37,7 @@ func (e *Engine) Restart(ctx context.Context, app, env, user string) (store.Oper
 			return err
 		}
 		if now.Commit == "" {
-			return fmt.Errorf("%s: %w", now.Resource(), ErrNotDeployed)
+			return failf(ErrNotDeployed, "%s: nothing is deployed there yet", now.Resource())
 		}
 		e.resolved(l, now.Commit)
 		return e.replace(ctx, l, "restart", inst.ID, now.Commit, l.id, nil)
@@ -67,18 +67,18 @@ func (e *Engine) Configure(ctx context.Context, app, env string, set map[string]
 	var keys []string
 	for k, v := range set {
 		if !configKey.MatchString(k) || k == "PORT" || strings.HasPrefix(k, "SLIPWAY_") {
-			return store.Operation{}, fmt.Errorf("%w: %q is not a variable you can set (letters, digits and _, not PORT or SLIPWAY_*)", ErrInvalidName, k)
+			return store.Operation{}, failf(ErrInvalidName, "%q is not a variable you can set (letters, digits and _, not PORT or SLIPWAY_*)", k)
 		}
 		if strings.ContainsRune(v, 0) {
 			// A process environment cannot hold one: every later start would fail.
-			return store.Operation{}, fmt.Errorf("%w: the value of %s holds a NUL byte, which no environment variable can", ErrInvalidName, k)
+			return store.Operation{}, failf(ErrInvalidName, "the value of %s holds a NUL byte, which no environment variable can", k)
 		}
 		vars = append(vars, store.ConfigVar{Key: k, Value: v, Secret: secret})
 		keys = append(keys, k)
 	}
 	for _, k := range unset {
 		if !configKey.MatchString(k) {
-			return store.Operation{}, fmt.Errorf("%w: %q is not a variable name", ErrInvalidName, k)
+			return store.Operation{}, failf(ErrInvalidName, "%q is not a variable name", k)
 		}
 	}
 	sort.Strings(keys)
@@ -184,14 +184,14 @@ const maxMaintenanceMessage = 500
 
 func checkMaintenanceMessage(m string) error {
 	if len(m) > maxMaintenanceMessage {
-		return fmt.Errorf("%w: the maintenance message has %d bytes; keep it to %d", ErrInvalidName, len(m), maxMaintenanceMessage)
+		return failf(ErrInvalidName, "the maintenance message has %d bytes; keep it to %d", len(m), maxMaintenanceMessage)
 	}
 	if !utf8.ValidString(m) {
-		return fmt.Errorf("%w: the maintenance message is not UTF-8 text", ErrInvalidName)
+		return failf(ErrInvalidName, "the maintenance message is not UTF-8 text")
 	}
 	for _, r := range m {
 		if unicode.IsControl(r) {
-			return fmt.Errorf("%w: the maintenance message holds a control character (%U): give one line of text", ErrInvalidName, r)
+			return failf(ErrInvalidName, "the maintenance message holds a control character (%U): give one line of text", r)
 		}
 	}
 	return nil
@@ -207,7 +207,7 @@ func (e *Engine) Execute(ctx context.Context, app, env string, cmd []string, std
 		return store.Operation{}, 0, err
 	}
 	if inst.Instance == "" {
-		return store.Operation{}, 0, fmt.Errorf("%s: %w", inst.Resource(), ErrNotDeployed)
+		return store.Operation{}, 0, failf(ErrNotDeployed, "%s: nothing is deployed there yet", inst.Resource())
 	}
 	op, err := e.store.CreateOperation(ctx, store.Operation{Type: "execute", App: inst.App, Environment: inst.Environment,
 		InstallationID: inst.ID, User: user, Commit: inst.Commit, Channel: inst.Channel()})

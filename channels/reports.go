@@ -21,14 +21,14 @@ func ISOWeek(t time.Time) string {
 func WeekBounds(week string) (time.Time, time.Time, error) {
 	var year, wk int
 	if _, err := fmt.Sscanf(week, "%4d-W%2d", &year, &wk); err != nil || wk < 1 || wk > 53 || len(week) != 8 {
-		return time.Time{}, time.Time{}, fmt.Errorf("%w: week %q: write it as YYYY-Www, e.g. 2026-W47", ErrInvalidName, week)
+		return time.Time{}, time.Time{}, failf(ErrInvalidName, "week %q: write it as YYYY-Www, e.g. 2026-W47", week)
 	}
 	// January 4th is always in week 1.
 	jan4 := time.Date(year, 1, 4, 0, 0, 0, 0, time.UTC)
 	monday := jan4.AddDate(0, 0, -((int(jan4.Weekday()) + 6) % 7))
 	start := monday.AddDate(0, 0, 7*(wk-1))
 	if y, w := start.ISOWeek(); y != year || w != wk {
-		return time.Time{}, time.Time{}, fmt.Errorf("%w: %d has no week %d", ErrInvalidName, year, wk)
+		return time.Time{}, time.Time{}, failf(ErrInvalidName, "%d has no week %d", year, wk)
 	}
 	return start, start.AddDate(0, 0, 7), nil
 }
@@ -50,12 +50,11 @@ func (e *Engine) MakeReport(ctx context.Context, env, week, user string) (store.
 	}
 	environment, err := e.store.EnvironmentByName(ctx, env)
 	if err != nil {
-		return store.Operation{}, fmt.Errorf("%w: %s", ErrUnknownEnvironment, env)
+		return store.Operation{}, failf(ErrUnknownEnvironment, "unknown environment: %s", env)
 	}
 	// Only weeks the environment lived through have anything to report.
 	if end.Before(environment.CreatedAt) || start.After(e.store.Now()) {
-		return store.Operation{}, fmt.Errorf("%w: week %s is outside the life of environment %s (%s to this week)",
-			ErrInvalidName, week, env, ISOWeek(environment.CreatedAt))
+		return store.Operation{}, failf(ErrInvalidName, "week %s is outside the life of environment %s (%s to this week)", week, env, ISOWeek(environment.CreatedAt))
 	}
 	op := store.Operation{Type: "report", Environment: env, User: user, Channel: week}
 	return e.submit(ctx, op, func(ctx context.Context, l *opLog) error {

@@ -17,7 +17,7 @@ func (e *Engine) CreateApp(ctx context.Context, name string) (store.App, error) 
 		return store.App{}, err
 	}
 	if _, err := e.store.AppByName(ctx, name); err == nil {
-		return store.App{}, fmt.Errorf("%w: app %s", ErrExists, name)
+		return store.App{}, failf(ErrExists, "app %s already exists", name)
 	}
 	dir := e.repoDir(name)
 	if _, err := os.Stat(dir); os.IsNotExist(err) {
@@ -27,7 +27,7 @@ func (e *Engine) CreateApp(ctx context.Context, name string) (store.App, error) 
 	}
 	app, err := e.store.CreateApp(ctx, name)
 	if errors.Is(err, store.ErrExists) {
-		return app, fmt.Errorf("%w: app %s", ErrExists, name)
+		return app, failf(ErrExists, "app %s already exists", name)
 	}
 	return app, err
 }
@@ -39,7 +39,7 @@ func (e *Engine) CreateEnvironment(ctx context.Context, name string) (store.Envi
 	}
 	env, err := e.store.CreateEnvironment(ctx, name)
 	if errors.Is(err, store.ErrExists) {
-		return env, fmt.Errorf("%w: environment %s", ErrExists, name)
+		return env, failf(ErrExists, "environment %s already exists", name)
 	}
 	return env, err
 }
@@ -49,14 +49,14 @@ func (e *Engine) CreateEnvironment(ctx context.Context, name string) (store.Envi
 // activity record under its name.
 func (e *Engine) DeleteApp(ctx context.Context, name string) error {
 	if _, err := e.store.AppByName(ctx, name); err != nil {
-		return fmt.Errorf("%w: %s", ErrUnknownApp, name)
+		return failf(ErrUnknownApp, "unknown app: %s", name)
 	}
 	insts, err := e.store.Installations(ctx, name)
 	if err != nil {
 		return err
 	}
 	if len(insts) > 0 {
-		return fmt.Errorf("%w: %s is installed in %s: deprovision %s first", ErrInUse, name, resources(insts, func(i store.Installation) string { return i.Environment }), resources(insts, store.Installation.Resource))
+		return failf(ErrInUse, "%s is installed in %s: deprovision %s first", name, resources(insts, func(i store.Installation) string { return i.Environment }), resources(insts, store.Installation.Resource))
 	}
 	if err := e.store.DeleteApp(ctx, name); err != nil {
 		return err
@@ -73,7 +73,7 @@ func (e *Engine) DeleteApp(ctx context.Context, name string) error {
 // while any installation is in it; its operations and reports stay on record.
 func (e *Engine) DeleteEnvironment(ctx context.Context, name string) error {
 	if _, err := e.store.EnvironmentByName(ctx, name); err != nil {
-		return fmt.Errorf("%w: %s", ErrUnknownEnvironment, name)
+		return failf(ErrUnknownEnvironment, "unknown environment: %s", name)
 	}
 	all, err := e.store.Installations(ctx, "")
 	if err != nil {
@@ -86,7 +86,7 @@ func (e *Engine) DeleteEnvironment(ctx context.Context, name string) error {
 		}
 	}
 	if len(insts) > 0 {
-		return fmt.Errorf("%w: environment %s holds %s: deprovision them first", ErrInUse, name, resources(insts, store.Installation.Resource))
+		return failf(ErrInUse, "environment %s holds %s: deprovision them first", name, resources(insts, store.Installation.Resource))
 	}
 	return e.store.DeleteEnvironment(ctx, name)
 }
@@ -107,10 +107,10 @@ func (e *Engine) Install(ctx context.Context, app, env, branch, host, user strin
 		return store.Installation{}, nil, err
 	}
 	if _, err := e.store.AppByName(ctx, app); err != nil {
-		return store.Installation{}, nil, fmt.Errorf("%w: %s", ErrUnknownApp, app)
+		return store.Installation{}, nil, failf(ErrUnknownApp, "unknown app: %s", app)
 	}
 	if _, err := e.store.EnvironmentByName(ctx, env); err != nil {
-		return store.Installation{}, nil, fmt.Errorf("%w: %s", ErrUnknownEnvironment, env)
+		return store.Installation{}, nil, failf(ErrUnknownEnvironment, "unknown environment: %s", env)
 	}
 	if host == "" {
 		host = app + "." + env + "." + e.cfg.BaseDomain
@@ -121,7 +121,7 @@ func (e *Engine) Install(ctx context.Context, app, env, branch, host, user strin
 	}
 	inst, err := e.store.CreateInstallation(ctx, app, env, host, store.ChannelBranch, branch)
 	if errors.Is(err, store.ErrExists) {
-		return inst, nil, fmt.Errorf("%w: %s/%s is installed already, or host %s is taken", ErrExists, app, env, host)
+		return inst, nil, failf(ErrExists, "%s/%s is installed already, or host %s is taken", app, env, host)
 	}
 	if err != nil {
 		return inst, nil, err
@@ -144,15 +144,15 @@ func (e *Engine) Install(ctx context.Context, app, env, branch, host, user strin
 
 func checkHost(host string) error {
 	if len(host) > 253 || host == "" {
-		return fmt.Errorf("%w: host %q is not a valid host name", ErrInvalidName, host)
+		return failf(ErrInvalidName, "host %q is not a valid host name", host)
 	}
 	for _, label := range strings.Split(host, ".") {
 		if label == "" || len(label) > 63 || strings.HasPrefix(label, "-") || strings.HasSuffix(label, "-") {
-			return fmt.Errorf("%w: host %q is not a valid host name", ErrInvalidName, host)
+			return failf(ErrInvalidName, "host %q is not a valid host name", host)
 		}
 		for _, c := range label {
 			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-				return fmt.Errorf("%w: host %q is not a valid host name", ErrInvalidName, host)
+				return failf(ErrInvalidName, "host %q is not a valid host name", host)
 			}
 		}
 	}

@@ -3,7 +3,6 @@ package channels
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/slipway-dev/slipway/channels/repo"
 	"github.com/slipway-dev/slipway/store"
@@ -32,7 +31,7 @@ func (e *Engine) Track(ctx context.Context, app, env, branch, user string) (stor
 	}
 	commit, err := r.Branch(branch)
 	if err != nil {
-		return store.Operation{}, fmt.Errorf("%w: %s has no branch %q: push it first", ErrUnknownRef, app, branch)
+		return store.Operation{}, failf(ErrUnknownRef, "%s has no branch %q: push it first", app, branch)
 	}
 	return e.switchTo(ctx, inst, commit, user, channelChange{store.ChannelBranch, branch})
 }
@@ -51,9 +50,9 @@ func (e *Engine) Pin(ctx context.Context, app, env, ref, user string) (store.Ope
 	commit, err := r.Resolve(ref)
 	switch {
 	case errors.Is(err, repo.ErrAmbiguous):
-		return store.Operation{}, fmt.Errorf("%w: %q names more than one commit of %s: give more digits", ErrAmbiguousRef, ref, app)
+		return store.Operation{}, failf(ErrAmbiguousRef, "%q names more than one commit of %s: give more digits", ref, app)
 	case errors.Is(err, repo.ErrUnknownRef):
-		return store.Operation{}, fmt.Errorf("%w: %s has no commit, tag or branch %q", ErrUnknownRef, app, ref)
+		return store.Operation{}, failf(ErrUnknownRef, "%s has no commit, tag or branch %q", app, ref)
 	case err != nil:
 		return store.Operation{}, err
 	}

@@ -113,11 +113,13 @@ type exitCode int
 
 func (e exitCode) Error() string { return "exit status " + strconv.Itoa(int(e)) }
 
-// userMessage turns an error into the one line a person reads.
+// userMessage turns an error into the one line a person reads: the engine's
+// errors for people carry it whole; this package's own errors are written
+// for people too.
 func userMessage(err error) string {
 	msg := err.Error()
-	for _, sentinel := range []error{channels.ErrInvalidName, channels.ErrUnknownRef, channels.ErrAmbiguousRef, channels.ErrInUse} {
-		msg = strings.TrimPrefix(msg, sentinel.Error()+": ")
+	if _, m, ok := channels.ForPeople(err); ok {
+		msg = m
 	}
 	return strings.ReplaceAll(msg, "\n", " ")
 }

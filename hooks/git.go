@@ -42,7 +42,7 @@ func (s *Server) serveGit(sess ssh.Session, user store.User, service string, arg
 	}
 	app := strings.TrimSuffix(strings.Trim(args[0], "/"), ".git")
 	if err := channels.CheckName("app", app); err != nil {
-		fmt.Fprintf(stderr, "slipway: bad repository path %q: %s\n", args[0], strings.TrimPrefix(err.Error(), channels.ErrInvalidName.Error()+": "))
+		fmt.Fprintf(stderr, "slipway: bad repository path %q: %s\n", args[0], userMessage(err))
 		return 1
 	}
 	ctx := sess.Context()

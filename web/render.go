@@ -103,18 +103,16 @@ func userError(err error) (status int, msg string, ok bool) {
 	switch {
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return 0, "", false
-	case errors.Is(err, channels.ErrInvalidName):
-		return http.StatusBadRequest, strings.TrimPrefix(err.Error(), channels.ErrInvalidName.Error()+": "), true
 	case errors.Is(err, channels.ErrShuttingDown):
 		return http.StatusServiceUnavailable, "slipway is shutting down; try again once it is back", true
 	case errors.Is(err, channels.ErrNotRunning):
 		return http.StatusConflict, "The operation is not queued or running any more.", true
-	case errors.Is(err, channels.ErrUnknownRef):
-		return http.StatusBadRequest, strings.TrimPrefix(err.Error(), channels.ErrUnknownRef.Error()+": "), true
-	case errors.Is(err, channels.ErrAmbiguousRef):
-		return http.StatusBadRequest, strings.TrimPrefix(err.Error(), channels.ErrAmbiguousRef.Error()+": "), true
 	}
-	return 0, "", false
+	kind, msg, ok := channels.ForPeople(err)
+	if !ok {
+		return 0, "", false
+	}
+	return kind.HTTPStatus(), msg, true
 }
 
 func shortID(id string) string {

@@ -201,7 +201,7 @@ func (e *Engine) replace(ctx context.Context, l *opLog, opType string, installat
 	l.afterwards(func() error {
 		err := e.retire(l, old, inst)
 		if published != nil {
-			err = errors.Join(err, e.keepImage(l, inst, published))
+			err = errors.Join(err, e.keepImage(l, inst, commit, hash, published))
 		}
 		return err
 	})

@@ -496,3 +496,35 @@ func TestAFailedDeletionAfterTheSwapIsVisibleAndRetried(t *testing.T) {
 		t.Fatalf("instances %v, log:\n%s", got, te.log(op.ID))
 	}
 }
+
+func TestAKeptImageIsRecordedAsTheCommitItWasBuiltFrom(t *testing.T) {
+	te := newTestEngine(t, "web")
+	inst := te.install("web")
+	te.wait(te.push("web", te.commit("web", testManifest, "zero")))
+	te.rt.mu.Lock()
+	te.rt.holdDelete = make(chan struct{}) // c1's clean-up waits until c2 serves
+	te.rt.mu.Unlock()
+	c1 := te.commit("web", testManifest, "one")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if op, err := te.Wait(ctx, te.push("web", c1).ID); err != nil || op.Status != store.StatusSucceeded {
+		t.Fatalf("deploy c1: %+v %v", op, err)
+	}
+	c2 := te.commit("web", testManifest, "two")
+	if op, err := te.Wait(ctx, te.push("web", c2).ID); err != nil || op.Status != store.StatusSucceeded {
+		t.Fatalf("deploy c2: %+v %v", op, err)
+	}
+	te.rt.mu.Lock()
+	close(te.rt.holdDelete)
+	te.rt.holdDelete = nil
+	te.rt.mu.Unlock()
+	te.waitSettled(ctx, inst.ID)
+	kept, _ := te.store.KeptImages(ctx, inst.ID)
+	byCommit := map[string]int{}
+	for _, k := range kept {
+		byCommit[k.Commit]++
+	}
+	if len(kept) != 2 || byCommit[c1] != 1 || byCommit[c2] != 1 {
+		t.Fatalf("kept images %+v: want one of %s and one of %s", kept, shortID(c1), shortID(c2))
+	}
+}

@@ -49,10 +49,11 @@ func (e *Engine) publish(l *opLog, inst store.Installation, name, commit, hash s
 	return done
 }
 
-// keepImage records the published image of a build that now serves and
-// deletes images beyond the newest KeepImages. It waits for the publish in
-// the background: the operation does not.
-func (e *Engine) keepImage(l *opLog, inst store.Installation, published <-chan publishResult) error {
+// keepImage records the published image of the build of commit (made with
+// the environment of hash) and deletes images beyond the newest KeepImages.
+// It runs after the operation ended, so the installation may serve another
+// commit by now: the image is recorded as what it was built from.
+func (e *Engine) keepImage(l *opLog, inst store.Installation, commit, hash string, published <-chan publishResult) error {
 	r := <-published
 	if r.err != nil {
 		l.Logf("       No rollback image of this build: %s", r.err)
@@ -60,12 +61,11 @@ func (e *Engine) keepImage(l *opLog, inst store.Installation, published <-chan p
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	now, err := e.store.InstallationByID(ctx, inst.ID)
-	if err != nil {
+	if _, err := e.store.InstallationByID(ctx, inst.ID); err != nil {
 		e.rt.DeleteImage(ctx, r.fingerprint)
 		return nil // the installation is gone: nothing to roll back to
 	}
-	replaced, err := e.store.KeepImage(ctx, store.KeptImage{Fingerprint: r.fingerprint, InstallationID: inst.ID, Commit: now.Commit, EnvHash: now.EnvHash})
+	replaced, err := e.store.KeepImage(ctx, store.KeptImage{Fingerprint: r.fingerprint, InstallationID: inst.ID, Commit: commit, EnvHash: hash})
 	if err != nil {
 		e.log.Warn("Keep rollback image", "installation", inst.Resource(), "err", err)
 		e.rt.DeleteImage(ctx, r.fingerprint)
@@ -74,7 +74,7 @@ func (e *Engine) keepImage(l *opLog, inst store.Installation, published <-chan p
 	if replaced != "" && replaced != r.fingerprint {
 		e.rt.DeleteImage(ctx, replaced)
 	}
-	l.Logf("       Image %.12s of commit %s kept for fast rollbacks", r.fingerprint, shortID(now.Commit))
+	l.Logf("       Image %.12s of commit %s kept for fast rollbacks", r.fingerprint, shortID(commit))
 	e.pruneImages(ctx, l, inst.ID)
 	return nil
 }

@@ -66,6 +66,9 @@ func (e *Engine) Recover(ctx context.Context) error {
 			e.log.Warn("Delete orphan instance", "instance", in.Name, "err", err)
 		}
 	}
+	if err := e.store.InterruptCleanups(ctx, "slipway stopped before it ended; old instances were deleted at the next start"); err != nil {
+		e.log.Warn("Mark interrupted clean-ups", "err", err)
+	}
 	if _, err := e.DeleteLeftovers(ctx); err != nil {
 		e.log.Warn("Delete leftover instances", "err", err)
 	}

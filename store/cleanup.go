@@ -59,3 +59,9 @@ func (s *Store) ForgetLeftover(ctx context.Context, instance string) error {
 	_, err := s.db.ExecContext(ctx, `DELETE FROM leftover_instances WHERE instance = ?`, instance)
 	return wrapError(err)
 }
+
+// InterruptCleanups marks the clean-ups still pending when the daemon stopped.
+func (s *Store) InterruptCleanups(ctx context.Context, reason string) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE operations SET cleanup = ? WHERE cleanup = ?`, CleanupFailed+reason, CleanupPending)
+	return wrapError(err)
+}

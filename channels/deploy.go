@@ -21,17 +21,17 @@ import (
 
 // deployCommit queues an operation that makes inst serve commit. Deploy,
 // switch, restart and configure all take this one path.
-func (e *Engine) deployCommit(ctx context.Context, inst store.Installation, commit, user, opType string) (store.Operation, error) {
+func (e *Engine) deployCommit(ctx context.Context, inst store.Installation, commit, user string, opType store.OpType) (store.Operation, error) {
 	op := store.Operation{
 		Type: opType, App: inst.App, Environment: inst.Environment, InstallationID: inst.ID,
 		User: user, Commit: commit, Channel: inst.Channel(),
 	}
-	branch := inst.ChannelRef
+	branch := inst.Following.Ref // what the push moved, when it is a deploy
 	return e.submit(ctx, op, func(ctx context.Context, l *opLog) error {
 		// The installation may have been pinned or moved to another branch
 		// while this deploy waited in the queue.
 		now, err := e.store.InstallationByID(ctx, inst.ID)
-		if err == nil && opType == "deploy" && (now.ChannelKind != store.ChannelBranch || now.ChannelRef != branch) {
+		if err == nil && opType == store.OpDeploy && !now.Follows(branch) {
 			l.Logf("-----> %s now follows %s: commit %s of branch %s is stored, not deployed", now.Resource(), now.Channel(), shortID(commit), branch)
 			return nil
 		}
@@ -42,7 +42,7 @@ func (e *Engine) deployCommit(ctx context.Context, inst store.Installation, comm
 // pending is what an operation changes about an installation once its new
 // instance serves: nothing is changed if the operation fails.
 type pending struct {
-	channel *channelChange
+	channel *store.Channel
 	set     []store.ConfigVar
 	unset   []string
 }
@@ -51,7 +51,7 @@ type pending struct {
 // to it and removes the old one: build, verify, swap, drain. Until the swap,
 // any failure (or a cancel) deletes the new instance and the old one keeps
 // serving.
-func (e *Engine) replace(ctx context.Context, l *opLog, opType string, installationID int64, commit string, opID int64, change *pending) (err error) {
+func (e *Engine) replace(ctx context.Context, l *opLog, opType store.OpType, installationID int64, commit string, opID int64, change *pending) (err error) {
 	if change == nil {
 		change = &pending{}
 	}
@@ -104,7 +104,7 @@ func (e *Engine) replace(ctx context.Context, l *opLog, opType string, installat
 	hash := envHash(env)
 	var published <-chan publishResult
 	kept, keptErr := store.KeptImage{}, store.ErrNotFound
-	if opType != "restart" {
+	if opType != store.OpRestart {
 		kept, keptErr = e.store.KeptImageFor(ctx, inst.ID, commit, hash)
 	}
 	port := e.cfg.AppPort
@@ -212,7 +212,7 @@ func (e *Engine) replace(ctx context.Context, l *opLog, opType string, installat
 // config the operation changes, in one write.
 func (e *Engine) recordSwap(l *opLog, inst store.Installation, sw store.Swap, change *pending) error {
 	if to := change.channel; to != nil {
-		sw.ChannelKind, sw.ChannelRef = to.kind, to.ref
+		sw.Following = to
 	}
 	sw.Set, sw.Unset = change.set, change.unset
 	e.crashPoint("before the swap is recorded")

@@ -214,7 +214,7 @@ func (e *Engine) execute(j *job) {
 	startCleanup := e.settleAfter(j.op, log)
 	e.finish(j.op, status, reason)
 	startCleanup()
-	e.durations.observe(j.op.Type, time.Since(started))
+	e.durations.observe(string(j.op.Type), time.Since(started))
 	e.log.Info("Operation finished", "op", j.op.ID, "type", j.op.Type, "resource", j.op.Resource(), "status", status, "reason", reason, "duration", time.Since(started))
 }
 

@@ -73,7 +73,7 @@ func TestDeploySwapsAndRollsBackFromAnImage(t *testing.T) {
 		t.Fatalf("pin to a kept commit: launch %q\n%s", last, te.log(op.ID))
 	}
 	now, _ := te.store.InstallationByID(context.Background(), inst.ID)
-	if now.ChannelKind != store.ChannelCommit || now.ChannelRef != c1 || now.Commit != c1 {
+	if now.Following.Kind != store.ChannelCommit || now.Following.Ref != c1 || now.Commit != c1 {
 		t.Fatalf("installation after pin: %+v", now)
 	}
 	// A push while pinned deploys nothing.
@@ -417,8 +417,8 @@ func TestCrashAroundTheSwapLeavesAConsistentInstallation(t *testing.T) {
 			if point == "after the swap is recorded" {
 				want = struct{ kind, ref, commit, instance string }{store.ChannelCommit, c1, c1, fmt.Sprintf("web-prod-%d", pin.ID)}
 			}
-			if now.ChannelKind != want.kind || now.ChannelRef != want.ref || now.Commit != want.commit || now.Instance != want.instance {
-				t.Fatalf("after recovery: %s %s serving %s from %s, want %+v", now.ChannelKind, now.ChannelRef, now.Commit, now.Instance, want)
+			if now.Following.Kind != want.kind || now.Following.Ref != want.ref || now.Commit != want.commit || now.Instance != want.instance {
+				t.Fatalf("after recovery: %s %s serving %s from %s, want %+v", now.Following.Kind, now.Following.Ref, now.Commit, now.Instance, want)
 			}
 			rec := httptest.NewRecorder()
 			px.ServeHTTP(rec, httptest.NewRequest("GET", "http://"+inst.Host+"/", nil))

@@ -27,7 +27,7 @@ func (e *Engine) Restart(ctx context.Context, app, env, user string) (store.Oper
 	if inst.Commit == "" {
 		return store.Operation{}, failf(ErrNotDeployed, "%s: nothing is deployed there yet", inst.Resource())
 	}
-	op := store.Operation{Type: "restart", App: inst.App, Environment: inst.Environment, InstallationID: inst.ID,
+	op := store.Operation{Type: store.OpRestart, App: inst.App, Environment: inst.Environment, InstallationID: inst.ID,
 		User: user, Commit: inst.Commit, Channel: inst.Channel()}
 	return e.submit(ctx, op, func(ctx context.Context, l *opLog) error {
 		// What serves when the restart starts, not when it was queued: a
@@ -40,7 +40,7 @@ func (e *Engine) Restart(ctx context.Context, app, env, user string) (store.Oper
 			return failf(ErrNotDeployed, "%s: nothing is deployed there yet", now.Resource())
 		}
 		e.resolved(l, now.Commit)
-		return e.replace(ctx, l, "restart", inst.ID, now.Commit, l.id, nil)
+		return e.replace(ctx, l, store.OpRestart, inst.ID, now.Commit, l.id, nil)
 	})
 }
 
@@ -83,7 +83,7 @@ func (e *Engine) Configure(ctx context.Context, app, env string, set map[string]
 	}
 	sort.Strings(keys)
 	change := &pending{set: vars, unset: unset}
-	op := store.Operation{Type: "configure", App: inst.App, Environment: inst.Environment, InstallationID: inst.ID,
+	op := store.Operation{Type: store.OpConfigure, App: inst.App, Environment: inst.Environment, InstallationID: inst.ID,
 		User: user, Commit: inst.Commit, Channel: inst.Channel()}
 	return e.submit(ctx, op, func(ctx context.Context, l *opLog) error {
 		if len(keys) > 0 {
@@ -105,7 +105,7 @@ func (e *Engine) Configure(ctx context.Context, app, env string, set map[string]
 			return e.store.UpdateConfig(ctx, inst.ID, change.set, change.unset)
 		}
 		e.resolved(l, now.Commit)
-		return e.replace(ctx, l, "configure", inst.ID, now.Commit, l.id, change)
+		return e.replace(ctx, l, store.OpConfigure, inst.ID, now.Commit, l.id, change)
 	})
 }
 
@@ -116,7 +116,7 @@ func (e *Engine) Deprovision(ctx context.Context, app, env, user string) (store.
 	if err != nil {
 		return store.Operation{}, err
 	}
-	op := store.Operation{Type: "deprovision", App: inst.App, Environment: inst.Environment, InstallationID: inst.ID,
+	op := store.Operation{Type: store.OpDeprovision, App: inst.App, Environment: inst.Environment, InstallationID: inst.ID,
 		User: user, Commit: inst.Commit, Channel: inst.Channel()}
 	return e.submit(ctx, op, func(ctx context.Context, l *opLog) error {
 		e.waitSettled(ctx, inst.ID) // an image still being kept would outlive it
@@ -163,7 +163,7 @@ func (e *Engine) Maintenance(ctx context.Context, app, env string, on bool, mess
 	if on {
 		state = "on"
 	}
-	op := store.Operation{Type: "maintenance", App: inst.App, Environment: inst.Environment, InstallationID: inst.ID,
+	op := store.Operation{Type: store.OpMaintenance, App: inst.App, Environment: inst.Environment, InstallationID: inst.ID,
 		User: user, Commit: inst.Commit, Channel: inst.Channel()}
 	return e.submit(ctx, op, func(ctx context.Context, l *opLog) error {
 		if err := e.store.SetMaintenance(ctx, inst.ID, on, message); err != nil {
@@ -209,7 +209,7 @@ func (e *Engine) Execute(ctx context.Context, app, env string, cmd []string, std
 	if inst.Instance == "" {
 		return store.Operation{}, 0, failf(ErrNotDeployed, "%s: nothing is deployed there yet", inst.Resource())
 	}
-	op, err := e.store.CreateOperation(ctx, store.Operation{Type: "execute", App: inst.App, Environment: inst.Environment,
+	op, err := e.store.CreateOperation(ctx, store.Operation{Type: store.OpExecute, App: inst.App, Environment: inst.Environment,
 		InstallationID: inst.ID, User: user, Commit: inst.Commit, Channel: inst.Channel()})
 	if err != nil {
 		return op, 0, err

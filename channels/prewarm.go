@@ -104,7 +104,7 @@ func (e *Engine) expectedImage(inst store.Installation) string {
 	if err != nil {
 		return DefaultImage
 	}
-	head, err := r.Branch(inst.ChannelRef)
+	head, err := r.Branch(inst.Following.Ref)
 	if err != nil {
 		return DefaultImage
 	}

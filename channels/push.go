@@ -47,7 +47,7 @@ func (e *Engine) Pushed(ctx context.Context, app, user string, updates []RefUpda
 				skipped = append(skipped, inst)
 				continue
 			}
-			op, err := e.deployCommit(ctx, inst, u.New, user, "deploy")
+			op, err := e.deployCommit(ctx, inst, u.New, user, store.OpDeploy)
 			if err != nil {
 				return ops, skipped, err
 			}
@@ -109,7 +109,7 @@ func (e *Engine) RefusedUpdates(ctx context.Context, app string, updates []RefUp
 func following(insts []store.Installation, branch string) []store.Installation {
 	var out []store.Installation
 	for _, inst := range insts {
-		if inst.ChannelKind == store.ChannelBranch && inst.ChannelRef == branch && inst.State != store.StateDeprovisioned {
+		if inst.Follows(branch) {
 			out = append(out, inst)
 		}
 	}

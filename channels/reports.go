@@ -56,7 +56,7 @@ func (e *Engine) MakeReport(ctx context.Context, env, week, user string) (store.
 	if end.Before(environment.CreatedAt) || start.After(e.store.Now()) {
 		return store.Operation{}, failf(ErrInvalidName, "week %s is outside the life of environment %s (%s to this week)", week, env, ISOWeek(environment.CreatedAt))
 	}
-	op := store.Operation{Type: "report", Environment: env, User: user, Channel: week}
+	op := store.Operation{Type: store.OpReport, Environment: env, User: user, Channel: week}
 	return e.submit(ctx, op, func(ctx context.Context, l *opLog) error {
 		ops, err := e.store.Operations(ctx, store.OperationFilter{Environment: env, Since: start, Until: end})
 		if err != nil {
@@ -119,7 +119,7 @@ func reportCSV(ops []store.Operation) ([]byte, error) {
 		if !o.StartedAt.IsZero() && !o.FinishedAt.IsZero() {
 			duration = strconv.FormatFloat(o.FinishedAt.Sub(o.StartedAt).Seconds(), 'f', 3, 64)
 		}
-		w.Write([]string{strconv.FormatInt(o.ID, 10), o.Type, o.Status, o.Resource(), o.Environment, o.App, o.User,
+		w.Write([]string{strconv.FormatInt(o.ID, 10), string(o.Type), o.Status, o.Resource(), o.Environment, o.App, o.User,
 			o.Commit, o.Channel, o.Reason, stamp(o.QueuedAt), stamp(o.StartedAt), stamp(o.FinishedAt), duration})
 	}
 	w.Flush()

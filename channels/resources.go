@@ -135,7 +135,7 @@ func (e *Engine) Install(ctx context.Context, app, env, branch, host, user strin
 	if err != nil {
 		return inst, nil, nil // nothing pushed yet: the first push deploys
 	}
-	op, err := e.deployCommit(ctx, inst, commit, user, "deploy")
+	op, err := e.deployCommit(ctx, inst, commit, user, store.OpDeploy)
 	if err != nil {
 		return inst, nil, err
 	}

@@ -8,14 +8,6 @@ import (
 	"github.com/slipway-dev/slipway/store"
 )
 
-// channelChange is what a switch makes an installation follow once its new
-// instance serves.
-type channelChange struct {
-	kind, ref string
-}
-
-func (c channelChange) String() string { return c.kind + " " + c.ref }
-
 // Track makes an installation follow a branch and deploys the branch's head.
 func (e *Engine) Track(ctx context.Context, app, env, branch, user string) (store.Operation, error) {
 	if err := CheckBranch(branch); err != nil {
@@ -33,7 +25,7 @@ func (e *Engine) Track(ctx context.Context, app, env, branch, user string) (stor
 	if err != nil {
 		return store.Operation{}, failf(ErrUnknownRef, "%s has no branch %q: push it first", app, branch)
 	}
-	return e.switchTo(ctx, inst, commit, user, channelChange{store.ChannelBranch, branch})
+	return e.switchTo(ctx, inst, commit, user, store.Branch(branch))
 }
 
 // Pin makes an installation serve one commit and ignore pushes. ref may be a
@@ -56,35 +48,35 @@ func (e *Engine) Pin(ctx context.Context, app, env, ref, user string) (store.Ope
 	case err != nil:
 		return store.Operation{}, err
 	}
-	return e.switchTo(ctx, inst, commit, user, channelChange{store.ChannelCommit, commit})
+	return e.switchTo(ctx, inst, commit, user, store.Pinned(commit))
 }
 
-func (e *Engine) switchTo(ctx context.Context, inst store.Installation, commit, user string, to channelChange) (store.Operation, error) {
+func (e *Engine) switchTo(ctx context.Context, inst store.Installation, commit, user string, to store.Channel) (store.Operation, error) {
 	op := store.Operation{
-		Type: "switch", App: inst.App, Environment: inst.Environment, InstallationID: inst.ID,
+		Type: store.OpSwitch, App: inst.App, Environment: inst.Environment, InstallationID: inst.ID,
 		User: user, Commit: commit, Channel: to.String(),
 	}
 	return e.submit(ctx, op, func(ctx context.Context, l *opLog) error {
-		if to.kind == store.ChannelBranch {
+		if to.IsBranch() {
 			// The branch's head when the switch starts: a push while it
 			// waited in the queue deployed nothing here yet.
 			if r, err := repo.Open(e.repoDir(inst.App)); err == nil {
-				if head, err := r.Branch(to.ref); err == nil && head != commit {
+				if head, err := r.Branch(to.Ref); err == nil && head != commit {
 					commit = head
 					e.resolved(l, commit)
 				}
 			}
 		}
 		l.Logf("-----> Switching %s to %s", inst.Resource(), describe(to))
-		return e.replace(ctx, l, "switch", inst.ID, commit, l.id, &pending{channel: &to})
+		return e.replace(ctx, l, store.OpSwitch, inst.ID, commit, l.id, &pending{channel: &to})
 	})
 }
 
-func describe(c channelChange) string {
-	if c.kind == store.ChannelCommit {
-		return "pinned commit " + shortID(c.ref) + " (pushes are ignored until it tracks a branch again)"
+func describe(c store.Channel) string {
+	if !c.IsBranch() {
+		return "pinned commit " + shortID(c.Ref) + " (pushes are ignored until it tracks a branch again)"
 	}
-	return "branch " + c.ref
+	return "branch " + c.Ref
 }
 
 // HistoryEntry is one commit of an installation's channel.
@@ -115,9 +107,9 @@ func (e *Engine) History(ctx context.Context, app, env string, n int) (History, 
 		return h, err
 	}
 	h.Branches, _ = r.Branches()
-	from := inst.ChannelRef
-	if inst.ChannelKind == store.ChannelBranch {
-		from, err = r.Branch(inst.ChannelRef)
+	from := inst.Following.Ref
+	if inst.Following.IsBranch() {
+		from, err = r.Branch(inst.Following.Ref)
 		if err != nil {
 			return h, nil // nothing pushed yet
 		}
@@ -145,18 +137,9 @@ func (e *Engine) History(ctx context.Context, app, env string, n int) (History, 
 func (e *Engine) lastTrackedBranch(ctx context.Context, inst store.Installation) string {
 	ops, _ := e.store.Operations(ctx, store.OperationFilter{InstallationID: inst.ID})
 	for _, op := range ops {
-		if kind, ref, ok := cutChannel(op.Channel); ok && kind == store.ChannelBranch {
-			return ref
+		if c, ok := store.ParseChannel(op.Channel); ok && c.IsBranch() {
+			return c.Ref
 		}
 	}
 	return ""
-}
-
-func cutChannel(s string) (kind, ref string, ok bool) {
-	for _, k := range []string{store.ChannelBranch, store.ChannelCommit} {
-		if len(s) > len(k)+1 && s[:len(k)+1] == k+" " {
-			return k, s[len(k)+1:], true
-		}
-	}
-	return "", "", false
 }

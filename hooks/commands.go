@@ -286,7 +286,7 @@ func (s *Server) viewInstallation(i store.Installation) installationView {
 		draining = []string{}
 	}
 	return installationView{App: i.App, Environment: i.Environment, Host: i.Host, Channel: i.Channel(),
-		ChannelKind: i.ChannelKind, ChannelRef: i.ChannelRef, Commit: i.Commit, Instance: i.Instance,
+		ChannelKind: i.Following.Kind, ChannelRef: i.Following.Ref, Commit: i.Commit, Instance: i.Instance,
 		State: i.State, Draining: draining, CreatedAt: i.CreatedAt}
 }
 
@@ -369,7 +369,7 @@ func viewOperation(o store.Operation) operationView {
 		}
 		return &t
 	}
-	return operationView{ID: o.ID, Type: o.Type, Resource: o.Resource(), App: o.App, Environment: o.Environment,
+	return operationView{ID: o.ID, Type: string(o.Type), Resource: o.Resource(), App: o.App, Environment: o.Environment,
 		User: o.User, Status: o.Status, Commit: o.Commit, Channel: o.Channel, Reason: o.Reason, Cleanup: o.Cleanup,
 		QueuedAt: o.QueuedAt, StartedAt: opt(o.StartedAt), FinishedAt: opt(o.FinishedAt)}
 }

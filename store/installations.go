@@ -25,10 +25,9 @@ type Installation struct {
 	App         string
 	Environment string
 	Host        string
-	ChannelKind string
-	ChannelRef  string
-	Commit      string // served now
-	Instance    string // serving now
+	Following   Channel // its channel
+	Commit      string  // served now
+	Instance    string  // serving now
 	State       string
 	Maintenance *string // maintenance message when in maintenance mode
 	EnvHash     string  // the environment Instance was built with
@@ -39,7 +38,13 @@ type Installation struct {
 func (i Installation) Resource() string { return i.App + "/" + i.Environment }
 
 // Channel renders the channel as "branch main" or "commit 1a2b3c…".
-func (i Installation) Channel() string { return i.ChannelKind + " " + i.ChannelRef }
+func (i Installation) Channel() string { return i.Following.String() }
+
+// Follows reports whether the installation deploys pushes to branch: it
+// follows that branch and is not deprovisioned.
+func (i Installation) Follows(branch string) bool {
+	return i.Following == Branch(branch) && i.State != StateDeprovisioned
+}
 
 const installationColumns = `i.id, a.name, e.name, i.host, i.channel_kind, i.channel_ref, i.commit_sha, i.instance, i.state, i.maintenance, i.env_hash, i.created_at`
 const installationFrom = ` FROM installations i JOIN apps a ON a.id = i.app_id JOIN environments e ON e.id = i.environment_id `
@@ -105,7 +110,7 @@ func (s *Store) Installations(ctx context.Context, app string) ([]Installation, 
 // the traffic, with what the operation changes at the same moment.
 type Swap struct {
 	Commit, Instance, State, EnvHash string
-	ChannelKind, ChannelRef          string // "" when the channel stays
+	Following                        *Channel // nil when the channel stays
 	Set                              []ConfigVar
 	Unset                            []string
 }
@@ -119,8 +124,8 @@ func (s *Store) RecordSwap(ctx context.Context, id int64, sw Swap) error {
 			sw.Commit, sw.Instance, sw.State, sw.EnvHash, id); err != nil {
 			return wrapError(err)
 		}
-		if sw.ChannelKind != "" {
-			if _, err := tx.ExecContext(ctx, `UPDATE installations SET channel_kind = ?, channel_ref = ? WHERE id = ?`, sw.ChannelKind, sw.ChannelRef, id); err != nil {
+		if sw.Following != nil {
+			if _, err := tx.ExecContext(ctx, `UPDATE installations SET channel_kind = ?, channel_ref = ? WHERE id = ?`, sw.Following.Kind, sw.Following.Ref, id); err != nil {
 				return wrapError(err)
 			}
 		}
@@ -146,7 +151,7 @@ type scanner interface{ Scan(...any) error }
 func scanInstallation(row scanner) (Installation, error) {
 	var i Installation
 	var created, maintenance sql.NullString
-	err := row.Scan(&i.ID, &i.App, &i.Environment, &i.Host, &i.ChannelKind, &i.ChannelRef, &i.Commit, &i.Instance, &i.State, &maintenance, &i.EnvHash, &created)
+	err := row.Scan(&i.ID, &i.App, &i.Environment, &i.Host, &i.Following.Kind, &i.Following.Ref, &i.Commit, &i.Instance, &i.State, &maintenance, &i.EnvHash, &created)
 	if err != nil {
 		return Installation{}, wrapError(err)
 	}

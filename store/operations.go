@@ -21,7 +21,7 @@ const (
 // Operation is one recorded change.
 type Operation struct {
 	ID             int64
-	Type           string
+	Type           OpType
 	Status         string
 	App            string
 	Environment    string

@@ -19,11 +19,18 @@ const activityPage = 50
 
 // operationTypes and operationStatuses fill the filter form's choices.
 var (
-	operationTypes = []string{"deploy", "switch", "restart", "configure", "maintenance", "execute",
-		"deprovision", "backup", "restore", "purge", "report"}
+	operationTypes    = typeNames()
 	operationStatuses = []string{store.StatusQueued, store.StatusRunning, store.StatusSucceeded,
 		store.StatusFailed, store.StatusCancelled}
 )
+
+func typeNames() []string {
+	var out []string
+	for _, t := range store.OpTypes {
+		out = append(out, string(t))
+	}
+	return out
+}
 
 // activityQuery is the activity page's filter as the browser gave it, kept as
 // text so the form and the paging links carry it on unchanged.

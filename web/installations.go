@@ -88,7 +88,7 @@ func (s *server) installationPage(w http.ResponseWriter, r *http.Request, sess *
 		d.Notice = "The commit history could not be read; the daemon log says why."
 	}
 	d.Error = problem
-	d.Pinned = h.Installation.ChannelKind == store.ChannelCommit
+	d.Pinned = h.Installation.Following.Kind == store.ChannelCommit
 	d.CanDeploy = s.engine.Can(ctx, sess.User, env, channels.ActionDeploy)
 	d.Operations, err = s.store.Operations(ctx, store.OperationFilter{InstallationID: h.Installation.ID, Limit: 20})
 	if err != nil {

@@ -234,6 +234,8 @@ func TestBadInputGetsOneClearLine(t *testing.T) {
 		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
 		{[]string{"status", "'blog/production"}, "a ' quote that is not closed"},
 		{[]string{"ops", "--limit", "-1"}, "--limit -1: give a number of operations, 1 or more"},
+		{[]string{"ops", "--status", "weird"}, `--status "weird": give one of queued, running, succeeded, failed, cancelled`},
+		{[]string{"ops", "--type", "nope"}, `--type "nope": give one of deploy, switch`},
 		{[]string{"maintenance", "blog/production", "on", "--message", strings.Repeat("x", 600)}, "keep it to 500"},
 		{[]string{"report", "make", "production", "9999-W01"}, "outside the life of environment production"},
 		{[]string{"report", "make", "production", "0000-W01"}, "outside the life of environment production"},

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -29,6 +30,9 @@ func init() {
 	}...)
 }
 
+// operationStatuses are the values of ops --status.
+var operationStatuses = []string{store.StatusQueued, store.StatusRunning, store.StatusSucceeded, store.StatusFailed, store.StatusCancelled}
+
 func (s *Server) cmdOps(c *call, args []string) error {
 	fs := flag.NewFlagSet("ops", flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "")
@@ -48,7 +52,17 @@ func (s *Server) cmdOps(c *call, args []string) error {
 		return usageError("ops takes only flags")
 	}
 	if *status != "" {
+		if !slices.Contains(operationStatuses, *status) {
+			return usageError(fmt.Sprintf("--status %q: give one of %s", *status, strings.Join(operationStatuses, ", ")))
+		}
 		f.Statuses = []string{*status}
+	}
+	if f.Type != "" && !slices.Contains(store.OpTypes, store.OpType(f.Type)) {
+		var names []string
+		for _, t := range store.OpTypes {
+			names = append(names, string(t))
+		}
+		return usageError(fmt.Sprintf("--type %q: give one of %s", f.Type, strings.Join(names, ", ")))
 	}
 	if *since != "" {
 		t, err := parseSince(*since, time.Now())
@@ -254,6 +268,9 @@ func (s *Server) cmdConfig(c *call, args []string) error {
 			views = append(views, configView{Key: v.Key, Value: v.Masked(), Secret: v.Secret})
 		}
 		return writeJSON(c.out, views)
+	}
+	if len(vars) == 0 {
+		fmt.Fprintf(c.out, "%s has no environment variables; set some with: config set %s KEY=VALUE\n", pos[0], pos[0])
 	}
 	for _, v := range vars {
 		fmt.Fprintf(c.out, "%s=%s\n", v.Key, v.Masked())

@@ -1,0 +1,313 @@
+package channels
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	"github.com/slipway-dev/slipway/channels/proxy"
+	"github.com/slipway-dev/slipway/channels/repo"
+	"github.com/slipway-dev/slipway/store"
+)
+
+// A deploy, a switch, a restart, a configure and a restore all take one path,
+// told here in its phases: plan → launch → build and release → verify → swap
+// → retire and keep. Each phase registers the undo of what it makes; until
+// the swap, a failure (or a cancel) undoes them all, in reverse, and the old
+// instance keeps serving. The speed-ups live inside the phase they speed up.
+
+// deployment is one replace on its way through the phases.
+type deployment struct {
+	e      *Engine
+	l      *opLog
+	opType store.OpType
+	opID   int64
+	inst   store.Installation // as it was when the deployment began
+	commit string
+	change *pending
+
+	repo *repo.Repo
+	m    *Manifest
+	env  map[string]string
+	hash string           // of env: a kept image is reused only for the same one
+	kept *store.KeptImage // an earlier build of commit to launch, or nil
+
+	name     string       // the new instance
+	healthy  <-chan error // a health check already under way, or nil
+	settle   func() error // waits for the end of a launch not waited for, or nil
+	undo     reverter
+	done     []func()        // release what the phases hold, at the end
+	retiring *proxy.Upstream // the upstream the swap replaced
+}
+
+// replace makes installationID serve commit through the phases. change is
+// what the operation changes about the installation once the new instance
+// serves (nil: nothing).
+func (e *Engine) replace(ctx context.Context, l *opLog, opType store.OpType, installationID int64, commit string, opID int64, change *pending) (err error) {
+	endUrgent := e.urgent.begin()
+	defer endUrgent() // at the latest; on success right after the swap
+	d, err := e.plan(ctx, l, opType, installationID, commit, opID, change)
+	if err != nil {
+		return err
+	}
+	defer d.release()
+	defer func() {
+		if err != nil {
+			d.rollBack(err)
+		}
+	}()
+	for _, phase := range []func(context.Context) error{d.launch, d.buildAndRelease, d.verify} {
+		if err := phase(ctx); err != nil {
+			return err
+		}
+	}
+	if err := d.swap(endUrgent); err != nil {
+		return err
+	}
+	d.retireAndKeep()
+	return nil
+}
+
+// plan resolves what the deployment makes: the manifest at commit, the app's
+// environment, the new instance's name and whether an earlier build of the
+// same commit and environment can be launched instead of building again.
+func (e *Engine) plan(ctx context.Context, l *opLog, opType store.OpType, installationID int64, commit string, opID int64, change *pending) (*deployment, error) {
+	if change == nil {
+		change = &pending{}
+	}
+	inst, err := e.store.InstallationByID(ctx, installationID)
+	if err != nil {
+		return nil, fmt.Errorf("installation is gone: %w", err)
+	}
+	l.Logf("-----> %s of %s: commit %s (%s)", opType, inst.Resource(), shortID(commit), inst.Channel())
+	d := &deployment{e: e, l: l, opType: opType, opID: opID, inst: inst, commit: commit, change: change,
+		name: fmt.Sprintf("%s-%s-%d", inst.App, inst.Environment, opID)}
+	if d.repo, err = repo.Open(e.repoDir(inst.App)); err != nil {
+		return nil, err
+	}
+	data, err := d.repo.ReadFile(commit, ManifestFile)
+	if errors.Is(err, repo.ErrNoFile) {
+		return nil, fmt.Errorf("no %s at the root of commit %s: add one (see the README)", ManifestFile, shortID(commit))
+	}
+	if err != nil {
+		return nil, err
+	}
+	if d.m, err = ParseManifest(data); err != nil {
+		return nil, err
+	}
+	if d.env, err = e.appEnv(ctx, l, inst, commit, change); err != nil {
+		return nil, err
+	}
+	d.hash = envHash(d.env)
+	if opType != store.OpRestart { // a restart is a fresh start
+		if kept, err := e.store.KeptImageFor(ctx, inst.ID, commit, d.hash); err == nil {
+			d.kept = &kept
+		}
+	}
+	return d, nil
+}
+
+// dial reaches the new instance's app, as the proxy will.
+func (d *deployment) dial(ctx context.Context) (net.Conn, error) {
+	return d.e.rt.Dial(ctx, d.name, d.e.cfg.AppPort)
+}
+
+// launch starts the new instance: from the kept image of an earlier build, or
+// from the manifest's image.
+func (d *deployment) launch(ctx context.Context) error {
+	if d.kept != nil {
+		return d.launchKept(ctx)
+	}
+	return d.launchFresh(ctx)
+}
+
+// launchKept launches the image of an earlier build of the commit (a
+// rollback): it holds the built tree and the web script, and its runner starts
+// the app as the instance boots, so the health check starts at once.
+func (d *deployment) launchKept(ctx context.Context) error {
+	e, l := d.e, d.l
+	step := time.Now()
+	launched := make(chan error, 1)
+	hctx, hcancel := context.WithCancel(ctx)
+	d.done = append(d.done, hcancel)
+	go func() {
+		err := e.rt.Launch(ctx, d.name, d.kept.Fingerprint, e.labels(d.inst, d.commit, d.opID))
+		if err != nil {
+			hcancel()
+		}
+		launched <- err
+	}()
+	if len(d.m.Volumes) == 0 {
+		// Nothing to attach first: check the app while Incus finishes the
+		// start (see Runtime.Booted).
+		d.healthy = e.checkWhenBooted(hctx, d.name, d.dial, d.inst.Host, d.m.Health)
+	}
+	if err := <-launched; err != nil {
+		if d.healthy != nil {
+			<-d.healthy
+		}
+		return e.stepError(ctx, "create instance from the image of "+shortID(d.commit), err)
+	}
+	d.undo.Add(func() error { return e.deleteInstance(l, d.name, "new instance") })
+	l.Logf("       Instance %s started from the image of commit %s (%s): build and release skipped; release steps (migrations) are never reversed or re-run by a rollback",
+		d.name, shortID(d.commit), time.Since(step).Round(time.Millisecond))
+	return e.attachVolumes(ctx, l, d.inst, d.name, d.m)
+}
+
+// launchFresh claims the instance started while the push arrived (see
+// Prewarm), or launches one from the manifest's image.
+func (d *deployment) launchFresh(ctx context.Context) error {
+	e, l := d.e, d.l
+	step := time.Now()
+	// On the together path only the tree's delivery comes before the health
+	// check, so the instance may be used as soon as it has booted.
+	early := d.together() && len(d.m.Volumes) == 0
+	if ahead, wait, err := e.claimPrewarm(ctx, d.inst.ID, d.m.Image, early); err == nil {
+		d.name, d.settle = ahead, wait
+		d.undo.Add(func() error {
+			if d.settle != nil {
+				d.settle() // Incus deletes an instance only once its launch has ended
+			}
+			return e.deleteInstance(l, d.name, "new instance")
+		})
+		l.Logf("       Instance %s started from image %s while the push arrived (waited %s)", d.name, d.m.Image, time.Since(step).Round(time.Millisecond))
+	} else {
+		if ctx.Err() != nil {
+			return e.stepError(ctx, "create instance", err)
+		}
+		if err := e.rt.Launch(ctx, d.name, d.m.Image, e.labels(d.inst, d.commit, d.opID)); err != nil {
+			return e.stepError(ctx, "create instance", err)
+		}
+		d.undo.Add(func() error { return e.deleteInstance(l, d.name, "new instance") })
+		l.Logf("       Instance %s started from image %s (%s)", d.name, d.m.Image, time.Since(step).Round(time.Millisecond))
+	}
+	return e.attachVolumes(ctx, l, d.inst, d.name, d.m)
+}
+
+// together: without build or release steps nothing runs between copying the
+// tree and starting the app, so one step does both.
+func (d *deployment) together() bool { return len(d.m.Build) == 0 && len(d.m.Release) == 0 }
+
+// buildAndRelease puts the commit's tree into the new instance, runs the
+// manifest's build and release steps and starts web. An instance launched
+// from a kept image has all that already.
+func (d *deployment) buildAndRelease(ctx context.Context) error {
+	if d.kept != nil {
+		return nil
+	}
+	e, l := d.e, d.l
+	var tree io.ReadCloser
+	if d.together() {
+		tree = treeReader(d.repo, d.commit)
+		defer tree.Close()
+		l.Logf("-----> Copying commit %s and starting web: %s", shortID(d.commit), d.m.Web)
+	} else {
+		if err := e.putTree(ctx, d.repo, d.name, d.commit); err != nil {
+			return e.stepError(ctx, "copy the commit into the instance", err)
+		}
+		for _, step := range []struct {
+			kind string
+			cmds []string
+		}{{"build", d.m.Build}, {"release", d.m.Release}} {
+			for _, cmd := range step.cmds {
+				if err := e.runStep(ctx, l, d.name, step.kind, cmd, d.env); err != nil {
+					return err
+				}
+			}
+		}
+		if len(d.m.Release) > 0 {
+			l.Logf("       Note: a later rollback does not undo release steps (migrations); roll forward instead")
+		}
+		l.Logf("-----> Starting web: %s", d.m.Web)
+	}
+	if err := e.rt.StartService(ctx, d.name, d.m.Web, d.env, tree); err != nil {
+		return e.stepError(ctx, "start web", err)
+	}
+	return nil
+}
+
+// verify waits for the health check, and for the end of a launch the
+// deployment went on without: that end must have gone well before the
+// instance serves.
+func (d *deployment) verify(ctx context.Context) error {
+	step := time.Now()
+	if d.healthy == nil {
+		d.healthy = d.e.checkWhenBooted(ctx, d.name, d.dial, d.inst.Host, d.m.Health)
+	}
+	if err := <-d.healthy; err != nil {
+		return err
+	}
+	d.l.Logf("       Healthy: GET %s answered in time (%s)", d.m.Health.Path, time.Since(step).Round(time.Millisecond))
+	if d.settle != nil {
+		if err := d.settle(); err != nil {
+			return d.e.stepError(ctx, "create instance", err)
+		}
+	}
+	return nil
+}
+
+// swap records the new instance as the one serving, then moves the proxy to
+// it. The store first: a crash from here on finds the new instance recorded
+// (and routes to it), a crash before finds the old one. From the proxy's
+// swap on the new instance serves, so nothing is undone.
+func (d *deployment) swap(endUrgent func()) error {
+	e, l, inst := d.e, d.l, d.inst
+	sw := store.Swap{Commit: d.commit, Instance: d.name, State: store.StateRunning, EnvHash: d.hash}
+	if err := e.recordSwap(l, inst, sw, d.change); err != nil {
+		return err
+	}
+	old := e.proxy.Swap(inst.Host, proxy.NewUpstream(d.name, d.dial))
+	d.undo.Success()
+	endUrgent()
+	if to := d.change.channel; to != nil {
+		l.Logf("-----> %s now follows %s", inst.Resource(), describe(*to))
+	}
+	l.Logf("-----> %s now serves commit %s from %s", inst.Host, shortID(d.commit), d.name)
+	d.retiring = old
+	return nil
+}
+
+// retireAndKeep registers what follows the swap, after the operation ends
+// (see settle.go): the old instance is drained and deleted, and the new
+// build is kept as an image for fast rollbacks. The snapshot for that image
+// is taken now, while the instance is as its build left it.
+func (d *deployment) retireAndKeep() {
+	e, l := d.e, d.l
+	var published <-chan publishResult
+	if d.kept == nil {
+		published = e.publish(l, d.inst, d.name, d.commit, d.hash)
+	}
+	old := d.retiring
+	l.afterwards(func() error {
+		err := e.retire(l, old, d.inst)
+		if published != nil {
+			err = errors.Join(err, e.keepImage(l, d.inst, d.commit, d.hash, published))
+		}
+		return err
+	})
+}
+
+// rollBack undoes what the phases made, after err, and says how that went.
+func (d *deployment) rollBack(err error) {
+	l, inst := d.l, d.inst
+	l.Logf("-----> Rolling back: %s", err)
+	if rerr := d.undo.Fail(); rerr != nil {
+		l.Logf("       Rollback failed: %s", rerr)
+		return
+	}
+	if inst.Commit != "" {
+		l.Logf("       Rollback succeeded: %s still serves commit %s", inst.Host, shortID(inst.Commit))
+	} else {
+		l.Logf("       Rollback succeeded: nothing was serving %s before; it still serves nothing", inst.Host)
+	}
+}
+
+// release lets go of what the phases hold (a health check's context).
+func (d *deployment) release() {
+	for _, fn := range d.done {
+		fn()
+	}
+}

@@ -129,6 +129,9 @@ func TestFailedBuildKeepsOldCommitServing(t *testing.T) {
 	if got := d.settledInstances(); len(got) != 1 {
 		t.Fatalf("instances after failed build: %v, want the old one only", got)
 	}
+	if st := d.mustSSH("status", "shop/production"); !strings.Contains(st, `running, last deploy failed: build step "echo compiling; exit 3" exited with status 3`) {
+		t.Errorf("status does not say the last deploy failed:\n%s", st)
+	}
 	// The commit is stored even though its deploy failed.
 	clone := t.TempDir()
 	run(t, clone, w.env, "git", "clone", "-q", "ssh://git@"+d.addrs["ssh"]+"/shop", "c")
@@ -234,6 +237,8 @@ func TestBadInputGetsOneClearLine(t *testing.T) {
 		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
 		{[]string{"status", "'blog/production"}, "a ' quote that is not closed"},
 		{[]string{"ops", "--limit", "-1"}, "--limit -1: give a number of operations, 1 or more"},
+		{[]string{"ops", "--jsn"}, "there is no flag --jsn"},
+		{[]string{"ops", "--limit", "x"}, `--limit: "x" is not a whole number`},
 		{[]string{"ops", "--status", "weird"}, `--status "weird": give one of queued, running, succeeded, failed, cancelled`},
 		{[]string{"ops", "--type", "nope"}, `--type "nope": give one of deploy, switch`},
 		{[]string{"maintenance", "blog/production", "on", "--message", strings.Repeat("x", 600)}, "keep it to 500"},
@@ -249,6 +254,15 @@ func TestBadInputGetsOneClearLine(t *testing.T) {
 		}
 	}
 
+	// Asking for help is not an error.
+	for _, args := range [][]string{{"help", "status"}, {"status", "--help"}} {
+		if out, errOut, code := d.ssh(args...); code != 0 || !strings.HasPrefix(out, "usage: status [APP/ENV] [--json]") {
+			t.Errorf("ssh %v: exit %d %q %q", args, code, out, errOut)
+		}
+	}
+	if out, _, code := d.ssh("version"); code != 0 || !strings.HasPrefix(out, "slipway ") || !strings.Contains(out, "(commit ") {
+		t.Errorf("version: exit %d %q", code, out)
+	}
 	pub := run(t, d.dir, nil, "cat", d.key+".pub")
 	if _, errOut, code := d.sshAs(d.key, pub+pub, "key", "add", "admin"); code == 0 || !strings.Contains(errOut, "stdin holds 2 keys") {
 		t.Errorf("key add with two keys: exit %d, stderr %q", code, errOut)

@@ -83,6 +83,10 @@ func (s *Server) runCommand(sess ssh.Session, user store.User, args []string) in
 		fmt.Fprintf(c.errOut, "slipway: unknown command %q; run 'help' for the list\n", strings.Join(args, " "))
 		return 1
 	}
+	if wantsHelp(rest) {
+		writeUsage(c.out, cmd)
+		return 0
+	}
 	err := cmd.run(s, c, rest)
 	if err == nil {
 		return 0
@@ -130,7 +134,7 @@ func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
-			return nil, usageError(err.Error())
+			return nil, usageError(flagMessage(fs, err))
 		}
 		args = fs.Args()
 		if len(args) == 0 {
@@ -142,35 +146,43 @@ func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 }
 
 func (s *Server) cmdHelp(c *call, args []string) error {
-	fmt.Fprintln(c.out, "slipway: git push to deploy. Commands (ssh -p PORT git@HOST COMMAND):")
-	tw := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
-	for _, usage := range commandOrder() {
-		fmt.Fprintf(tw, "  %s\t%s\n", usage, commands[commandKey(usage)].help)
+	if len(args) > 0 {
+		cmd, _, ok := lookupCommand(args)
+		if !ok {
+			return fmt.Errorf("there is no command %q; run 'help' for the list", strings.Join(args, " "))
+		}
+		writeUsage(c.out, cmd)
+		return nil
 	}
-	tw.Flush()
-	fmt.Fprintln(c.out, "Push: git remote add deploy ssh://git@HOST:PORT/APP && git push deploy main")
-	return nil
-}
-
-// commandOrder is the order help lists commands in: the everyday ones first,
-// then any others by name.
-func commandOrder() []string {
-	var out []string
+	fmt.Fprintln(c.out, "slipway: git push to deploy. Run a command with: ssh -p PORT git@HOST COMMAND")
+	fmt.Fprintln(c.out, "Push an app: git remote add deploy ssh://git@HOST:PORT/APP && git push deploy main")
 	listed := map[string]bool{}
-	for _, k := range []string{"help", "app create", "app delete", "env create", "env delete", "install", "status", "ops", "logs", "track", "pin", "history", "restart", "config", "config set", "config unset", "maintenance", "run", "cancel", "deprovision", "login", "users", "user add", "user remove", "key add", "key list", "key remove", "grant", "revoke", "access", "report list", "report get", "report make"} {
-		if c, ok := commands[k]; ok {
-			out = append(out, c.usage)
-			listed[k] = true
+	for _, t := range helpTopics {
+		fmt.Fprintf(c.out, "\n%s:\n", t.title)
+		for _, k := range t.commands {
+			if cmd, ok := commands[k]; ok {
+				writeWrapped(c.out, "  ", cmd.usage)
+				writeWrapped(c.out, "      ", cmd.help)
+				listed[k] = true
+			}
 		}
 	}
 	var rest []string
-	for k, c := range commands {
+	for k := range commands {
 		if !listed[k] {
-			rest = append(rest, c.usage)
+			rest = append(rest, k)
 		}
 	}
 	sort.Strings(rest)
-	return append(out, rest...)
+	if len(rest) > 0 {
+		fmt.Fprintln(c.out, "\nOther:")
+		for _, k := range rest {
+			writeWrapped(c.out, "  ", commands[k].usage)
+			writeWrapped(c.out, "      ", commands[k].help)
+		}
+	}
+	fmt.Fprintln(c.out, "\nhelp COMMAND (or COMMAND --help) shows one command.")
+	return nil
 }
 
 func (s *Server) cmdAppCreate(c *call, args []string) error {
@@ -277,6 +289,9 @@ type installationView struct {
 	State       string    `json:"state"`
 	Draining    []string  `json:"draining"` // old instances still being drained and deleted
 	CreatedAt   time.Time `json:"created_at"`
+	// LastOperation is the installation's newest operation, so a failed
+	// deploy shows where people look first.
+	LastOperation *operationView `json:"last_operation"`
 }
 
 func (s *Server) viewInstallation(i store.Installation) installationView {
@@ -285,9 +300,28 @@ func (s *Server) viewInstallation(i store.Installation) installationView {
 	if draining == nil {
 		draining = []string{}
 	}
-	return installationView{App: i.App, Environment: i.Environment, Host: i.Host, Channel: i.Channel(),
+	v := installationView{App: i.App, Environment: i.Environment, Host: i.Host, Channel: i.Channel(),
 		ChannelKind: i.Following.Kind, ChannelRef: i.Following.Ref, Commit: i.Commit, Instance: i.Instance,
 		State: i.State, Draining: draining, CreatedAt: i.CreatedAt}
+	if ops, err := s.store.Operations(context.Background(), store.OperationFilter{InstallationID: i.ID, Limit: 1}); err == nil && len(ops) == 1 {
+		last := viewOperation(ops[0])
+		v.LastOperation = &last
+	}
+	return v
+}
+
+// stateLine is the STATE column of status: the state, and the newest
+// operation when it did not succeed.
+func stateLine(v installationView) string {
+	last := v.LastOperation
+	if last == nil || last.Status == store.StatusSucceeded {
+		return v.State
+	}
+	line := fmt.Sprintf("%s, last %s %s", v.State, last.Type, last.Status)
+	if last.Reason != "" {
+		line += ": " + last.Reason
+	}
+	return line
 }
 
 func (s *Server) cmdStatus(c *call, args []string) error {
@@ -333,13 +367,14 @@ func (s *Server) cmdStatus(c *call, args []string) error {
 		return writeJSON(c.out, views)
 	}
 	tw := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "INSTALLATION\tCHANNEL\tCOMMIT\tINSTANCE\tSTATE\tHOST")
+	fmt.Fprintln(tw, "INSTALLATION\tCHANNEL\tCOMMIT\tINSTANCE\tHOST\tSTATE")
 	for _, i := range insts {
+		v := s.viewInstallation(i)
 		instance := dash(i.Instance)
-		if old := s.viewInstallation(i).Draining; len(old) > 0 {
-			instance += " (" + strings.Join(old, ", ") + " draining)"
+		if len(v.Draining) > 0 {
+			instance += " (" + strings.Join(v.Draining, ", ") + " draining)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", i.Resource(), i.Channel(), dash(shortID(i.Commit)), instance, i.State, i.Host)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", i.Resource(), i.Channel(), dash(shortID(i.Commit)), instance, i.Host, stateLine(v))
 	}
 	return tw.Flush()
 }

@@ -2,6 +2,7 @@ package hooks
 
 import (
 	"flag"
+	"strings"
 	"testing"
 	"time"
 )
@@ -26,13 +27,61 @@ func TestLookupCommand(t *testing.T) {
 	if _, _, ok := lookupCommand([]string{"frobnicate"}); ok {
 		t.Error("unknown command found")
 	}
-	for _, usage := range commandOrder() {
-		if _, ok := commands[commandKey(usage)]; !ok {
-			t.Errorf("help lists %q, which is not a command", usage)
+}
+
+func TestHelpListsEveryCommandOnceByTopic(t *testing.T) {
+	seen := map[string]bool{}
+	for _, topic := range helpTopics {
+		for _, k := range topic.commands {
+			if _, ok := commands[k]; !ok {
+				t.Errorf("help topic %q lists %q, which is not a command", topic.title, k)
+			}
+			if seen[k] {
+				t.Errorf("help lists %q twice", k)
+			}
+			seen[k] = true
 		}
 	}
-	if len(commandOrder()) != len(commands) {
-		t.Errorf("help lists %d commands, %d exist", len(commandOrder()), len(commands))
+	for k := range commands {
+		if !seen[k] {
+			t.Errorf("command %q is in no help topic", k)
+		}
+	}
+	var b strings.Builder
+	(&Server{}).cmdHelp(&call{out: &b}, nil)
+	for _, line := range strings.Split(b.String(), "\n") {
+		if len(line) > helpWidth {
+			t.Errorf("help line of %d columns: %q", len(line), line)
+		}
+	}
+	b.Reset()
+	if err := (&Server{}).cmdHelp(&call{out: &b}, []string{"config", "set"}); err != nil || !strings.HasPrefix(b.String(), "usage: config set APP/ENV") {
+		t.Errorf("help config set: %v %q", err, b.String())
+	}
+}
+
+func TestFlagErrorsInSlipwaysWords(t *testing.T) {
+	fs := newFlagSetForTest()
+	fs.Bool("json", false, "")
+	fs.Int("limit", 50, "")
+	for args, want := range map[string]string{
+		"--jsn":        "there is no flag --jsn",
+		"--limit x":    `--limit: "x" is not a whole number`,
+		"--limit":      "--limit needs a value",
+		"--json=maybe": `--json: "maybe" is not true or false`,
+	} {
+		_, err := parseFlags(fs, strings.Fields(args))
+		if err == nil || err.Error() != want {
+			t.Errorf("flags %q: %v, want %q", args, err, want)
+		}
+	}
+	for _, args := range [][]string{{"--help"}, {"a/b", "-h"}} {
+		if !wantsHelp(args) {
+			t.Errorf("%q does not ask for help", args)
+		}
+	}
+	if wantsHelp([]string{"a/b", "--", "ls", "--help"}) {
+		t.Error("run's own --help taken as slipway's")
 	}
 }
 

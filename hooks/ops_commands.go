@@ -1,6 +1,7 @@
 package hooks
 
 import (
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -18,7 +19,7 @@ import (
 func init() {
 	register([]command{
 		{"ops [--app A] [--env E] [--type T] [--user U] [--status S] [--since 24h|2026-11-01] [--limit N] [--json]", "operations, newest first", (*Server).cmdOps},
-		{"logs OP|APP/ENV [-f]", "an operation's log (APP/ENV: its newest operation); -f follows it live", (*Server).cmdLogs},
+		{"logs OP|APP/ENV [-f] [--json]", "an operation's log (APP/ENV: its newest operation); -f follows it live", (*Server).cmdLogs},
 		{"cancel OP", "stop a queued or running operation; its new instance is removed, the old one keeps serving", (*Server).cmdCancel},
 		{"restart APP/ENV", "replace the instance with a fresh one of the same commit, without downtime", (*Server).cmdRestart},
 		{"config APP/ENV [--json]", "list the environment variables (secret values masked)", (*Server).cmdConfig},
@@ -135,6 +136,7 @@ func (s *Server) cmdLogs(c *call, args []string) error {
 	fs := flag.NewFlagSet("logs", flag.ContinueOnError)
 	follow := fs.Bool("f", false, "")
 	fs.BoolVar(follow, "follow", false, "")
+	asJSON := fs.Bool("json", false, "")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -161,9 +163,13 @@ func (s *Server) cmdLogs(c *call, args []string) error {
 		return err
 	}
 	if !*follow {
-		return s.printLog(c, op.ID)
+		return s.printLog(c, op.ID, *asJSON)
 	}
+	enc := json.NewEncoder(c.out)
 	final, err := s.engine.Follow(c.ctx, op.ID, 0, func(l store.LogLine) error {
+		if *asJSON { // one object a line, as they come
+			return enc.Encode(viewLogLine(l))
+		}
 		_, err := fmt.Fprintln(c.out, l.Text)
 		return err
 	})
@@ -176,17 +182,42 @@ func (s *Server) cmdLogs(c *call, args []string) error {
 	return nil
 }
 
-// printLog writes an operation's stored log a page at a time.
-func (s *Server) printLog(c *call, opID int64) error {
+// logLineView is the --json shape of a log line.
+type logLineView struct {
+	Seq  int64     `json:"seq"`
+	At   time.Time `json:"at"`
+	Text string    `json:"text"`
+}
+
+func viewLogLine(l store.LogLine) logLineView { return logLineView{Seq: l.Seq, At: l.At, Text: l.Text} }
+
+// printLog writes an operation's stored log a page at a time: as text, or as
+// one JSON array of lines.
+func (s *Server) printLog(c *call, opID int64, asJSON bool) error {
 	const page = 1000
 	var after int64
+	first := true
+	if asJSON {
+		fmt.Fprint(c.out, "[")
+		defer fmt.Fprintln(c.out, "]")
+	}
 	for {
 		lines, err := s.store.Logs(c.ctx, opID, after, page)
 		if err != nil {
 			return err
 		}
 		for _, l := range lines {
-			if _, err := fmt.Fprintln(c.out, l.Text); err != nil {
+			if asJSON {
+				data, _ := json.Marshal(viewLogLine(l))
+				if !first {
+					fmt.Fprint(c.out, ",")
+				}
+				first = false
+				_, err = fmt.Fprintf(c.out, "\n  %s", data)
+			} else {
+				_, err = fmt.Fprintln(c.out, l.Text)
+			}
+			if err != nil {
 				return nil // the reader went away
 			}
 			after = max(after, l.Seq)

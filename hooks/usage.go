@@ -1,0 +1,99 @@
+package hooks
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// helpTopics groups the commands for help, everyday ones first.
+var helpTopics = []struct {
+	title    string
+	commands []string
+}{
+	{"Apps and installations", []string{"app create", "app delete", "env create", "env delete", "install", "status", "deprovision"}},
+	{"Deploys and rollback", []string{"history", "track", "pin", "restart"}},
+	{"Operations", []string{"ops", "logs", "cancel", "run"}},
+	{"Configuration", []string{"config", "config set", "config unset", "maintenance"}},
+	{"Backups", []string{"backup now", "backup list", "backup verify", "backup schedule", "backup purge", "restore"}},
+	{"People and access", []string{"login", "users", "user add", "user remove", "key add", "key list", "key remove", "grant", "revoke", "access"}},
+	{"Reports", []string{"report list", "report get", "report make"}},
+	{"This server", []string{"help", "version"}},
+}
+
+// helpWidth is the widest line help writes.
+const helpWidth = 100
+
+// writeWrapped writes text after indent, wrapped at word boundaries so no
+// line is wider than helpWidth.
+func writeWrapped(w io.Writer, indent, text string) {
+	line := indent
+	for _, word := range strings.Fields(text) {
+		if len(line) > len(indent) && len(line)+1+len(word) > helpWidth {
+			fmt.Fprintln(w, line)
+			line = indent + "  "
+		}
+		if len(line) > len(indent) && !strings.HasSuffix(line, "  ") {
+			line += " "
+		}
+		line += word
+	}
+	fmt.Fprintln(w, line)
+}
+
+// writeUsage is what help COMMAND and COMMAND --help print.
+func writeUsage(w io.Writer, cmd command) {
+	writeWrapped(w, "usage: ", cmd.usage)
+	writeWrapped(w, "  ", cmd.help)
+}
+
+// wantsHelp reports whether a command's arguments ask for its usage. After
+// "--" the words are another program's (run APP/ENV -- CMD --help).
+func wantsHelp(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "--help", "-help", "-h":
+			return true
+		}
+	}
+	return false
+}
+
+var (
+	unknownFlag = regexp.MustCompile(`^flag provided but not defined: -+(.*)$`)
+	badValue    = regexp.MustCompile(`^invalid (?:boolean )?value "(.*)" for (?:flag )?-+([^:]*):`)
+	needsValue  = regexp.MustCompile(`^flag needs an argument: -+(.*)$`)
+)
+
+// flagMessage says in slipway's words what the flag package found wrong.
+func flagMessage(fs *flag.FlagSet, err error) string {
+	msg := err.Error()
+	if m := unknownFlag.FindStringSubmatch(msg); m != nil {
+		return fmt.Sprintf("there is no flag --%s", m[1])
+	}
+	if m := badValue.FindStringSubmatch(msg); m != nil {
+		want := "a value it takes"
+		if f := fs.Lookup(m[2]); f != nil {
+			if g, ok := f.Value.(flag.Getter); ok {
+				switch g.Get().(type) {
+				case int, int64, uint, uint64:
+					want = "a whole number"
+				case bool:
+					want = "true or false"
+				case time.Duration:
+					want = "a duration such as 30s"
+				}
+			}
+		}
+		return fmt.Sprintf("--%s: %q is not %s", m[2], m[1], want)
+	}
+	if m := needsValue.FindStringSubmatch(msg); m != nil {
+		return fmt.Sprintf("--%s needs a value", m[1])
+	}
+	return msg
+}

@@ -14,12 +14,12 @@ import (
 
 func init() {
 	register([]command{
-		{"backup now APP/ENV | --store", "back up the installation's volumes (or the store) now, then test-restore the backup", (*Server).cmdBackupNow},
-		{"backup list APP/ENV | --store [--json]", "backups with size, SHA-256 and whether their test restore matched", (*Server).cmdBackupList},
-		{"backup verify APP/ENV BACKUP | --store BACKUP", "check a backup's file against its SHA-256 and test-restore it again", (*Server).cmdBackupVerify},
-		{"backup schedule APP/ENV [CRON|off|default]", "show or set when the installation is backed up (cron, UTC)", (*Server).cmdBackupSchedule},
-		{"backup purge APP/ENV | --store", "remove backups past retention (also run after every scheduled backup)", (*Server).cmdBackupPurge},
-		{"restore APP/ENV BACKUP [--to-new APP/ENV2]", "restore a volume backup (a safety backup is taken first) and redeploy without downtime", (*Server).cmdRestore},
+		{"backup now APP/ENV | --store", "back up the installation's volumes (or the store) now, then test-restore the backup", onBackups(channels.ActionBackup), (*Server).cmdBackupNow},
+		{"backup list APP/ENV | --store [--json]", "backups with size, SHA-256 and whether their test restore matched", onBackups(channels.ActionBackup), (*Server).cmdBackupList},
+		{"backup verify APP/ENV BACKUP | --store BACKUP", "check a backup's file against its SHA-256 and test-restore it again", onBackups(channels.ActionBackup), (*Server).cmdBackupVerify},
+		{"backup schedule APP/ENV [CRON|off|default]", "show or set when the installation is backed up (cron, UTC)", onBackups(channels.ActionBackup), (*Server).cmdBackupSchedule},
+		{"backup purge APP/ENV | --store", "remove backups past retention (also run after every scheduled backup)", onBackups(channels.ActionBackup), (*Server).cmdBackupPurge},
+		{"restore APP/ENV BACKUP [--to-new APP/ENV2]", "restore a volume backup (a safety backup is taken first) and redeploy without downtime", restoreGate, (*Server).cmdRestore},
 	}...)
 }
 
@@ -45,9 +45,9 @@ func (s *Server) backupResource(c *call, arg string, a channels.Action) (app, en
 	return app, env, nil
 }
 
-// backupTarget reads "APP/ENV" or "--store" and checks access; store
-// backups hold every environment's data, so they are for global admins.
-func (s *Server) backupTarget(c *call, name string, args []string, more int) (app, env string, rest []string, err error) {
+// backupTarget reads "APP/ENV" or "--store" (the gate, onBackups, decided
+// who may).
+func backupTarget(name string, args []string, more int) (app, env string, rest []string, err error) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	storeFlag := fs.Bool("store", false, "")
 	pos, err := parseFlags(fs, args)
@@ -58,20 +58,17 @@ func (s *Server) backupTarget(c *call, name string, args []string, more int) (ap
 		if len(pos) != more {
 			return "", "", nil, usageError(name + " takes APP/ENV or --store")
 		}
-		if !c.user.Admin {
-			return "", "", nil, errAdminOnly
-		}
 		return "", "", pos, nil
 	}
 	if len(pos) != 1+more {
 		return "", "", nil, usageError(name + " takes APP/ENV or --store")
 	}
-	app, env, err = s.backupResource(c, pos[0], channels.ActionBackup)
+	app, env, err = channels.ParseResource(pos[0])
 	return app, env, pos[1:], err
 }
 
 func (s *Server) cmdBackupNow(c *call, args []string) error {
-	app, env, _, err := s.backupTarget(c, "backup now", args, 0)
+	app, env, _, err := backupTarget("backup now", args, 0)
 	if err != nil {
 		return err
 	}
@@ -131,7 +128,7 @@ func (s *Server) cmdBackupList(c *call, args []string) error {
 	if *storeFlag {
 		rest = append(rest, "--store")
 	}
-	app, env, _, err := s.backupTarget(c, "backup list", rest, 0)
+	app, env, _, err := backupTarget("backup list", rest, 0)
 	if err != nil {
 		return err
 	}
@@ -189,7 +186,7 @@ func describeSchedule(spec string, own bool) string {
 }
 
 func (s *Server) cmdBackupVerify(c *call, args []string) error {
-	app, env, rest, err := s.backupTarget(c, "backup verify", args, 1)
+	app, env, rest, err := backupTarget("backup verify", args, 1)
 	if err != nil {
 		return err
 	}
@@ -212,7 +209,7 @@ func (s *Server) cmdBackupSchedule(c *call, args []string) error {
 	if len(args) < 1 {
 		return usageError("backup schedule takes APP/ENV and, to change it, a cron schedule, off or default")
 	}
-	app, env, err := s.backupResource(c, args[0], channels.ActionBackup)
+	app, env, err := channels.ParseResource(args[0])
 	if err != nil {
 		return err
 	}
@@ -231,7 +228,7 @@ func (s *Server) cmdBackupSchedule(c *call, args []string) error {
 }
 
 func (s *Server) cmdBackupPurge(c *call, args []string) error {
-	app, env, _, err := s.backupTarget(c, "backup purge", args, 0)
+	app, env, _, err := backupTarget("backup purge", args, 0)
 	if err != nil {
 		return err
 	}
@@ -257,7 +254,7 @@ func (s *Server) cmdRestore(c *call, args []string) error {
 	if len(pos) != 2 {
 		return usageError("restore takes APP/ENV and a backup ID")
 	}
-	app, env, err := s.backupResource(c, pos[0], channels.ActionRestore)
+	app, env, err := channels.ParseResource(pos[0])
 	if err != nil {
 		return err
 	}
@@ -267,7 +264,7 @@ func (s *Server) cmdRestore(c *call, args []string) error {
 	}
 	var toApp, toEnv string
 	if *to != "" {
-		if toApp, toEnv, err = s.backupResource(c, *to, channels.ActionRestore); err != nil {
+		if toApp, toEnv, err = channels.ParseResource(*to); err != nil {
 			return err
 		}
 	}

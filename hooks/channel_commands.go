@@ -14,10 +14,10 @@ import (
 
 func init() {
 	register([]command{
-		{"track APP/ENV BRANCH", "follow a branch again and deploy its head", (*Server).cmdTrack},
-		{"pin APP/ENV COMMIT|TAG", "serve one commit (the rollback); pushes are ignored until track", (*Server).cmdPin},
-		{"history APP/ENV [--json]", "the channel's recent commits, marking the served and deployed ones", (*Server).cmdHistory},
-		{"login", "print a one-time sign-in link for the web page (valid 5 minutes)", (*Server).cmdLogin},
+		{"track APP/ENV BRANCH", "follow a branch again and deploy its head", onInstallation(channels.ActionDeploy), (*Server).cmdTrack},
+		{"pin APP/ENV COMMIT|TAG", "serve one commit (the rollback); pushes are ignored until track", onInstallation(channels.ActionDeploy), (*Server).cmdPin},
+		{"history APP/ENV [--json]", "the channel's recent commits, marking the served and deployed ones", onInstallation(channels.ActionView), (*Server).cmdHistory},
+		{"login", "print a one-time sign-in link for the web page (valid 5 minutes)", anyone, (*Server).cmdLogin},
 	}...)
 }
 
@@ -25,7 +25,7 @@ func (s *Server) cmdTrack(c *call, args []string) error {
 	if len(args) != 2 {
 		return usageError("track takes APP/ENV and a branch")
 	}
-	app, env, err := s.resource(c, args[0], channels.ActionDeploy)
+	app, env, err := channels.ParseResource(args[0])
 	if err != nil {
 		return err
 	}
@@ -40,7 +40,7 @@ func (s *Server) cmdPin(c *call, args []string) error {
 	if len(args) != 2 {
 		return usageError("pin takes APP/ENV and a commit or tag")
 	}
-	app, env, err := s.resource(c, args[0], channels.ActionDeploy)
+	app, env, err := channels.ParseResource(args[0])
 	if err != nil {
 		return err
 	}
@@ -51,8 +51,9 @@ func (s *Server) cmdPin(c *call, args []string) error {
 	return s.followOperation(c.ctx, c.out, op)
 }
 
-// resource parses APP/ENV and checks the user may act on it; an installation
-// the user may not see is reported exactly like one that does not exist.
+// resource parses APP/ENV and checks the user may do action on it, for the
+// gate (gate.go); an installation the user may not see is reported exactly
+// like one that does not exist.
 func (s *Server) resource(c *call, arg string, a channels.Action) (app, env string, err error) {
 	app, env, err = channels.ParseResource(arg)
 	if err != nil {
@@ -109,7 +110,7 @@ func (s *Server) cmdHistory(c *call, args []string) error {
 	if len(pos) != 1 {
 		return usageError("history takes APP/ENV")
 	}
-	app, env, err := s.resource(c, pos[0], channels.ActionView)
+	app, env, err := channels.ParseResource(pos[0])
 	if err != nil {
 		return err
 	}

@@ -39,6 +39,7 @@ func (e usageError) Error() string { return string(e) }
 type command struct {
 	usage string
 	help  string
+	gate  gate // who may run it (gate.go)
 	run   func(s *Server, c *call, args []string) error
 }
 
@@ -53,13 +54,13 @@ func register(cs ...command) {
 
 func init() {
 	register([]command{
-		{"help", "show this help", (*Server).cmdHelp},
-		{"app create NAME", "create an app (a git repository to push to)", (*Server).cmdAppCreate},
-		{"env create NAME", "create an environment", (*Server).cmdEnvCreate},
-		{"app delete NAME", "delete an app and its repository (not while it is installed)", (*Server).cmdAppDelete},
-		{"env delete NAME", "delete an environment (not while it has installations)", (*Server).cmdEnvDelete},
-		{"install APP/ENV --branch BRANCH [--host HOST]", "install APP in ENV following BRANCH", (*Server).cmdInstall},
-		{"status [APP/ENV] [--json]", "channel, commit served, instance and state", (*Server).cmdStatus},
+		{"help", "show this help", anyone, (*Server).cmdHelp},
+		{"app create NAME", "create an app (a git repository to push to)", serverAdmin, (*Server).cmdAppCreate},
+		{"env create NAME", "create an environment", serverAdmin, (*Server).cmdEnvCreate},
+		{"app delete NAME", "delete an app and its repository (not while it is installed)", serverAdmin, (*Server).cmdAppDelete},
+		{"env delete NAME", "delete an environment (not while it has installations)", serverAdmin, (*Server).cmdEnvDelete},
+		{"install APP/ENV --branch BRANCH [--host HOST]", "install APP in ENV following BRANCH", installGate, (*Server).cmdInstall},
+		{"status [APP/ENV] [--json]", "channel, commit served, instance and state", onInstallation(channels.ActionView), (*Server).cmdStatus},
 	}...)
 }
 
@@ -87,7 +88,10 @@ func (s *Server) runCommand(sess ssh.Session, user store.User, args []string) in
 		writeUsage(c.out, cmd)
 		return 0
 	}
-	err := cmd.run(s, c, rest)
+	err := cmd.gate(s, c, splitArgs(rest))
+	if err == nil {
+		err = cmd.run(s, c, rest)
+	}
 	if err == nil {
 		return 0
 	}
@@ -189,9 +193,6 @@ func (s *Server) cmdAppCreate(c *call, args []string) error {
 	if len(args) != 1 {
 		return usageError("app create takes one name")
 	}
-	if !c.user.Admin {
-		return errAdminOnly
-	}
 	if _, err := s.engine.CreateApp(c.ctx, args[0]); err != nil {
 		return err
 	}
@@ -204,9 +205,6 @@ func (s *Server) cmdEnvCreate(c *call, args []string) error {
 	if len(args) != 1 {
 		return usageError("env create takes one name")
 	}
-	if !c.user.Admin {
-		return errAdminOnly
-	}
 	if _, err := s.engine.CreateEnvironment(c.ctx, args[0]); err != nil {
 		return err
 	}
@@ -218,9 +216,6 @@ func (s *Server) cmdAppDelete(c *call, args []string) error {
 	if len(args) != 1 {
 		return usageError("app delete takes one name")
 	}
-	if !c.user.Admin {
-		return errAdminOnly
-	}
 	if err := s.engine.DeleteApp(c.ctx, args[0]); err != nil {
 		return err
 	}
@@ -231,9 +226,6 @@ func (s *Server) cmdAppDelete(c *call, args []string) error {
 func (s *Server) cmdEnvDelete(c *call, args []string) error {
 	if len(args) != 1 {
 		return usageError("env delete takes one name")
-	}
-	if !c.user.Admin {
-		return errAdminOnly
 	}
 	if err := s.engine.DeleteEnvironment(c.ctx, args[0]); err != nil {
 		return err
@@ -256,12 +248,6 @@ func (s *Server) cmdInstall(c *call, args []string) error {
 	app, env, err := channels.ParseResource(pos[0])
 	if err != nil {
 		return err
-	}
-	if !s.canAdmin(c.ctx, c.user, env) {
-		if s.canSeeEnv(c.ctx, c.user, env) {
-			return fmt.Errorf("you may not install in %s: only an admin of %s may", env, env)
-		}
-		return fmt.Errorf("unknown environment %s", env)
 	}
 	inst, op, err := s.engine.Install(c.ctx, app, env, *branch, *host, c.user.Name)
 	if err != nil {
@@ -349,7 +335,7 @@ func (s *Server) cmdStatus(c *call, args []string) error {
 			return err
 		}
 		inst, err := s.store.InstallationByName(c.ctx, app, env)
-		if err != nil || !s.canSeeEnv(c.ctx, c.user, env) {
+		if err != nil {
 			return fmt.Errorf("unknown installation %s/%s", app, env)
 		}
 		insts = append(insts, inst)

@@ -18,16 +18,16 @@ import (
 
 func init() {
 	register([]command{
-		{"ops [--app A] [--env E] [--type T] [--user U] [--status S] [--since 24h|2026-11-01] [--limit N] [--json]", "operations, newest first", (*Server).cmdOps},
-		{"logs OP|APP/ENV [-f] [--json]", "an operation's log (APP/ENV: its newest operation); -f follows it live", (*Server).cmdLogs},
-		{"cancel OP", "stop a queued or running operation; its new instance is removed, the old one keeps serving", (*Server).cmdCancel},
-		{"restart APP/ENV", "replace the instance with a fresh one of the same commit, without downtime", (*Server).cmdRestart},
-		{"config APP/ENV [--json]", "list the environment variables (secret values masked)", (*Server).cmdConfig},
-		{"config set APP/ENV [--secret] KEY=VALUE...", "set variables and redeploy; --secret values are never shown again", (*Server).cmdConfigSet},
-		{"config unset APP/ENV KEY...", "unset variables and redeploy", (*Server).cmdConfigUnset},
-		{"maintenance APP/ENV on|off [--message TEXT]", "answer 503 with a maintenance page, or serve again", (*Server).cmdMaintenance},
-		{"run APP/ENV -- CMD...", "run a one-off command in the serving instance", (*Server).cmdRun},
-		{"deprovision APP/ENV", "stop traffic and delete the installation's instances", (*Server).cmdDeprovision},
+		{"ops [--app A] [--env E] [--type T] [--user U] [--status S] [--since 24h|2026-11-01] [--limit N] [--json]", "operations, newest first", anyone, (*Server).cmdOps},
+		{"logs OP|APP/ENV [-f] [--json]", "an operation's log (APP/ENV: its newest operation); -f follows it live", onOperationOrInstallation(channels.ActionView), (*Server).cmdLogs},
+		{"cancel OP", "stop a queued or running operation; its new instance is removed, the old one keeps serving", onOperation(channels.ActionDeploy), (*Server).cmdCancel},
+		{"restart APP/ENV", "replace the instance with a fresh one of the same commit, without downtime", onInstallation(channels.ActionDeploy), (*Server).cmdRestart},
+		{"config APP/ENV [--json]", "list the environment variables (secret values masked)", onInstallation(channels.ActionView), (*Server).cmdConfig},
+		{"config set APP/ENV [--secret] KEY=VALUE...", "set variables and redeploy; --secret values are never shown again", onInstallation(channels.ActionDeploy), (*Server).cmdConfigSet},
+		{"config unset APP/ENV KEY...", "unset variables and redeploy", onInstallation(channels.ActionDeploy), (*Server).cmdConfigUnset},
+		{"maintenance APP/ENV on|off [--message TEXT]", "answer 503 with a maintenance page, or serve again", onInstallation(channels.ActionDeploy), (*Server).cmdMaintenance},
+		{"run APP/ENV -- CMD...", "run a one-off command in the serving instance", onInstallation(channels.ActionDeploy), (*Server).cmdRun},
+		{"deprovision APP/ENV", "stop traffic and delete the installation's instances", onInstallation(channels.ActionAdmin), (*Server).cmdDeprovision},
 	}...)
 }
 
@@ -146,7 +146,7 @@ func (s *Server) cmdLogs(c *call, args []string) error {
 	}
 	var op store.Operation
 	if strings.Contains(pos[0], "/") {
-		app, env, err := s.resource(c, pos[0], channels.ActionView)
+		app, env, err := channels.ParseResource(pos[0])
 		if err != nil {
 			return err
 		}
@@ -236,9 +236,6 @@ func (s *Server) cmdCancel(c *call, args []string) error {
 	if err != nil {
 		return err
 	}
-	if !s.canDeploy(c.ctx, c.user, op.Environment) {
-		return fmt.Errorf("you may not cancel operations in %s", op.Environment)
-	}
 	if err := s.engine.Cancel(op.ID, c.user.Name); errors.Is(err, channels.ErrNotRunning) {
 		op, _ = s.store.Operation(c.ctx, op.ID)
 		return fmt.Errorf("operation %d is %s, not queued or running", op.ID, op.Status)
@@ -257,7 +254,7 @@ func (s *Server) cmdRestart(c *call, args []string) error {
 	if len(args) != 1 {
 		return usageError("restart takes APP/ENV")
 	}
-	app, env, err := s.resource(c, args[0], channels.ActionDeploy)
+	app, env, err := channels.ParseResource(args[0])
 	if err != nil {
 		return err
 	}
@@ -284,7 +281,7 @@ func (s *Server) cmdConfig(c *call, args []string) error {
 	if len(pos) != 1 {
 		return usageError("config takes APP/ENV")
 	}
-	app, env, err := s.resource(c, pos[0], channels.ActionView)
+	app, env, err := channels.ParseResource(pos[0])
 	if err != nil {
 		return err
 	}
@@ -319,7 +316,7 @@ func (s *Server) cmdConfigSet(c *call, args []string) error {
 	if len(pos) < 2 {
 		return usageError("config set takes APP/ENV and KEY=VALUE pairs")
 	}
-	app, env, err := s.resource(c, pos[0], channels.ActionDeploy)
+	app, env, err := channels.ParseResource(pos[0])
 	if err != nil {
 		return err
 	}
@@ -350,7 +347,7 @@ func (s *Server) cmdConfigUnset(c *call, args []string) error {
 	if len(args) < 2 {
 		return usageError("config unset takes APP/ENV and KEYs")
 	}
-	app, env, err := s.resource(c, args[0], channels.ActionDeploy)
+	app, env, err := channels.ParseResource(args[0])
 	if err != nil {
 		return err
 	}
@@ -373,7 +370,7 @@ func (s *Server) cmdMaintenance(c *call, args []string) error {
 	if len(pos) != 2 || (pos[1] != "on" && pos[1] != "off") {
 		return usageError("maintenance takes APP/ENV and on or off")
 	}
-	app, env, err := s.resource(c, pos[0], channels.ActionDeploy)
+	app, env, err := channels.ParseResource(pos[0])
 	if err != nil {
 		return err
 	}
@@ -388,7 +385,7 @@ func (s *Server) cmdRun(c *call, args []string) error {
 	if len(args) < 3 || args[1] != "--" {
 		return usageError("run takes APP/ENV -- CMD...")
 	}
-	app, env, err := s.resource(c, args[0], channels.ActionDeploy)
+	app, env, err := channels.ParseResource(args[0])
 	if err != nil {
 		return err
 	}
@@ -406,7 +403,7 @@ func (s *Server) cmdDeprovision(c *call, args []string) error {
 	if len(args) != 1 {
 		return usageError("deprovision takes APP/ENV")
 	}
-	app, env, err := s.resource(c, args[0], channels.ActionAdmin)
+	app, env, err := channels.ParseResource(args[0])
 	if err != nil {
 		return err
 	}

@@ -16,18 +16,18 @@ import (
 
 func init() {
 	register([]command{
-		{"user add NAME [--admin]", "add a user (then: key add NAME < key.pub)", (*Server).cmdUserAdd},
-		{"user remove NAME", "remove a user; their past operations keep their name", (*Server).cmdUserRemove},
-		{"users", "list users", (*Server).cmdUsers},
-		{"key add NAME", "register the public key on stdin for user NAME", (*Server).cmdKeyAdd},
-		{"key list [NAME]", "list registered keys", (*Server).cmdKeyList},
-		{"key remove FINGERPRINT", "unregister a key", (*Server).cmdKeyRemove},
-		{"grant USER ENV viewer|deployer|admin|backup", "give USER a role in ENV", (*Server).cmdGrant},
-		{"revoke USER ENV", "take USER's role in ENV away", (*Server).cmdRevoke},
-		{"access [ENV]", "who holds which role where", (*Server).cmdAccess},
-		{"report list ENV", "the weekly activity reports of ENV", (*Server).cmdReportList},
-		{"report get ENV WEEK", "one report as CSV on stdout (WEEK like 2026-W47)", (*Server).cmdReportGet},
-		{"report make ENV WEEK", "make (or remake) a week's report now", (*Server).cmdReportMake},
+		{"user add NAME [--admin]", "add a user (then: key add NAME < key.pub)", serverAdmin, (*Server).cmdUserAdd},
+		{"user remove NAME", "remove a user; their past operations keep their name", serverAdmin, (*Server).cmdUserRemove},
+		{"users", "list users", serverAdmin, (*Server).cmdUsers},
+		{"key add NAME", "register the public key on stdin for user NAME", ownAccount(0, "you may add keys only to your own account"), (*Server).cmdKeyAdd},
+		{"key list [NAME]", "list registered keys", ownAccount(0, "you may list only your own keys"), (*Server).cmdKeyList},
+		{"key remove FINGERPRINT", "unregister a key", anyone, (*Server).cmdKeyRemove},
+		{"grant USER ENV viewer|deployer|admin|backup", "give USER a role in ENV", onEnvironment(1, true), (*Server).cmdGrant},
+		{"revoke USER ENV", "take USER's role in ENV away", onEnvironment(1, true), (*Server).cmdRevoke},
+		{"access [ENV]", "who holds which role where", eitherEnvironmentOrServer, (*Server).cmdAccess},
+		{"report list ENV", "the weekly activity reports of ENV", onEnvironment(0, false), (*Server).cmdReportList},
+		{"report get ENV WEEK", "one report as CSV on stdout (WEEK like 2026-W47)", onEnvironment(0, false), (*Server).cmdReportGet},
+		{"report make ENV WEEK", "make (or remake) a week's report now", onEnvironment(0, true), (*Server).cmdReportMake},
 	}...)
 }
 
@@ -42,9 +42,6 @@ func (s *Server) cmdUserAdd(c *call, args []string) error {
 	}
 	if len(pos) != 1 {
 		return usageError("user add takes one name")
-	}
-	if !c.user.Admin {
-		return errAdminOnly
 	}
 	if err := channels.CheckName("user", pos[0]); err != nil {
 		return err
@@ -62,9 +59,6 @@ func (s *Server) cmdUserRemove(c *call, args []string) error {
 	if len(args) != 1 {
 		return usageError("user remove takes one name")
 	}
-	if !c.user.Admin {
-		return errAdminOnly
-	}
 	if args[0] == c.user.Name {
 		return errors.New("you cannot remove yourself")
 	}
@@ -78,9 +72,6 @@ func (s *Server) cmdUserRemove(c *call, args []string) error {
 }
 
 func (s *Server) cmdUsers(c *call, args []string) error {
-	if !c.user.Admin {
-		return errAdminOnly
-	}
 	users, err := s.store.Users(c.ctx)
 	if err != nil {
 		return err
@@ -98,9 +89,6 @@ func (s *Server) cmdUsers(c *call, args []string) error {
 func (s *Server) cmdKeyAdd(c *call, args []string) error {
 	if len(args) != 1 {
 		return usageError("key add takes a user name and the public key on stdin")
-	}
-	if !c.user.Admin && args[0] != c.user.Name {
-		return errors.New("you may add keys only to your own account")
 	}
 	u, err := s.store.UserByName(c.ctx, args[0])
 	if err != nil {
@@ -147,9 +135,6 @@ func (s *Server) cmdKeyList(c *call, args []string) error {
 		user = args[0]
 	} else if c.user.Admin {
 		user = ""
-	}
-	if !c.user.Admin && user != c.user.Name {
-		return errors.New("you may list only your own keys")
 	}
 	keys, err := s.store.Keys(c.ctx, user)
 	if err != nil {
@@ -209,9 +194,6 @@ func (s *Server) cmdGrant(c *call, args []string) error {
 	default:
 		return usageError(fmt.Sprintf("%q is not a role: viewer, deployer, admin or backup", role))
 	}
-	if err := s.envForAdmin(c, env); err != nil {
-		return err
-	}
 	if err := s.store.SetGrant(c.ctx, user, env, role); errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("unknown user %s", user)
 	} else if err != nil {
@@ -224,9 +206,6 @@ func (s *Server) cmdGrant(c *call, args []string) error {
 func (s *Server) cmdRevoke(c *call, args []string) error {
 	if len(args) != 2 {
 		return usageError("revoke takes USER ENV")
-	}
-	if err := s.envForAdmin(c, args[1]); err != nil {
-		return err
 	}
 	if err := s.store.DeleteGrant(c.ctx, args[0], args[1]); errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("%s has no role in %s", args[0], args[1])
@@ -244,11 +223,6 @@ func (s *Server) cmdAccess(c *call, args []string) error {
 	env := ""
 	if len(args) == 1 {
 		env = args[0]
-		if err := s.envForAdmin(c, env); err != nil {
-			return err
-		}
-	} else if !c.user.Admin {
-		return errAdminOnly
 	}
 	grants, err := s.store.Grants(c.ctx, env)
 	if err != nil {
@@ -278,9 +252,6 @@ func (s *Server) cmdReportList(c *call, args []string) error {
 	if len(args) != 1 {
 		return usageError("report list takes an environment")
 	}
-	if err := s.envForView(c, args[0]); err != nil {
-		return err
-	}
 	reports, err := s.store.Reports(c.ctx, args[0])
 	if err != nil {
 		return err
@@ -297,9 +268,6 @@ func (s *Server) cmdReportGet(c *call, args []string) error {
 	if len(args) != 2 {
 		return usageError("report get takes ENV and WEEK")
 	}
-	if err := s.envForView(c, args[0]); err != nil {
-		return err
-	}
 	r, err := s.store.ReportByWeek(c.ctx, args[0], args[1])
 	if err != nil {
 		return fmt.Errorf("no report for %s in week %s (see: report list %s)", args[0], args[1], args[0])
@@ -311,9 +279,6 @@ func (s *Server) cmdReportGet(c *call, args []string) error {
 func (s *Server) cmdReportMake(c *call, args []string) error {
 	if len(args) != 2 {
 		return usageError("report make takes ENV and WEEK")
-	}
-	if err := s.envForAdmin(c, args[0]); err != nil {
-		return err
 	}
 	op, err := s.engine.MakeReport(c.ctx, args[0], args[1], c.user.Name)
 	if err != nil {

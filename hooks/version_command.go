@@ -7,7 +7,7 @@ import (
 )
 
 func init() {
-	register(command{"version", "the version, commit and build date of the slipway serving here", (*Server).cmdVersion})
+	register(command{"version", "the version, commit and build date of the slipway serving here", anyone, (*Server).cmdVersion})
 }
 
 func (s *Server) cmdVersion(c *call, args []string) error {

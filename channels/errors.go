@@ -25,6 +25,10 @@ var (
 	ErrShuttingDown = errors.New("slipway is shutting down")
 	// ErrInUse means the thing to delete still has installations.
 	ErrInUse = errors.New("still in use")
+	// ErrUnknownUser means no user has that name.
+	ErrUnknownUser = errors.New("unknown user")
+	// ErrUnknownKey means no key has that fingerprint (or not one of yours).
+	ErrUnknownKey = errors.New("unknown key")
 	// ErrNotRunning means the operation is not queued or running.
 	ErrNotRunning = errors.New("operation is not running")
 )

@@ -58,8 +58,10 @@ func kindOf(sentinel error) Kind {
 	switch sentinel {
 	case ErrInvalidName, ErrUnknownRef, ErrAmbiguousRef:
 		return KindInvalid
-	case ErrUnknownApp, ErrUnknownEnvironment, ErrUnknownInstallation, ErrNotDeployed:
+	case ErrUnknownApp, ErrUnknownEnvironment, ErrUnknownInstallation, ErrNotDeployed, ErrUnknownUser, ErrUnknownKey:
 		return KindNotFound
+	case ErrForbidden:
+		return KindForbidden
 	case ErrExists, ErrInUse, ErrNotRunning, ErrPinned:
 		return KindConflict
 	case ErrShuttingDown:

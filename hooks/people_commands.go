@@ -11,7 +11,6 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/slipway-dev/slipway/channels"
-	"github.com/slipway-dev/slipway/store"
 )
 
 func init() {
@@ -43,12 +42,7 @@ func (s *Server) cmdUserAdd(c *call, args []string) error {
 	if len(pos) != 1 {
 		return usageError("user add takes one name")
 	}
-	if err := channels.CheckName("user", pos[0]); err != nil {
-		return err
-	}
-	if _, err := s.store.CreateUser(c.ctx, pos[0], *admin); errors.Is(err, store.ErrExists) {
-		return fmt.Errorf("user %s already exists", pos[0])
-	} else if err != nil {
+	if err := s.engine.AddUser(c.ctx, c.user, pos[0], *admin); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.out, "Added user %s. Register their key: ssh ... key add %s < their_key.pub\n", pos[0], pos[0])
@@ -59,12 +53,7 @@ func (s *Server) cmdUserRemove(c *call, args []string) error {
 	if len(args) != 1 {
 		return usageError("user remove takes one name")
 	}
-	if args[0] == c.user.Name {
-		return errors.New("you cannot remove yourself")
-	}
-	if err := s.store.RemoveUser(c.ctx, args[0]); errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("unknown user %s", args[0])
-	} else if err != nil {
+	if err := s.engine.RemoveUser(c.ctx, c.user, args[0]); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.out, "Removed user %s; their keys no longer work, their operations stay on record\n", args[0])
@@ -90,10 +79,6 @@ func (s *Server) cmdKeyAdd(c *call, args []string) error {
 	if len(args) != 1 {
 		return usageError("key add takes a user name and the public key on stdin")
 	}
-	u, err := s.store.UserByName(c.ctx, args[0])
-	if err != nil {
-		return fmt.Errorf("unknown user %s", args[0])
-	}
 	line, err := io.ReadAll(io.LimitReader(c.sess, 16<<10))
 	if err != nil {
 		return err
@@ -105,12 +90,10 @@ func (s *Server) cmdKeyAdd(c *call, args []string) error {
 	if err != nil {
 		return errors.New("stdin is not an SSH public key (give the .pub file: key add NAME < key.pub)")
 	}
-	if err := s.store.AddKey(c.ctx, u.ID, fp, strings.TrimSpace(string(gossh.MarshalAuthorizedKey(key)))); errors.Is(err, store.ErrExists) {
-		return fmt.Errorf("key %s is registered already", fp)
-	} else if err != nil {
+	if err := s.engine.AddKey(c.ctx, c.user, args[0], fp, strings.TrimSpace(string(gossh.MarshalAuthorizedKey(key)))); err != nil {
 		return err
 	}
-	fmt.Fprintf(c.out, "Added key %s for %s\n", fp, u.Name)
+	fmt.Fprintf(c.out, "Added key %s for %s\n", fp, args[0])
 	return nil
 }
 
@@ -153,19 +136,7 @@ func (s *Server) cmdKeyRemove(c *call, args []string) error {
 	if len(args) != 1 {
 		return usageError("key remove takes a fingerprint (see key list)")
 	}
-	if !c.user.Admin {
-		own, _ := s.store.Keys(c.ctx, c.user.Name)
-		mine := false
-		for _, k := range own {
-			mine = mine || k.Fingerprint == args[0]
-		}
-		if !mine {
-			return fmt.Errorf("unknown key %s", args[0])
-		}
-	}
-	if err := s.store.RemoveKey(c.ctx, args[0]); errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("unknown key %s", args[0])
-	} else if err != nil {
+	if err := s.engine.RemoveKey(c.ctx, c.user, args[0]); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.out, "Removed key %s\n", args[0])
@@ -189,14 +160,10 @@ func (s *Server) cmdGrant(c *call, args []string) error {
 		return usageError("grant takes USER ENV ROLE")
 	}
 	user, env, role := args[0], args[1], args[2]
-	switch role {
-	case store.RoleViewer, store.RoleDeployer, store.RoleAdmin, store.RoleBackup:
-	default:
-		return usageError(fmt.Sprintf("%q is not a role: viewer, deployer, admin or backup", role))
-	}
-	if err := s.store.SetGrant(c.ctx, user, env, role); errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("unknown user %s", user)
-	} else if err != nil {
+	if err := s.engine.Grant(c.ctx, c.user, user, env, role); err != nil {
+		if errors.Is(err, channels.ErrInvalidName) {
+			return usageError(userMessage(err))
+		}
 		return err
 	}
 	fmt.Fprintf(c.out, "%s is now %s in %s\n", user, role, env)
@@ -207,9 +174,7 @@ func (s *Server) cmdRevoke(c *call, args []string) error {
 	if len(args) != 2 {
 		return usageError("revoke takes USER ENV")
 	}
-	if err := s.store.DeleteGrant(c.ctx, args[0], args[1]); errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("%s has no role in %s", args[0], args[1])
-	} else if err != nil {
+	if err := s.engine.Revoke(c.ctx, c.user, args[0], args[1]); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.out, "%s has no role in %s any more\n", args[0], args[1])

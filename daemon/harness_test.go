@@ -1,7 +1,6 @@
 package daemon_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -14,14 +13,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/slipway-dev/slipway/channels/container"
+	"github.com/slipway-dev/slipway/daemon/daemontest"
 )
 
 // The integration tests run the real slipway binary against the real incusd,
@@ -73,19 +71,17 @@ func requireIntegration(t *testing.T) {
 	t.Skipf("integration test needs %s", strings.Join(missing, ", "))
 }
 
-// slipwayd is one daemon under test.
+// slipwayd is one daemon under test (see daemontest, which the bench uses too).
 type slipwayd struct {
 	t       *testing.T
 	dir     string
 	data    string
 	project string
 	key     string // admin's private key
-	cmd     *exec.Cmd
+	proc    *daemontest.Daemon
 	addrs   map[string]string
-	logMu   sync.Mutex
-	log     bytes.Buffer
-	exited  chan struct{}
-	env     []string // extra environment for the daemon
+	log     daemontest.LogBuffer // every start's log, in order
+	env     []string             // extra environment for the daemon
 }
 
 func startDaemon(t *testing.T, env ...string) *slipwayd {
@@ -104,86 +100,35 @@ func startDaemon(t *testing.T, env ...string) *slipwayd {
 func (d *slipwayd) start() {
 	t := d.t
 	t.Helper()
-	d.cmd = exec.Command(slipwayBin, "serve",
-		"--data", d.data, "--ssh-addr", "127.0.0.1:0", "--web-addr", "127.0.0.1:0", "--proxy-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0",
-		"--incus-project", d.project, "--admin-key", d.key+".pub", "--log-level", "debug")
-	d.cmd.Env = append(append(os.Environ(), "SLIPWAY_MAX_PARALLEL=4"), d.env...)
-	stderr, err := d.cmd.StderrPipe()
+	proc, err := daemontest.Start(context.Background(), daemontest.Options{
+		Binary: slipwayBin, Data: d.data, Project: d.project, AdminKey: d.key + ".pub",
+		Env:   append(append(os.Environ(), "SLIPWAY_MAX_PARALLEL=4"), d.env...),
+		Flags: []string{"--log-level", "debug"},
+		Log:   &d.log,
+	})
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v:\n%s", err, d.logText())
 	}
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	d.exited = make(chan struct{})
-	ready := make(chan map[string]string, 1)
-	go func() {
-		running := regexp.MustCompile(`msg="slipway is running" ssh=(\S+) proxy=(\S+) web=(\S+) metrics=(\S+)`)
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			d.logMu.Lock()
-			d.log.WriteString(line + "\n")
-			d.logMu.Unlock()
-			if m := running.FindStringSubmatch(line); m != nil {
-				ready <- map[string]string{"ssh": m[1], "proxy": m[2], "web": m[3], "metrics": m[4]}
-			}
-		}
-		d.cmd.Wait()
-		close(d.exited)
-	}()
+	d.proc, d.addrs = proc, proc.Addrs
 	t.Cleanup(func() {
 		d.stop(syscall.SIGTERM)
 		if t.Failed() {
-			d.logMu.Lock()
-			t.Logf("daemon log:\n%s", d.log.String())
-			d.logMu.Unlock()
+			t.Logf("daemon log:\n%s", d.logText())
 		}
 	})
-	select {
-	case d.addrs = <-ready:
-	case <-d.exited:
-		t.Fatalf("daemon exited before it was ready:\n%s", d.logText())
-	case <-time.After(60 * time.Second):
-		t.Fatalf("daemon not ready after 60s:\n%s", d.logText())
-	}
 }
 
 // stop signals the daemon we started (by its PID) and waits for it.
 func (d *slipwayd) stop(sig syscall.Signal) {
-	if d.cmd == nil || d.cmd.Process == nil {
-		return
-	}
-	select {
-	case <-d.exited:
-		return
-	default:
-	}
-	d.cmd.Process.Signal(sig)
-	select {
-	case <-d.exited:
-	case <-time.After(60 * time.Second):
-		d.cmd.Process.Kill()
-		<-d.exited
+	if d.proc != nil {
+		d.proc.Stop(sig, 60*time.Second)
 	}
 }
 
-func (d *slipwayd) logText() string {
-	d.logMu.Lock()
-	defer d.logMu.Unlock()
-	return d.log.String()
-}
+func (d *slipwayd) logText() string { return d.log.String() }
 
 func (d *slipwayd) cleanupProject() {
-	rt, err := container.Connect(d.project, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		d.t.Logf("cleanup: %v", err)
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if err := rt.DeleteProject(ctx); err != nil {
+	if err := daemontest.DeleteProject(d.project); err != nil {
 		d.t.Logf("cleanup project %s: %v", d.project, err)
 	}
 }
@@ -224,17 +169,10 @@ func (d *slipwayd) settledInstances() []string {
 	return d.instances()
 }
 
-// sshOptions are the client options every test connection uses: this key only,
-// and no known_hosts (each test daemon has a new host key).
-func sshOptions(key string) []string {
-	return []string{"-i", key, "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=no",
-		"-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o", "LogLevel=ERROR"}
-}
+// sshOptions are the client options every test connection uses.
+func sshOptions(key string) []string { return daemontest.SSHOptions(key) }
 
-func (d *slipwayd) sshArgs(key string) []string {
-	host, port, _ := strings.Cut(d.addrs["ssh"], ":")
-	return append(append([]string{"-p", port}, sshOptions(key)...), "git@"+host)
-}
+func (d *slipwayd) sshArgs(key string) []string { return d.proc.SSHArgs(key) }
 
 // ssh runs an SSH command as the admin and returns stdout, stderr and the exit code.
 func (d *slipwayd) ssh(args ...string) (string, string, int) {

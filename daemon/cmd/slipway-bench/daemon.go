@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -9,32 +8,30 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
-	"github.com/slipway-dev/slipway/channels/container"
+	"github.com/slipway-dev/slipway/daemon/daemontest"
 )
 
 // daemon is the slipway daemon under test: the real binary, started with its
-// own data dir, Incus project and loopback ports.
+// own data dir, Incus project and loopback ports (see daemontest, which the
+// integration tests use too).
 type daemon struct {
-	cmd     *exec.Cmd
+	proc    *daemontest.Daemon
 	pid     int
 	project string
 	data    string
 	key     string // the admin's private key
 	ssh     string // host:port of its SSH server
 	proxy   string // host:port of its front proxy
-	exited  chan struct{}
 	client  *http.Client
 }
 
@@ -43,7 +40,6 @@ func startDaemon(ctx context.Context, b *bench) (*daemon, error) {
 		project: "slipway-bench-" + randomHex(4),
 		data:    filepath.Join(b.tmp, "data"),
 		key:     filepath.Join(b.tmp, "admin_key"),
-		exited:  make(chan struct{}),
 		client: &http.Client{
 			Timeout:   10 * time.Second,
 			Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true},
@@ -54,56 +50,24 @@ func startDaemon(ctx context.Context, b *bench) (*daemon, error) {
 	}
 	// The project is removed even when the daemon never starts: it creates
 	// the project as soon as it connects to Incus.
-	b.onCleanup(func() { d.deleteProject(b) })
+	b.onCleanup(func() { d.deleteProject() })
 
 	logPath := filepath.Join(b.cfg.OutDir, "daemon.log")
 	logf, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
-	d.cmd = exec.Command(b.cfg.Slipway, "serve",
-		"--data", d.data, "--ssh-addr", "127.0.0.1:0", "--web-addr", "127.0.0.1:0", "--proxy-addr", "127.0.0.1:0", "--metrics-addr", "off",
-		"--incus-project", d.project, "--admin-key", d.key+".pub",
-		"--max-parallel", strconv.Itoa(b.cfg.MaxParallel), "--log-level", "info")
-	d.cmd.Env = cleanEnv()
-	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	stderr, err := d.cmd.StderrPipe()
+	b.onCleanup(func() { logf.Close() })
+	d.proc, err = daemontest.Start(ctx, daemontest.Options{
+		Binary: b.cfg.Slipway, Data: d.data, Project: d.project, AdminKey: d.key + ".pub", Env: cleanEnv(),
+		Flags: []string{"--max-parallel", strconv.Itoa(b.cfg.MaxParallel), "--log-level", "info"},
+		Log:   logf,
+	})
 	if err != nil {
-		logf.Close()
-		return nil, err
+		return nil, fmt.Errorf("%w; see %s", err, logPath)
 	}
-	if err := d.cmd.Start(); err != nil {
-		logf.Close()
-		return nil, fmt.Errorf("start %s: %w", b.cfg.Slipway, err)
-	}
-	d.pid = d.cmd.Process.Pid
 	b.onCleanup(func() { d.stop(b) })
-	ready := make(chan [2]string, 1)
-	go func() {
-		defer close(d.exited)
-		defer logf.Close()
-		running := regexp.MustCompile(`msg="slipway is running" ssh=(\S+) proxy=(\S+)`)
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			fmt.Fprintln(logf, line)
-			if m := running.FindStringSubmatch(line); m != nil {
-				ready <- [2]string{m[1], m[2]}
-			}
-		}
-		d.cmd.Wait()
-	}()
-	select {
-	case a := <-ready:
-		d.ssh, d.proxy = a[0], a[1]
-	case <-d.exited:
-		return nil, fmt.Errorf("the daemon exited before it was ready; see %s", logPath)
-	case <-time.After(60 * time.Second):
-		return nil, fmt.Errorf("the daemon was not ready after 60 s; see %s", logPath)
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
+	d.pid, d.ssh, d.proxy = d.proc.PID(), d.proc.Addrs["ssh"], d.proc.Addrs["proxy"]
 	b.log.Printf("daemon pid %d, project %s, ssh %s, proxy %s, data %s", d.pid, d.project, d.ssh, d.proxy, d.data)
 	if _, err := d.sshCmd(ctx, "env", "create", "production"); err != nil {
 		return nil, err
@@ -111,55 +75,27 @@ func startDaemon(ctx context.Context, b *bench) (*daemon, error) {
 	return d, nil
 }
 
-func (d *daemon) alive() bool {
-	select {
-	case <-d.exited:
-		return false
-	default:
-		return true
-	}
-}
+func (d *daemon) alive() bool { return d.proc.Alive() }
 
-// stop sends SIGTERM to the daemon (by its PID, which is ours until Wait
-// returns) and waits; SIGKILL after 60 s.
+// stop sends SIGTERM to the daemon and waits; SIGKILL after 60 s.
 func (d *daemon) stop(b *bench) {
 	if !d.alive() {
 		return
 	}
 	status("stopping the daemon (pid %d)", d.pid)
-	d.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-d.exited:
-	case <-time.After(60 * time.Second):
-		b.log.Printf("daemon did not stop after SIGTERM within 60 s: killing pid %d", d.pid)
-		d.cmd.Process.Kill()
-		<-d.exited
-	}
+	d.proc.Stop(syscall.SIGTERM, 60*time.Second)
 }
 
-func (d *daemon) deleteProject(b *bench) {
+func (d *daemon) deleteProject() {
 	status("deleting Incus project %s", d.project)
-	rt, err := container.Connect(d.project, slog.New(slog.DiscardHandler))
-	if err != nil {
-		status("cleanup: connect to Incus: %v (delete the project by hand: incus project delete %s)", err, d.project)
-		return
-	}
-	defer rt.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	if err := rt.DeleteProject(ctx); err != nil {
+	if err := daemontest.DeleteProject(d.project); err != nil {
 		status("cleanup: %v (delete the project by hand: incus project delete %s)", err, d.project)
 	}
 }
 
 // sshOptions make ssh use the admin key only, and no known_hosts.
-func (d *daemon) sshOptions() []string {
-	return []string{"-i", d.key, "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=no",
-		"-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o", "LogLevel=ERROR"}
-}
+func (d *daemon) sshOptions() []string { return daemontest.SSHOptions(d.key) }
 
-// sshCmd runs one SSH command as the admin and returns its stdout; a non-zero
-// exit is an error carrying stderr.
 func (d *daemon) sshCmd(ctx context.Context, args ...string) (string, error) {
 	host, port, _ := strings.Cut(d.ssh, ":")
 	cmd := exec.CommandContext(ctx, "ssh", append(append(append([]string{"-p", port}, d.sshOptions()...), "git@"+host), args...)...)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"net"
+
+	"github.com/slipway-dev/slipway/channels/runtime"
 )
 
 // Runtime is what the engine needs from a container runtime. The Incus
@@ -35,12 +37,9 @@ type Runtime interface {
 	List(ctx context.Context) ([]Instance, error)
 }
 
-// Instance is what List reports of one container.
-type Instance struct {
-	Name    string
-	Labels  map[string]string
-	Running bool
-}
+// Instance is what List reports of one container; the type is shared with
+// the runtimes (package runtime), so they implement Runtime as they are.
+type Instance = runtime.Instance
 
 // Labels the engine puts on every instance it makes, so reconciliation can
 // tell its own instances (and whose they are) from anything else.

@@ -39,7 +39,7 @@ type Daemon struct {
 
 // The engine finds volume support by asking its runtime; make sure the Incus
 // one keeps offering it.
-var _ channels.VolumeRuntime = incusRuntime{}
+var _ channels.VolumeRuntime = (*container.Incus)(nil)
 
 // New opens the store, connects to Incus and recovers state; Start serves.
 func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Daemon, error) {
@@ -88,7 +88,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Daemon, error) 
 			KeepWeekly: cfg.BackupKeepWeekly,
 			Schedule:   cfg.BackupSchedule,
 		},
-	}, st, incusRuntime{d.runtime}, d.proxy, logger)
+	}, st, d.runtime, d.proxy, logger)
 	if err := d.engine.Recover(ctx); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("recover state: %w", err)

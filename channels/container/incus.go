@@ -26,17 +26,11 @@ import (
 	"github.com/lxc/incus/v6/shared/api"
 
 	"github.com/slipway-dev/slipway/channels/container/incusop"
+	"github.com/slipway-dev/slipway/channels/runtime"
 )
 
 // LabelPrefix is the Incus config key prefix under which labels are stored.
 const LabelPrefix = "user.slipway."
-
-// Instance is one instance of this project that carries slipway labels.
-type Instance struct {
-	Name    string
-	Labels  map[string]string
-	Running bool
-}
 
 // Incus is the runtime over one Incus project. It is safe for concurrent use.
 type Incus struct {
@@ -322,7 +316,7 @@ func (c *Incus) changeState(ctx context.Context, name string, put api.InstanceSt
 
 // List returns the instances of this project that carry slipway labels,
 // sorted by name.
-func (c *Incus) List(ctx context.Context) ([]Instance, error) {
+func (c *Incus) List(ctx context.Context) ([]runtime.Instance, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -330,7 +324,7 @@ func (c *Incus) List(ctx context.Context) ([]Instance, error) {
 	if err != nil {
 		return nil, wrap(err, "list instances")
 	}
-	var out []Instance
+	var out []runtime.Instance
 	for _, inst := range all {
 		labels := map[string]string{}
 		for k, v := range inst.Config {
@@ -341,7 +335,7 @@ func (c *Incus) List(ctx context.Context) ([]Instance, error) {
 		if len(labels) == 0 {
 			continue
 		}
-		out = append(out, Instance{Name: inst.Name, Labels: labels, Running: inst.StatusCode == api.Running})
+		out = append(out, runtime.Instance{Name: inst.Name, Labels: labels, Running: inst.StatusCode == api.Running})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil

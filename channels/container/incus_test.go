@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/slipway-dev/slipway/channels/container"
+	"github.com/slipway-dev/slipway/channels/runtime"
 	"github.com/slipway-dev/slipway/examples/baseimage"
 )
 
@@ -430,7 +431,7 @@ func TestList(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]container.Instance{
+	want := map[string]runtime.Instance{
 		a: {Name: a, Labels: map[string]string{"installation": "web-prod", "commit": "abc123"}, Running: true},
 		b: {Name: b, Labels: map[string]string{"installation": "web-staging"}, Running: false},
 	}

@@ -53,7 +53,7 @@ func TestDeploySwapsAndRollsBackFromAnImage(t *testing.T) {
 	if code, body := te.serving(inst.Host); op.Status != store.StatusSucceeded || code != 200 || body != "web-prod-2" {
 		t.Fatalf("after second deploy: %s %d %q", op.Status, code, body)
 	}
-	if got := te.rt.running(); len(got) != 1 || got[0] != "web-prod-2" {
+	if got := te.rt.Running(); len(got) != 1 || got[0] != "web-prod-2" {
 		t.Fatalf("running after second deploy: %v", got)
 	}
 	kept, _ := te.store.KeptImages(context.Background(), inst.ID)
@@ -69,7 +69,7 @@ func TestDeploySwapsAndRollsBackFromAnImage(t *testing.T) {
 	if code, body := te.serving(inst.Host); op.Status != store.StatusSucceeded || body != "web-prod-3" || code != 200 {
 		t.Fatalf("after pin: %s %d %q\n%s", op.Status, code, body, te.log(op.ID))
 	}
-	if last := te.rt.launches[len(te.rt.launches)-1]; last != "web-prod-3 from "+kept[1].Fingerprint || strings.Contains(te.log(op.ID), "build-step") {
+	if last := te.rt.Launches[len(te.rt.Launches)-1]; last != "web-prod-3 from "+kept[1].Fingerprint || strings.Contains(te.log(op.ID), "build-step") {
 		t.Fatalf("pin to a kept commit: launch %q\n%s", last, te.log(op.ID))
 	}
 	now, _ := te.store.InstallationByID(context.Background(), inst.ID)
@@ -88,7 +88,7 @@ func TestFailedBuildRollsBack(t *testing.T) {
 	te := newTestEngine(t, "web")
 	inst := te.install("web")
 	te.wait(te.push("web", te.commit("web", testManifest, "good")))
-	te.rt.failExec = func(cmd []string) int {
+	te.rt.FailExec = func(cmd []string) int {
 		if strings.Contains(strings.Join(cmd, " "), "build-step") {
 			return 2
 		}
@@ -111,7 +111,7 @@ func TestIncusUnreachableFailsClearly(t *testing.T) {
 	te := newTestEngine(t, "web")
 	inst := te.install("web")
 	te.wait(te.push("web", te.commit("web", testManifest, "good")))
-	te.rt.launchErr = errUnreachable
+	te.rt.LaunchErr = errUnreachable
 	op := te.wait(te.push("web", te.commit("web", testManifest, "next")))
 	if op.Status != store.StatusFailed || op.Reason != "create instance: "+errUnreachable.Error() {
 		t.Fatalf("op: %+v", op)
@@ -125,7 +125,7 @@ func TestCancelRunningAndQueued(t *testing.T) {
 	te := newTestEngine(t, "web")
 	inst := te.install("web")
 	te.wait(te.push("web", te.commit("web", testManifest, "good")))
-	te.rt.blockExec = make(chan struct{})
+	te.rt.BlockExec = make(chan struct{})
 	running := te.push("web", te.commit("web", testManifest, "slow"))
 	queued := te.push("web", te.commit("web", testManifest, "after"))
 	te.untilBuilding(running.ID)
@@ -159,8 +159,8 @@ func TestHangingHealthCheckTimesOut(t *testing.T) {
 	te := newTestEngine(t, "web")
 	inst := te.install("web")
 	te.wait(te.push("web", te.commit("web", testManifest, "good")))
-	te.rt.hang = make(chan struct{})
-	defer close(te.rt.hang)
+	te.rt.Hang = make(chan struct{})
+	defer close(te.rt.Hang)
 	start := time.Now()
 	op := te.wait(te.push("web", te.commit("web", testManifest, "hangs")))
 	if op.Status != store.StatusFailed || !strings.Contains(op.Reason, "app never became healthy: GET / did not answer 2xx/3xx within 2s (last: no answer within") {
@@ -191,9 +191,9 @@ func TestLaunchFailingAfterBootNeverServes(t *testing.T) {
 	}
 	_, before := te.serving(inst.Host)
 
-	te.rt.mu.Lock()
-	te.rt.lateErr = errors.New("incus: start bookkeeping failed")
-	te.rt.mu.Unlock()
+	te.rt.Mu.Lock()
+	te.rt.LateErr = errors.New("incus: start bookkeeping failed")
+	te.rt.Mu.Unlock()
 
 	// A push whose instance was started ahead.
 	c3 := te.commit("web", together, "three")
@@ -220,7 +220,7 @@ func TestLaunchFailingAfterBootNeverServes(t *testing.T) {
 		t.Fatalf("serving %q after the failed rollback, want %q", now, before)
 	}
 	deadline := time.Now().Add(2 * time.Second)
-	for got := te.rt.running(); len(got) != 1 || got[0] != before; got = te.rt.running() {
+	for got := te.rt.Running(); len(got) != 1 || got[0] != before; got = te.rt.Running() {
 		if time.Now().After(deadline) {
 			t.Fatalf("running: %v, want only %s", got, before)
 		}
@@ -280,7 +280,7 @@ func TestRestartQueuedBehindADeployRestartsTheNewCommit(t *testing.T) {
 	te := newTestEngine(t, "web")
 	inst := te.install("web")
 	te.wait(te.push("web", te.commit("web", testManifest, "old")))
-	te.rt.blockExec = make(chan struct{})
+	te.rt.BlockExec = make(chan struct{})
 	c2 := te.commit("web", testManifest, "new")
 	deploy := te.push("web", c2)
 	te.untilBuilding(deploy.ID)
@@ -288,7 +288,7 @@ func TestRestartQueuedBehindADeployRestartsTheNewCommit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	close(te.rt.blockExec)
+	close(te.rt.BlockExec)
 	if op := te.wait(deploy); op.Status != store.StatusSucceeded {
 		t.Fatalf("deploy: %+v\n%s", op, te.log(deploy.ID))
 	}
@@ -306,7 +306,7 @@ func TestTrackQueuedBehindADeployTakesTheHeadWhenItStarts(t *testing.T) {
 	te := newTestEngine(t, "web")
 	te.install("web")
 	te.wait(te.push("web", te.commit("web", testManifest, "one")))
-	te.rt.blockExec = make(chan struct{})
+	te.rt.BlockExec = make(chan struct{})
 	deploy := te.push("web", te.commit("web", testManifest, "two"))
 	te.untilBuilding(deploy.ID)
 	sw, err := te.Track(context.Background(), "web", "prod", "main", "bob")
@@ -314,7 +314,7 @@ func TestTrackQueuedBehindADeployTakesTheHeadWhenItStarts(t *testing.T) {
 		t.Fatal(err)
 	}
 	c3 := te.commit("web", testManifest, "three") // stored while the switch waits
-	close(te.rt.blockExec)
+	close(te.rt.BlockExec)
 	if op := te.wait(sw); op.Status != store.StatusSucceeded || op.Commit != c3 {
 		t.Fatalf("switch: %+v, want commit %s\n%s", op, c3, te.log(sw.ID))
 	}
@@ -425,7 +425,7 @@ func TestCrashAroundTheSwapLeavesAConsistentInstallation(t *testing.T) {
 			if rec.Code != 200 || rec.Body.String() != want.instance {
 				t.Fatalf("after recovery the proxy answers %d %q, want %s", rec.Code, rec.Body.String(), want.instance)
 			}
-			if running := te.rt.running(); len(running) != 1 || running[0] != want.instance {
+			if running := te.rt.Running(); len(running) != 1 || running[0] != want.instance {
 				t.Fatalf("instances after recovery: %v, want only %s", running, want.instance)
 			}
 			if op, _ := te.store.Operation(context.Background(), pin.ID); op.Status != store.StatusFailed || !strings.Contains(op.Reason, "interrupted") {
@@ -439,9 +439,9 @@ func TestOperationEndsWhenTheNewCommitServesAndCleansUpAfter(t *testing.T) {
 	te := newTestEngine(t, "web")
 	inst := te.install("web")
 	te.wait(te.push("web", te.commit("web", testManifest, "one")))
-	te.rt.mu.Lock()
-	te.rt.holdDelete = make(chan struct{})
-	te.rt.mu.Unlock()
+	te.rt.Mu.Lock()
+	te.rt.HoldDelete = make(chan struct{})
+	te.rt.Mu.Unlock()
 	op := te.push("web", te.commit("web", testManifest, "two"))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -458,10 +458,10 @@ func TestOperationEndsWhenTheNewCommitServesAndCleansUpAfter(t *testing.T) {
 	if now, _ := te.store.Operation(ctx, op.ID); now.Cleanup != store.CleanupPending {
 		t.Fatalf("clean-up while it runs: %q", now.Cleanup)
 	}
-	te.rt.mu.Lock()
-	close(te.rt.holdDelete)
-	te.rt.holdDelete = nil
-	te.rt.mu.Unlock()
+	te.rt.Mu.Lock()
+	close(te.rt.HoldDelete)
+	te.rt.HoldDelete = nil
+	te.rt.Mu.Unlock()
 	te.waitSettled(ctx, inst.ID)
 	if got := te.Retiring(inst.ID); len(got) != 0 {
 		t.Fatalf("retiring after the clean-up: %v", got)
@@ -475,9 +475,9 @@ func TestAFailedDeletionAfterTheSwapIsVisibleAndRetried(t *testing.T) {
 	te := newTestEngine(t, "web")
 	te.install("web")
 	te.wait(te.push("web", te.commit("web", testManifest, "one")))
-	te.rt.mu.Lock()
-	te.rt.deleteErr = errUnreachable
-	te.rt.mu.Unlock()
+	te.rt.Mu.Lock()
+	te.rt.DeleteErr = errUnreachable
+	te.rt.Mu.Unlock()
 	op := te.wait(te.push("web", te.commit("web", testManifest, "two")))
 	if op.Status != store.StatusSucceeded || !strings.HasPrefix(op.Cleanup, store.CleanupFailed) || !strings.Contains(op.Cleanup, "web-prod-1") {
 		t.Fatalf("deploy whose old instance could not be deleted: %s, clean-up %q", op.Status, op.Cleanup)
@@ -486,13 +486,13 @@ func TestAFailedDeletionAfterTheSwapIsVisibleAndRetried(t *testing.T) {
 	if left, _ := te.DeleteLeftovers(ctx); left != 1 {
 		t.Fatalf("%d leftovers while Incus is away, want 1", left)
 	}
-	te.rt.mu.Lock()
-	te.rt.deleteErr = nil
-	te.rt.mu.Unlock()
+	te.rt.Mu.Lock()
+	te.rt.DeleteErr = nil
+	te.rt.Mu.Unlock()
 	if left, _ := te.DeleteLeftovers(ctx); left != 0 {
 		t.Fatalf("%d leftovers once Incus is back", left)
 	}
-	if got := te.rt.running(); len(got) != 1 || got[0] != "web-prod-2" || !strings.Contains(te.log(op.ID), "web-prod-1 deleted by housekeeping") {
+	if got := te.rt.Running(); len(got) != 1 || got[0] != "web-prod-2" || !strings.Contains(te.log(op.ID), "web-prod-1 deleted by housekeeping") {
 		t.Fatalf("instances %v, log:\n%s", got, te.log(op.ID))
 	}
 }
@@ -501,9 +501,9 @@ func TestAKeptImageIsRecordedAsTheCommitItWasBuiltFrom(t *testing.T) {
 	te := newTestEngine(t, "web")
 	inst := te.install("web")
 	te.wait(te.push("web", te.commit("web", testManifest, "zero")))
-	te.rt.mu.Lock()
-	te.rt.holdDelete = make(chan struct{}) // c1's clean-up waits until c2 serves
-	te.rt.mu.Unlock()
+	te.rt.Mu.Lock()
+	te.rt.HoldDelete = make(chan struct{}) // c1's clean-up waits until c2 serves
+	te.rt.Mu.Unlock()
 	c1 := te.commit("web", testManifest, "one")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -514,10 +514,10 @@ func TestAKeptImageIsRecordedAsTheCommitItWasBuiltFrom(t *testing.T) {
 	if op, err := te.Wait(ctx, te.push("web", c2).ID); err != nil || op.Status != store.StatusSucceeded {
 		t.Fatalf("deploy c2: %+v %v", op, err)
 	}
-	te.rt.mu.Lock()
-	close(te.rt.holdDelete)
-	te.rt.holdDelete = nil
-	te.rt.mu.Unlock()
+	te.rt.Mu.Lock()
+	close(te.rt.HoldDelete)
+	te.rt.HoldDelete = nil
+	te.rt.Mu.Unlock()
 	te.waitSettled(ctx, inst.ID)
 	kept, _ := te.store.KeptImages(ctx, inst.ID)
 	byCommit := map[string]int{}

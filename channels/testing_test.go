@@ -3,199 +3,25 @@ package channels
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/slipway-dev/slipway/channels/proxy"
+	"github.com/slipway-dev/slipway/channels/runtime/runtimetest"
 	"github.com/slipway-dev/slipway/store"
 )
 
-// fakeRuntime runs each "instance" as a real HTTP server on loopback that
-// answers with the instance's name, so health checks, swaps and drains run
-// for real while no container is involved.
-type fakeRuntime struct {
-	mu         sync.Mutex
-	instances  map[string]*httptest.Server
-	stopped    map[string]bool
-	failExec   func(cmd []string) int // exit code for a command; nil: 0
-	blockExec  chan struct{}          // when set, Exec of build steps waits on it or ctx
-	launchErr  error
-	lateErr    error // when set, Launch makes the instance (it boots) and then fails
-	launches   []string
-	images     int
-	published  map[string]bool // fingerprints of images that exist
-	hang       chan struct{}   // when set, new instances answer only once it is closed
-	holdDelete chan struct{}   // when set, Delete waits until it is closed
-	deleteErr  error
-}
+// fakeRuntime is the unit tests' in-memory runtime, shared with package web.
+type fakeRuntime = runtimetest.Runtime
 
-func newFakeRuntime() *fakeRuntime {
-	return &fakeRuntime{instances: map[string]*httptest.Server{}, stopped: map[string]bool{}}
-}
-
-func (f *fakeRuntime) Launch(ctx context.Context, name, image string, labels map[string]string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.launchErr != nil {
-		return f.launchErr
-	}
-	if len(image) == 64 && !f.published[image] {
-		return fmt.Errorf("image %s not found", image)
-	}
-	f.launches = append(f.launches, name+" from "+image)
-	hang := f.hang
-	f.instances[name] = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if hang != nil {
-			select {
-			case <-hang:
-			case <-r.Context().Done():
-				return
-			}
-		}
-		io.WriteString(w, name)
-	}))
-	if f.lateErr != nil {
-		// Like the Incus runtime, which deletes what a failed launch made,
-		// in the background.
-		time.AfterFunc(100*time.Millisecond, func() { f.Delete(context.Background(), name) })
-	}
-	return f.lateErr
-}
-
-func (f *fakeRuntime) Booted(ctx context.Context, name string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.launchErr
-}
-
-func (f *fakeRuntime) Exec(ctx context.Context, name string, cmd []string, env map[string]string, stdin io.Reader, out io.Writer) (int, error) {
-	if stdin != nil {
-		io.Copy(io.Discard, stdin)
-	}
-	f.mu.Lock()
-	block, fail := f.blockExec, f.failExec
-	f.mu.Unlock()
-	if block != nil && strings.Contains(strings.Join(cmd, " "), "build-step") {
-		select {
-		case <-block:
-		case <-ctx.Done():
-			return -1, ctx.Err()
-		}
-	}
-	fmt.Fprintf(out, "ran %s\n", cmd[len(cmd)-1])
-	if fail != nil {
-		return fail(cmd), nil
-	}
-	return 0, nil
-}
-
-func (f *fakeRuntime) StartService(ctx context.Context, name, command string, env map[string]string, tree io.Reader) error {
-	if tree != nil {
-		io.Copy(io.Discard, tree)
-	}
-	return nil
-}
-
-func (f *fakeRuntime) Dial(ctx context.Context, name string, port int) (net.Conn, error) {
-	f.mu.Lock()
-	srv, ok := f.instances[name]
-	stopped := f.stopped[name]
-	f.mu.Unlock()
-	if !ok || stopped {
-		return nil, fmt.Errorf("instance %s is not running", name)
-	}
-	var d net.Dialer
-	return d.DialContext(ctx, "tcp", srv.Listener.Addr().String())
-}
-
-func (f *fakeRuntime) Snapshot(ctx context.Context, name, snapshot string) error { return nil }
-
-// PublishSnapshot makes a fake image: a fingerprint that Launch accepts.
-func (f *fakeRuntime) PublishSnapshot(ctx context.Context, name, snapshot string, properties map[string]string) (string, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.images++
-	fp := fmt.Sprintf("%064x", f.images)
-	if f.published == nil {
-		f.published = map[string]bool{}
-	}
-	f.published[fp] = true
-	return fp, nil
-}
-
-func (f *fakeRuntime) DeleteImage(ctx context.Context, fingerprint string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	delete(f.published, fingerprint)
-	return nil
-}
-
-func (f *fakeRuntime) Start(ctx context.Context, name string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	delete(f.stopped, name)
-	return nil
-}
-
-func (f *fakeRuntime) Stop(ctx context.Context, name string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.stopped[name] = true
-	return nil
-}
-
-func (f *fakeRuntime) Delete(ctx context.Context, name string) error {
-	f.mu.Lock()
-	hold, err := f.holdDelete, f.deleteErr
-	f.mu.Unlock()
-	if hold != nil {
-		<-hold
-	}
-	if err != nil {
-		return err
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if srv, ok := f.instances[name]; ok {
-		srv.CloseClientConnections()
-		srv.Close()
-		delete(f.instances, name)
-	}
-	return nil
-}
-
-func (f *fakeRuntime) List(ctx context.Context) ([]Instance, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var out []Instance
-	for name := range f.instances {
-		out = append(out, Instance{Name: name, Labels: map[string]string{LabelInstallation: "1"}, Running: !f.stopped[name]})
-	}
-	return out, nil
-}
-
-func (f *fakeRuntime) running() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var out []string
-	for name := range f.instances {
-		if !f.stopped[name] {
-			out = append(out, name)
-		}
-	}
-	return out
-}
+func newFakeRuntime() *fakeRuntime { return runtimetest.New() }
 
 // testEngine is an engine over a real SQLite store, a real git repository
 // and the real proxy, with the fake runtime.
@@ -225,6 +51,7 @@ func newTestEngine(t *testing.T, apps ...string) *testEngine {
 	}
 	t.Cleanup(func() { st.Close() })
 	rt := newFakeRuntime()
+	t.Cleanup(rt.Close)
 	px := proxy.New(nil)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	e := NewEngine(Config{ReposDir: filepath.Join(dir, "repos"), BaseDomain: "test", MaxParallel: 2, DrainTimeout: time.Second, KeepImages: 2}, st, rt, px, logger)

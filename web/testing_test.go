@@ -3,11 +3,9 @@ package web
 import (
 	"bufio"
 	"context"
-	"errors"
 	"html"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -17,134 +15,21 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/slipway-dev/slipway/channels"
 	"github.com/slipway-dev/slipway/channels/proxy"
+	"github.com/slipway-dev/slipway/channels/runtime/runtimetest"
 	"github.com/slipway-dev/slipway/store"
 )
-
-// fakeRuntime is an in-memory container runtime: every instance "serves" one
-// real HTTP server, so the engine's health check and swap run for real.
-type fakeRuntime struct {
-	app       *httptest.Server
-	hold      chan struct{} // see holdLaunches
-	mu        sync.Mutex
-	instances map[string]map[string]string
-}
-
-func newFakeRuntime(t *testing.T) *fakeRuntime {
-	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
-	t.Cleanup(app.Close)
-	return &fakeRuntime{app: app, instances: map[string]map[string]string{}}
-}
-
-func (f *fakeRuntime) Launch(ctx context.Context, name, image string, labels map[string]string) error {
-	f.mu.Lock()
-	hold := f.hold
-	f.mu.Unlock()
-	if hold != nil {
-		select {
-		case <-hold:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.instances[name] = labels
-	return nil
-}
-
-// holdLaunches makes instances wait to start until release is called.
-func (f *fakeRuntime) holdLaunches() (release func()) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	hold := make(chan struct{})
-	f.hold = hold
-	return func() {
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		if f.hold == hold {
-			f.hold = nil
-		}
-		close(hold)
-	}
-}
-
-func (f *fakeRuntime) Exec(ctx context.Context, name string, cmd []string, env map[string]string, stdin io.Reader, out io.Writer) (int, error) {
-	if stdin != nil {
-		io.Copy(io.Discard, stdin)
-	}
-	return 0, nil
-}
-
-func (f *fakeRuntime) StartService(ctx context.Context, name, command string, env map[string]string, tree io.Reader) error {
-	if tree != nil {
-		io.Copy(io.Discard, tree)
-	}
-	return nil
-}
-
-// Booted waits until a Launch of name has made it.
-func (f *fakeRuntime) Booted(ctx context.Context, name string) error {
-	for {
-		f.mu.Lock()
-		_, ok := f.instances[name]
-		f.mu.Unlock()
-		if ok {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
-}
-
-func (f *fakeRuntime) Dial(ctx context.Context, name string, port int) (net.Conn, error) {
-	var d net.Dialer
-	return d.DialContext(ctx, "tcp", f.app.Listener.Addr().String())
-}
-
-func (f *fakeRuntime) Start(ctx context.Context, name string) error { return nil }
-
-func (f *fakeRuntime) Snapshot(ctx context.Context, name, snapshot string) error { return nil }
-
-func (f *fakeRuntime) PublishSnapshot(ctx context.Context, name, snapshot string, properties map[string]string) (string, error) {
-	return "", errors.New("the fake runtime keeps no images")
-}
-
-func (f *fakeRuntime) DeleteImage(ctx context.Context, fingerprint string) error { return nil }
-
-func (f *fakeRuntime) Stop(ctx context.Context, name string) error { return nil }
-
-func (f *fakeRuntime) Delete(ctx context.Context, name string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	delete(f.instances, name)
-	return nil
-}
-
-func (f *fakeRuntime) List(ctx context.Context) ([]channels.Instance, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var out []channels.Instance
-	for name, labels := range f.instances {
-		out = append(out, channels.Instance{Name: name, Labels: labels, Running: true})
-	}
-	return out, nil
-}
 
 // site is the web page over real HTTP, with a real store and engine.
 type site struct {
 	t      *testing.T
 	store  *store.Store
 	engine *channels.Engine
-	rt     *fakeRuntime
+	rt     *runtimetest.Runtime
 	repos  string
 	url    string
 	client *http.Client
@@ -159,7 +44,8 @@ func newSite(t *testing.T, cfg Config) *site {
 	}
 	logger := slog.New(slog.DiscardHandler)
 	repos := filepath.Join(dir, "repos")
-	rt := newFakeRuntime(t)
+	rt := runtimetest.New()
+	t.Cleanup(rt.Close)
 	engine := channels.NewEngine(channels.Config{ReposDir: repos, BaseDomain: "localhost", DrainTimeout: time.Second},
 		st, rt, proxy.New(nil), logger)
 	if cfg.SSHAddr == "" {

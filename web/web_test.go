@@ -304,7 +304,7 @@ func TestCancelARunningOperation(t *testing.T) {
 	s := newSite(t, Config{})
 	commits := s.installHello()
 	b := s.signIn(s.user("admin", true))
-	release := s.rt.holdLaunches()
+	release := s.rt.HoldLaunches()
 	defer release()
 
 	resp, _ := s.do("POST", "/installations/hello/production/pin", b, url.Values{"csrf": {b.csrf}, "commit": {commits[0]}})

@@ -20,7 +20,7 @@ import (
 //
 // Each exec costs Incus four websockets and a re-exec of incusd, a tenth of
 // a second here, and putting a fresh instance's app in place is on every
-// deploy's critical path. The base image's receiver (examples/baseimage,
+// deploy's critical path. The base image's receiver (channels/container/baseimage,
 // /etc/slipway/receive) waits at boot on the FIFO /run/slipway/deliver. The
 // daemon, root on the same host, opens that FIFO through /proc/<init>/root
 // and writes one tar holding app/ and etc/slipway/web.new; the receiver

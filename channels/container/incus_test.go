@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"github.com/slipway-dev/slipway/channels/container"
+	"github.com/slipway-dev/slipway/channels/container/baseimage"
 	"github.com/slipway-dev/slipway/channels/runtime"
-	"github.com/slipway-dev/slipway/examples/baseimage"
 )
 
 func TestMain(m *testing.M) {

@@ -11,7 +11,7 @@ import (
 	"strings"
 )
 
-// Paths shared with the base image (examples/baseimage): the app's web
+// Paths shared with the base image (channels/container/baseimage): the app's web
 // process script, its pid file, and the image's runner.
 const (
 	WebScript = "/etc/slipway/web"

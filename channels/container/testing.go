@@ -10,7 +10,7 @@ import (
 
 	"github.com/lxc/incus/v6/shared/api"
 
-	"github.com/slipway-dev/slipway/examples/baseimage"
+	"github.com/slipway-dev/slipway/channels/container/baseimage"
 )
 
 // TestImage is the base image alias tests launch.

@@ -22,7 +22,7 @@ import (
 	"github.com/lxc/incus/v6/shared/api"
 
 	"github.com/slipway-dev/slipway/channels/container"
-	"github.com/slipway-dev/slipway/examples/baseimage"
+	"github.com/slipway-dev/slipway/channels/container/baseimage"
 )
 
 // Defaults for Options.

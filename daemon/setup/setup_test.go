@@ -14,7 +14,7 @@ import (
 	"github.com/lxc/incus/v6/shared/api"
 
 	"github.com/slipway-dev/slipway/channels/container"
-	"github.com/slipway-dev/slipway/examples/baseimage"
+	"github.com/slipway-dev/slipway/channels/container/baseimage"
 )
 
 func writeFiles(t *testing.T, files map[string]string) string {

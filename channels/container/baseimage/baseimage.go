@@ -4,7 +4,9 @@
 //
 // No image server is reachable from the machines slipway targets, so the base
 // image is made locally from Debian's busybox-static (a 2 MB binary). The
-// resulting container boots in about a quarter of a second.
+// resulting container boots in about a quarter of a second. It lives beside
+// the runtime (package container) because its runner and receiver are the
+// other end of what the runtime writes and sends into every instance.
 package baseimage
 
 import (

@@ -17,7 +17,7 @@ import (
 	incus "github.com/lxc/incus/v6/client"
 	"github.com/lxc/incus/v6/shared/api"
 
-	"github.com/slipway-dev/slipway/examples/baseimage"
+	"github.com/slipway-dev/slipway/channels/container/baseimage"
 )
 
 func requireBusybox(t *testing.T) {

@@ -15,9 +15,9 @@ build:
 setup: build
     {{bin}} setup --data {{data}}
 
-# (Re)import the busybox base image as slipway/busybox
+# Rebuild the busybox base image and re-import it as slipway/busybox if it changed
 image: build
-    {{bin}} image
+    {{bin}} image --data {{data}}
 
 # Set up the host if needed and run the daemon on the defaults (Ctrl-C stops it)
 up: setup

@@ -90,6 +90,25 @@ func Run(ctx context.Context, opts Options, out io.Writer) error {
 	return h.ensureImage(ctx, srv)
 }
 
+// Image rebuilds the base image and re-imports it when it differs from the
+// one the alias names (a new busybox, or a new slipway whose runner or
+// receiver changed), starting incusd if it is installed but not running.
+// It is Run's last step alone, for a host that is set up already.
+func Image(ctx context.Context, opts Options, out io.Writer) error {
+	opts.defaults()
+	h := host{opts: opts, out: out, log: opts.Logger}
+	incusd := findIncusd()
+	if incusd == "" {
+		return fmt.Errorf("incus is not installed: run `slipway setup`")
+	}
+	srv, err := h.ensureDaemon(ctx, incusd)
+	if err != nil {
+		return err
+	}
+	defer srv.Disconnect()
+	return h.ensureImage(ctx, srv)
+}
+
 type host struct {
 	opts Options
 	out  io.Writer

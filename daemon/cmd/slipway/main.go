@@ -1,11 +1,13 @@
 // Command slipway is the deployment daemon: `slipway serve` runs it, `slipway
-// setup` prepares the host, `slipway hook` is called by git during a push.
+// setup` prepares the host, `slipway image` re-imports the base image alone,
+// `slipway hook` is called by git during a push.
 package main
 
 import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -28,7 +30,9 @@ func main() {
 	case "serve":
 		os.Exit(serve(os.Args[2:]))
 	case "setup":
-		os.Exit(runSetup(os.Args[2:]))
+		os.Exit(runSetup("setup", setup.Run, os.Args[2:]))
+	case "image":
+		os.Exit(runSetup("image", setup.Image, os.Args[2:]))
 	case "hook":
 		if len(os.Args) != 3 {
 			fmt.Fprintln(os.Stderr, "usage: slipway hook pre-receive|post-receive")
@@ -47,7 +51,8 @@ func main() {
 func usage() {
 	fmt.Fprintln(os.Stderr, `usage: slipway COMMAND [flags]
   serve   run the daemon (slipway serve -h for flags)
-  setup   make this host ready: Incus, storage pool, base image`)
+  setup   make this host ready: Incus, storage pool, base image
+  image   rebuild the base image and re-import it if it changed`)
 }
 
 // envFlags registers flags whose defaults come from SLIPWAY_* variables.
@@ -154,17 +159,18 @@ func serve(args []string) int {
 	return 0
 }
 
-func runSetup(args []string) int {
-	fs := flag.NewFlagSet("setup", flag.ContinueOnError)
-	opts := setup.Options{DataDir: daemon.Defaults().DataDir, BusyboxPath: "/bin/busybox"}
+// runSetup runs setup.Run or setup.Image, which take the same flags.
+func runSetup(name string, run func(context.Context, setup.Options, io.Writer) error, args []string) int {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	opts := setup.Options{DataDir: daemon.Defaults().DataDir}
 	ef := &envFlags{fs: fs}
-	ef.str(&opts.DataDir, "data", "data directory (incusd's log goes here when setup starts it)")
+	ef.str(&opts.DataDir, "data", "data directory (incusd's log goes here when "+name+" starts it)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	if err := setup.Run(context.Background(), opts, os.Stdout); err != nil {
-		fmt.Fprintf(os.Stderr, "slipway setup: %s\n", err)
+	if err := run(context.Background(), opts, os.Stdout); err != nil {
+		fmt.Fprintf(os.Stderr, "slipway %s: %s\n", name, err)
 		return 1
 	}
 	return 0

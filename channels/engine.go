@@ -16,6 +16,15 @@ import (
 	"github.com/slipway-dev/slipway/store"
 )
 
+// Defaults of Config, used by the daemon's flags and by NewEngine for zero
+// values (KeepImages 0 is a choice: keep none).
+const (
+	DefaultMaxParallel  = 4
+	DefaultAppPort      = 5000
+	DefaultDrainTimeout = 30 * time.Second
+	DefaultKeepImages   = 5
+)
+
 // Config is the engine's part of the daemon configuration.
 type Config struct {
 	ReposDir     string        // bare repositories, one per app
@@ -79,13 +88,13 @@ type job struct {
 // NewEngine wires an engine; call Recover before serving traffic and Close on shutdown.
 func NewEngine(cfg Config, st *store.Store, rt Runtime, px *proxy.Proxy, logger *slog.Logger) *Engine {
 	if cfg.MaxParallel <= 0 {
-		cfg.MaxParallel = 4
+		cfg.MaxParallel = DefaultMaxParallel
 	}
 	if cfg.AppPort == 0 {
-		cfg.AppPort = 5000
+		cfg.AppPort = DefaultAppPort
 	}
 	if cfg.DrainTimeout == 0 {
-		cfg.DrainTimeout = 30 * time.Second
+		cfg.DrainTimeout = DefaultDrainTimeout
 	}
 	base, stop := context.WithCancel(context.Background())
 	return &Engine{

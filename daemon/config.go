@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"github.com/robfig/cron/v3"
+
+	"github.com/slipway-dev/slipway/channels"
+	"github.com/slipway-dev/slipway/hooks"
 )
 
 // Config is the whole daemon configuration, filled from flags and SLIPWAY_*
@@ -52,11 +55,11 @@ func Defaults() Config {
 		ProxyAddr:    ":8000",
 		IncusProject: "slipway",
 		BaseDomain:   "localhost",
-		MaxParallel:  4,
-		MaxPushBytes: 1 << 30,
-		DrainTimeout: 30 * time.Second,
-		AppPort:      5000,
-		KeepImages:   5,
+		MaxParallel:  channels.DefaultMaxParallel,
+		MaxPushBytes: hooks.DefaultMaxPushBytes,
+		DrainTimeout: channels.DefaultDrainTimeout,
+		AppPort:      channels.DefaultAppPort,
+		KeepImages:   channels.DefaultKeepImages,
 
 		ReportSchedule: "5 0 * * 1", // Mondays 00:05 UTC: last week is complete
 		LogRetention:   90 * 24 * time.Hour,

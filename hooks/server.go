@@ -21,6 +21,10 @@ import (
 	"github.com/slipway-dev/slipway/store"
 )
 
+// DefaultMaxPushBytes is the daemon's default limit on a push's pack (a zero
+// Config.MaxPushBytes means no limit).
+const DefaultMaxPushBytes = 1 << 30
+
 // Config is the SSH server's part of the daemon configuration.
 type Config struct {
 	Addr         string        // where to listen, e.g. 127.0.0.1:2222

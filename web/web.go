@@ -25,7 +25,8 @@ type Config struct {
 	SSHAddr    string        // the SSH server's HOST:PORT, for the "how to sign in" line
 }
 
-const defaultSessionTTL = 24 * time.Hour
+// DefaultSessionTTL is how long a sign-in lasts when Config.SessionTTL is 0.
+const DefaultSessionTTL = 24 * time.Hour
 
 //go:embed templates/*.html
 var templateFiles embed.FS
@@ -47,7 +48,7 @@ type server struct {
 // every change and every access decision.
 func New(cfg Config, st *store.Store, engine *channels.Engine, logger *slog.Logger) http.Handler {
 	if cfg.SessionTTL <= 0 {
-		cfg.SessionTTL = defaultSessionTTL
+		cfg.SessionTTL = DefaultSessionTTL
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)

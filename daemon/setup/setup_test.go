@@ -304,8 +304,9 @@ func TestWaitReady(t *testing.T) {
 	}
 }
 
-// A new base image replaces the old one: the alias moves and the old image
-// is deleted, so updates do not pile images up.
+// A new base image replaces the old one (`slipway image` after an upgrade):
+// the alias moves and the old image is deleted, so updates do not pile
+// images up.
 func TestUpdatedImageReplacesTheOld(t *testing.T) {
 	if os.Geteuid() != 0 && os.Getenv("CI") == "" {
 		t.Skip("needs root and a local incusd (set CI=true to make this a failure)")
@@ -342,11 +343,12 @@ func TestUpdatedImageReplacesTheOld(t *testing.T) {
 	})
 	for i, mtime := range []time.Time{time.Unix(1e9, 0), time.Unix(1e9+60, 0)} {
 		opts := Options{DataDir: dir, Image: alias, BusyboxPath: copyAt(fmt.Sprint("busybox", i), mtime)}
-		opts.defaults()
 		var out bytes.Buffer
-		h := host{opts: opts, out: &out, log: opts.Logger}
-		if err := h.ensureImage(ctx, srv); err != nil {
+		if err := Image(ctx, opts, &out); err != nil { // what `slipway image` runs
 			t.Fatal(err)
+		}
+		if want := []string{"imported", "updated"}[i]; !strings.Contains(out.String(), "image "+alias+": "+want) {
+			t.Errorf("slipway image said %q, want %q", out.String(), want)
 		}
 		fp, err := baseimage.Fingerprint(opts.BusyboxPath)
 		if err != nil {

@@ -36,6 +36,11 @@ func BuildDebian(ctx context.Context, r DebianRecipe, cacheDir string, progress 
 		return "", fmt.Errorf("cache directory: %w", err)
 	}
 	defer removeWork(work, progress)
+	// MkdirTemp makes it 0700; apt downloads as the _apt user, who must
+	// reach the lists directory below it.
+	if err := os.Chmod(work, 0o755); err != nil {
+		return "", fmt.Errorf("cache directory: %w", err)
+	}
 	rootfs := filepath.Join(work, "rootfs")
 
 	start := time.Now()

@@ -24,6 +24,10 @@ type DebianOptions struct {
 	CacheDir string    // default DefaultCacheDir
 	Fresh    bool      // build again even when the cache or Incus has this recipe
 	Out      io.Writer // progress, one line per step plus mmdebstrap's
+
+	// BeforeBuild, when set, runs only when a build is needed: setup
+	// installs mmdebstrap there, so a cached or current image needs none.
+	BeforeBuild func(context.Context) error
 }
 
 // EnsureDebian makes alias name an image of o.Recipe, doing as little as it
@@ -87,6 +91,11 @@ func (o *DebianOptions) tarball(ctx context.Context, key string) (string, error)
 	}
 	fmt.Fprintf(o.Out, "image %s: building Debian %s from %s with mmdebstrap (recipe %s; about 2 minutes)\n",
 		o.Alias, o.Recipe.Suite, o.Recipe.Mirror, key)
+	if o.BeforeBuild != nil {
+		if err := o.BeforeBuild(ctx); err != nil {
+			return "", fmt.Errorf("image %s: %w", o.Alias, err)
+		}
+	}
 	path, err := BuildDebian(ctx, o.Recipe, o.CacheDir, o.Out)
 	if err != nil {
 		return "", fmt.Errorf("image %s: %w", o.Alias, err)

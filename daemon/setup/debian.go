@@ -57,7 +57,7 @@ func DebianImage(ctx context.Context, opts Options, out io.Writer) error {
 func (h *host) offerDebian(srv incus.InstanceServer) {
 	alias := h.opts.Debian.Alias
 	if entry, _, err := srv.GetImageAlias(alias); err == nil {
-		h.say("image %s: there (%s); `slipway image build debian` refreshes it", alias, short(entry.Target))
+		h.say("image %s: already there (%s); `slipway image build debian` refreshes it", alias, short(entry.Target))
 		return
 	}
 	h.say("image %s: not built; `slipway image build debian` makes %s for Python, Node, Ruby and Go apps: about 2 minutes and 300 MB from the Debian mirror", alias, alias)

@@ -217,3 +217,19 @@ func TestPackTree(t *testing.T) {
 		}
 	}
 }
+
+// The reasons a build cannot start are named before minutes are spent.
+func TestCheckBuildHost(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	err := checkBuildHost(t.Context(), DefaultMirror)
+	want := ErrNoMmdebstrap
+	if os.Geteuid() != 0 {
+		want = ErrNeedRoot
+	}
+	if !errors.Is(err, want) {
+		t.Errorf("err %v, want %v", err, want)
+	}
+	if !strings.Contains(ErrNoMmdebstrap.Error(), "apt-get install mmdebstrap") {
+		t.Errorf("the error does not say how to get mmdebstrap: %v", ErrNoMmdebstrap)
+	}
+}

@@ -123,8 +123,8 @@ func run(t *testing.T, srv incus.InstanceServer, image, script string) (string, 
 
 // TestDebianImageBuildCacheAndReplace goes through `slipway image build
 // debian`'s code path with a small recipe (minbase, no extra packages: the
-// full image is what .ci/run builds): a build replaces what the alias named
-// and deletes it; a rerun does nothing; with the image gone, the cached
+// full image is what .ci/run builds): a damaged cached tarball is built
+// again; a build replaces what the alias named and deletes it; a rerun does nothing; with the image gone, the cached
 // tarball is imported without a build; and the image boots with /app and
 // without apt's lists.
 func TestDebianImageBuildCacheAndReplace(t *testing.T) {
@@ -155,8 +155,12 @@ func TestDebianImageBuildCacheAndReplace(t *testing.T) {
 		return fp, out.String()
 	}
 
+	// A damaged cached tarball is built again, not trusted.
+	if err := os.WriteFile(recipe.CachePath(cache), []byte("not a tarball"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	fp, out := ensure("build")
-	if !strings.Contains(out, "building Debian bookworm") || !strings.Contains(out, "| I: ") || !strings.Contains(out, "updated") {
+	if !strings.Contains(out, "did not import") || !strings.Contains(out, "building Debian bookworm") || !strings.Contains(out, "| I: ") || !strings.Contains(out, "updated") {
 		t.Errorf("build said:\n%s", out)
 	}
 	if _, err := os.Stat(recipe.CachePath(cache)); err != nil {

@@ -49,11 +49,7 @@ func EnsureDebian(ctx context.Context, srv incus.InstanceServer, o DebianOptions
 		fmt.Fprintf(o.Out, "image %s: already up to date (%.12s, recipe %s)\n", o.Alias, old, key)
 		return old, nil
 	}
-	tarball, err := o.tarball(ctx, key)
-	if err != nil {
-		return "", err
-	}
-	fp, err := importFile(ctx, srv, tarball, o.Out, o.Alias)
+	fp, err := o.importTarball(ctx, srv, key)
 	if err != nil {
 		return "", err
 	}
@@ -81,26 +77,47 @@ func (o *DebianOptions) defaults() {
 	}
 }
 
-// tarball is the cached tarball of the recipe, built first when there is
-// none (or Fresh asks for a new one).
-func (o *DebianOptions) tarball(ctx context.Context, key string) (string, error) {
-	path := o.Recipe.CachePath(o.CacheDir)
+// importTarball imports the recipe's tarball, from the cache when it is
+// there. A cached tarball Incus refuses (a disk error, an Incus that changed
+// its mind) is deleted and built again: the cache saves time, it must never
+// be what a build depends on.
+func (o *DebianOptions) importTarball(ctx context.Context, srv incus.InstanceServer, key string) (string, error) {
+	tarball, built, err := o.tarball(ctx, key)
+	if err != nil {
+		return "", err
+	}
+	fp, err := importFile(ctx, srv, tarball, o.Out, o.Alias)
+	if err == nil || built || ctx.Err() != nil {
+		return fp, err
+	}
+	fmt.Fprintf(o.Out, "image %s: the cached build did not import (%v); building it again\n", o.Alias, err)
+	_ = os.Remove(tarball)
+	o.Fresh = true
+	if tarball, _, err = o.tarball(ctx, key); err != nil {
+		return "", err
+	}
+	return importFile(ctx, srv, tarball, o.Out, o.Alias)
+}
+
+// tarball is the cached tarball of the recipe, built first (built is then
+// true) when there is none or Fresh asks for a new one.
+func (o *DebianOptions) tarball(ctx context.Context, key string) (path string, built bool, err error) {
+	path = o.Recipe.CachePath(o.CacheDir)
 	if st, err := os.Stat(path); err == nil && !o.Fresh {
 		fmt.Fprintf(o.Out, "image %s: using the cached build (%s, %s)\n", o.Alias, path, mb(st.Size()))
-		return path, nil
+		return path, false, nil
 	}
 	fmt.Fprintf(o.Out, "image %s: building Debian %s from %s with mmdebstrap (recipe %s; about 2 minutes)\n",
 		o.Alias, o.Recipe.Suite, o.Recipe.Mirror, key)
 	if o.BeforeBuild != nil {
 		if err := o.BeforeBuild(ctx); err != nil {
-			return "", fmt.Errorf("image %s: %w", o.Alias, err)
+			return "", false, fmt.Errorf("image %s: %w", o.Alias, err)
 		}
 	}
-	path, err := BuildDebian(ctx, o.Recipe, o.CacheDir, o.Out)
-	if err != nil {
-		return "", fmt.Errorf("image %s: %w", o.Alias, err)
+	if path, err = BuildDebian(ctx, o.Recipe, o.CacheDir, o.Out); err != nil {
+		return "", false, fmt.Errorf("image %s: %w", o.Alias, err)
 	}
-	return path, nil
+	return path, true, nil
 }
 
 // retire deletes the image alias pointed at before: nothing names it any

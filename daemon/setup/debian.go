@@ -39,6 +39,11 @@ func (d *Debian) defaults() {
 // build debian` on a host that is set up already.
 func DebianImage(ctx context.Context, opts Options, out io.Writer) error {
 	opts.defaults()
+	// Said first: as anyone else, incusd's socket refuses the connection,
+	// and that message would send the user to the wrong place.
+	if os.Geteuid() != 0 {
+		return baseimage.ErrNeedRoot
+	}
 	h := host{opts: opts, out: out, log: opts.Logger}
 	incusd := findIncusd()
 	if incusd == "" {

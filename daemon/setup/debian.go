@@ -77,7 +77,7 @@ func (h *host) ensureDebian(ctx context.Context, srv incus.InstanceServer) error
 		CacheDir:    d.CacheDir,
 		Fresh:       d.Fresh,
 		Out:         h.out,
-		BeforeBuild: ensureMmdebstrap,
+		BeforeBuild: h.ensureMmdebstrap,
 	})
 	if err != nil {
 		return err
@@ -88,12 +88,16 @@ func (h *host) ensureDebian(ctx context.Context, srv incus.InstanceServer) error
 
 // ensureMmdebstrap installs mmdebstrap with apt when a build needs it and
 // it is missing; only root on a Debian host can.
-func ensureMmdebstrap(ctx context.Context) error {
+func (h *host) ensureMmdebstrap(ctx context.Context) error {
 	if haveCommand("mmdebstrap") {
 		return nil
 	}
 	if os.Geteuid() != 0 || !haveCommand("apt-get") {
 		return baseimage.ErrNoMmdebstrap
 	}
-	return aptInstall(ctx, "mmdebstrap")
+	if err := aptInstall(ctx, "mmdebstrap"); err != nil {
+		return err
+	}
+	h.say("mmdebstrap: installed (apt-get install mmdebstrap)")
+	return nil
 }

@@ -55,6 +55,12 @@ func EnsureDebian(ctx context.Context, srv incus.InstanceServer, o DebianOptions
 	}
 	warmImage(ctx, srv, fp, o.Out, o.Alias)
 	if err := pointAlias(srv, o.Alias, fp, o.Recipe.description()); err != nil {
+		// Nothing names the new image: do not leave 1 GB behind.
+		if fp != old {
+			if op, derr := srv.DeleteImage(fp); derr == nil {
+				_ = op.Wait()
+			}
+		}
 		return "", err
 	}
 	o.retire(srv, old, fp)

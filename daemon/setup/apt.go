@@ -1,9 +1,14 @@
 package setup
 
 import (
+	"context"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/slipway-dev/slipway/channels/container/baseimage"
 )
 
 // Debian 12 (bookworm) has no Incus in main; bookworm-backports has 6.0.
@@ -26,13 +31,13 @@ func installPlan(osRelease map[string]string, aptDir string) aptPlan {
 	}
 	suite := codename + "-backports"
 	p := aptPlan{suite: suite}
-	sources := readSources(aptDir)
+	sources := baseimage.ReadAptSources(aptDir)
 	if hasSuite(sources, suite) {
 		return p
 	}
 	p.sourcesFile = filepath.Join(aptDir, "sources.list.d", suite+".list")
 	p.sourcesLine = "# Added by slipway setup: Incus for Debian 12 comes from " + suite + ".\n" +
-		"deb " + mirror(sources, codename) + " " + suite + " main\n"
+		"deb " + baseimage.HostMirror(sources, codename) + " " + suite + " main\n"
 	return p
 }
 
@@ -64,81 +69,9 @@ func (p aptPlan) script() string {
 	return b.String()
 }
 
-// source is one apt source entry, from either format.
-type source struct {
-	uris, suites []string
-}
-
-// readSources reads sources.list and sources.list.d/*.list (one-line
-// format) and sources.list.d/*.sources (deb822), skipping comments and
-// disabled entries. Files with other endings are ignored, as apt does.
-func readSources(aptDir string) []source {
-	var out []source
-	files := []string{filepath.Join(aptDir, "sources.list")}
-	lists, _ := filepath.Glob(filepath.Join(aptDir, "sources.list.d", "*.list"))
-	files = append(files, lists...)
-	for _, f := range files {
-		for _, line := range strings.Split(readFile(f), "\n") {
-			if s, ok := parseOneLine(line); ok {
-				out = append(out, s)
-			}
-		}
-	}
-	deb822, _ := filepath.Glob(filepath.Join(aptDir, "sources.list.d", "*.sources"))
-	for _, f := range deb822 {
-		out = append(out, parseDeb822(readFile(f))...)
-	}
-	return out
-}
-
-// parseOneLine parses "deb [options] URI SUITE COMPONENT...".
-func parseOneLine(line string) (source, bool) {
-	line, _, _ = strings.Cut(line, "#")
-	f := strings.Fields(line)
-	if len(f) < 3 || f[0] != "deb" {
-		return source{}, false
-	}
-	f = f[1:]
-	if strings.HasPrefix(f[0], "[") {
-		for len(f) > 0 && !strings.HasSuffix(f[0], "]") {
-			f = f[1:]
-		}
-		if len(f) == 0 {
-			return source{}, false
-		}
-		f = f[1:]
-	}
-	if len(f) < 2 {
-		return source{}, false
-	}
-	return source{uris: f[:1], suites: f[1:2]}, true
-}
-
-// parseDeb822 parses the stanzas of a .sources file.
-func parseDeb822(text string) []source {
-	var out []source
-	for _, stanza := range strings.Split(text, "\n\n") {
-		fields := map[string]string{}
-		for _, line := range strings.Split(stanza, "\n") {
-			if strings.HasPrefix(line, "#") {
-				continue
-			}
-			k, v, ok := strings.Cut(line, ":")
-			if ok && !strings.HasPrefix(k, " ") && !strings.HasPrefix(k, "\t") {
-				fields[strings.ToLower(strings.TrimSpace(k))] = strings.TrimSpace(v)
-			}
-		}
-		if !strings.Contains(" "+fields["types"]+" ", " deb ") || strings.EqualFold(fields["enabled"], "no") {
-			continue
-		}
-		out = append(out, source{uris: strings.Fields(fields["uris"]), suites: strings.Fields(fields["suites"])})
-	}
-	return out
-}
-
-func hasSuite(sources []source, suite string) bool {
+func hasSuite(sources []baseimage.AptSource, suite string) bool {
 	for _, s := range sources {
-		for _, x := range s.suites {
+		for _, x := range s.Suites {
 			if x == suite {
 				return true
 			}
@@ -147,17 +80,27 @@ func hasSuite(sources []source, suite string) bool {
 	return false
 }
 
-// mirror is the archive the host already uses for its release, so backports
-// come from the same (perhaps local) mirror; Debian's CDN otherwise.
-func mirror(sources []source, codename string) string {
-	for _, s := range sources {
-		for _, x := range s.suites {
-			if x == codename && len(s.uris) > 0 {
-				return strings.TrimSuffix(s.uris[0], "/")
-			}
+// aptInstall installs Debian packages (as root). A host whose package lists
+// are missing or stale (a fresh cloud image) gets one apt-get update and a
+// second try.
+func aptInstall(ctx context.Context, pkgs ...string) error {
+	install := append([]string{"install", "-y", "--no-install-recommends"}, pkgs...)
+	b, err := aptGet(ctx, install...)
+	if err != nil {
+		if _, uerr := aptGet(ctx, "update"); uerr == nil {
+			b, err = aptGet(ctx, install...)
 		}
 	}
-	return "http://deb.debian.org/debian"
+	if err != nil {
+		return fmt.Errorf("apt-get install %s: %w\n%s", strings.Join(pkgs, " "), err, tail(b, 20))
+	}
+	return nil
+}
+
+func aptGet(ctx context.Context, args ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, "apt-get", args...)
+	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+	return cmd.CombinedOutput()
 }
 
 // readOSRelease parses /etc/os-release (KEY=value, values maybe quoted).

@@ -1,8 +1,9 @@
 // Package setup is `slipway setup`: it makes a Debian host ready to run
 // slipway, the way Dokku's bootstrap does, one idempotent step at a time:
 // Incus installed, incusd running, a root disk on a storage pool in the
-// default profile, and the busybox base image imported. Each step prints one
-// line saying what it found or did; running it again changes nothing.
+// default profile, and the busybox base image imported (and, when asked,
+// the Debian one). Each step prints one line saying what it found or did;
+// running it again changes nothing.
 package setup
 
 import (
@@ -48,6 +49,8 @@ type Options struct {
 	Pool     string // storage pool to create when the default profile has no root disk (default "slipway")
 	PoolSize string // size of a loop-backed btrfs pool (default 20GiB)
 	Image    string // base image alias (default slipway/busybox)
+
+	Debian Debian // the rich Debian image: built by Run only when Debian.Build is set
 }
 
 func (o *Options) defaults() {
@@ -69,6 +72,7 @@ func (o *Options) defaults() {
 	if o.Image == "" {
 		o.Image = baseimage.DefaultAlias
 	}
+	o.Debian.defaults()
 }
 
 // Run makes the host ready, printing one line per step to out.
@@ -87,7 +91,14 @@ func Run(ctx context.Context, opts Options, out io.Writer) error {
 	if err := h.ensureRootDisk(srv); err != nil {
 		return err
 	}
-	return h.ensureImage(ctx, srv)
+	if err := h.ensureImage(ctx, srv); err != nil {
+		return err
+	}
+	if !opts.Debian.Build {
+		h.offerDebian(srv)
+		return nil
+	}
+	return h.ensureDebian(ctx, srv)
 }
 
 // Image rebuilds the base image and re-imports it when it differs from the
@@ -371,10 +382,8 @@ func (h *host) ensureImage(ctx context.Context, srv incus.InstanceServer) error 
 		if os.Geteuid() != 0 || !haveCommand("apt-get") || h.opts.BusyboxPath != baseimage.DefaultBusybox {
 			return fmt.Errorf("image %s needs busybox-static at %s; install it with: apt-get install -y busybox-static", alias, h.opts.BusyboxPath)
 		}
-		cmd := exec.CommandContext(ctx, "apt-get", "install", "-y", "--no-install-recommends", "busybox-static")
-		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-		if b, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("apt-get install busybox-static: %w\n%s", err, tail(b, 20))
+		if err := aptInstall(ctx, "busybox-static"); err != nil {
+			return err
 		}
 	}
 	want, err := baseimage.Fingerprint(h.opts.BusyboxPath)

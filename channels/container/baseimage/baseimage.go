@@ -323,29 +323,45 @@ func Import(ctx context.Context, srv incus.InstanceServer, alias string, busybox
 		return err
 	}
 
-	if _, _, err := srv.GetImage(fingerprint); err != nil {
-		if !api.StatusErrorCheck(err, 404) {
-			return fmt.Errorf("look up image %s: %w", fingerprint[:12], err)
-		}
-		op, err := srv.CreateImage(api.ImagesPost{Filename: "slipway-busybox.tar.gz"}, &incus.ImageCreateArgs{
-			MetaFile: bytes.NewReader(tarball),
-			MetaName: "slipway-busybox.tar.gz",
-			Type:     string(api.InstanceTypeContainer),
-		})
-		if err != nil {
-			return fmt.Errorf("import image: %w", err)
-		}
-		final, err := wait(ctx, srv, op)
-		if err != nil {
-			// A concurrent import of the same bytes wins the race.
-			if _, _, gerr := srv.GetImage(fingerprint); gerr != nil {
-				return fmt.Errorf("import image: %w", err)
-			}
-		} else if fp, _ := final.Metadata["fingerprint"].(string); fp != "" && fp != fingerprint {
-			fingerprint = fp
-		}
+	fingerprint, err = importTarball(ctx, srv, bytes.NewReader(tarball), "slipway-busybox.tar.gz", fingerprint)
+	if err != nil {
+		return err
 	}
+	return pointAlias(srv, alias, fingerprint, "slipway busybox base image")
+}
 
+// importTarball imports a unified image tarball whose sha256 is fingerprint,
+// unless srv has that image already, and returns the image's fingerprint.
+func importTarball(ctx context.Context, srv incus.InstanceServer, tarball io.Reader, filename, fingerprint string) (string, error) {
+	if _, _, err := srv.GetImage(fingerprint); err == nil {
+		return fingerprint, nil
+	} else if !api.StatusErrorCheck(err, 404) {
+		return "", fmt.Errorf("look up image %s: %w", fingerprint[:12], err)
+	}
+	op, err := srv.CreateImage(api.ImagesPost{Filename: filename}, &incus.ImageCreateArgs{
+		MetaFile: tarball,
+		MetaName: filename,
+		Type:     string(api.InstanceTypeContainer),
+	})
+	if err != nil {
+		return "", fmt.Errorf("import image: %w", err)
+	}
+	final, err := wait(ctx, srv, op)
+	if err != nil {
+		// A concurrent import of the same bytes wins the race.
+		if _, _, gerr := srv.GetImage(fingerprint); gerr != nil {
+			return "", fmt.Errorf("import image: %w", err)
+		}
+	} else if fp, _ := final.Metadata["fingerprint"].(string); fp != "" {
+		fingerprint = fp
+	}
+	return fingerprint, nil
+}
+
+// pointAlias makes alias name the image fingerprint, creating or moving it.
+// The image an alias pointed at before is left in place: instances may
+// still be made from it by fingerprint; deleting it is the caller's call.
+func pointAlias(srv incus.InstanceServer, alias, fingerprint, description string) error {
 	entry, etag, err := srv.GetImageAlias(alias)
 	switch {
 	case err == nil && entry.Target == fingerprint:
@@ -358,7 +374,7 @@ func Import(ctx context.Context, srv incus.InstanceServer, alias string, busybox
 			Type: string(api.InstanceTypeContainer),
 			ImageAliasesEntryPut: api.ImageAliasesEntryPut{
 				Target:      fingerprint,
-				Description: "slipway busybox base image",
+				Description: description,
 			},
 		}})
 	}

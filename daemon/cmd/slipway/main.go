@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/slipway-dev/slipway/channels/container/baseimage"
 	"github.com/slipway-dev/slipway/daemon"
 	"github.com/slipway-dev/slipway/daemon/setup"
 	"github.com/slipway-dev/slipway/hooks"
@@ -32,7 +33,7 @@ func main() {
 	case "setup":
 		os.Exit(runSetup("setup", setup.Run, os.Args[2:]))
 	case "image":
-		os.Exit(runSetup("image", setup.Image, os.Args[2:]))
+		os.Exit(image(os.Args[2:]))
 	case "hook":
 		if len(os.Args) != 3 {
 			fmt.Fprintln(os.Stderr, "usage: slipway hook pre-receive|post-receive")
@@ -51,8 +52,11 @@ func main() {
 func usage() {
 	fmt.Fprintln(os.Stderr, `usage: slipway COMMAND [flags]
   serve   run the daemon (slipway serve -h for flags)
-  setup   make this host ready: Incus, storage pool, base image
-  image   rebuild the base image and re-import it if it changed`)
+  setup   make this host ready: Incus, storage pool, base image (--debian: the Debian one too)
+  image   rebuild the busybox base image and re-import it if it changed
+  image build busybox|debian [flags]
+          build a base image; debian makes slipway/debian for Python, Node,
+          Ruby and Go apps (slipway image build debian -h for flags)`)
 }
 
 // envFlags registers flags whose defaults come from SLIPWAY_* variables.
@@ -159,14 +163,56 @@ func serve(args []string) int {
 	return 0
 }
 
-// runSetup runs setup.Run or setup.Image, which take the same flags.
+// image is `slipway image [build busybox|debian]`; alone it is `build
+// busybox`, what it did before there was a second image.
+func image(args []string) int {
+	if len(args) == 0 || args[0] != "build" {
+		return runSetup("image", setup.Image, args)
+	}
+	if len(args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: slipway image build busybox|debian [flags]")
+		return 2
+	}
+	switch args[1] {
+	case "busybox":
+		return runSetup("image build busybox", setup.Image, args[2:])
+	case "debian":
+		return runSetup("image build debian", setup.DebianImage, args[2:])
+	}
+	fmt.Fprintf(os.Stderr, "slipway image build: no image %q (busybox or debian)\n", args[1])
+	return 2
+}
+
+// runSetup runs setup.Run, setup.Image or setup.DebianImage, which share
+// their flags; the Debian image's flags are there for the commands that
+// build it.
 func runSetup(name string, run func(context.Context, setup.Options, io.Writer) error, args []string) int {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	opts := setup.Options{DataDir: daemon.Defaults().DataDir}
 	ef := &envFlags{fs: fs}
 	ef.str(&opts.DataDir, "data", "data directory (incusd's log goes here when "+name+" starts it)")
+	include := ""
+	switch name {
+	case "setup":
+		fs.BoolVar(&opts.Debian.Build, "debian", false, "also build the Debian image slipway/debian (about 2 minutes and 300 MB from the Debian mirror)")
+	case "image build debian":
+		fs.StringVar(&include, "include", "", "more Debian packages for the image, comma-separated (PKG,...)")
+		fs.StringVar(&opts.Debian.Alias, "alias", baseimage.DebianAlias, "image alias to import it as")
+		fs.BoolVar(&opts.Debian.Fresh, "fresh", false, "build again even when the cache or Incus has this recipe")
+	}
+	if name != "image" && name != "image build busybox" {
+		opts.Debian.CacheDir = baseimage.DefaultCacheDir
+		fs.StringVar(&opts.Debian.CacheDir, "cache", opts.Debian.CacheDir, "directory keeping built Debian image tarballs")
+	}
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "slipway %s: unexpected argument %q\n", name, fs.Arg(0))
+		return 2
+	}
+	if include != "" {
+		opts.Debian.Include = strings.Split(include, ",")
 	}
 	opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	if err := run(context.Background(), opts, os.Stdout); err != nil {

@@ -107,7 +107,7 @@ func TestDetectNodeWithoutDependencies(t *testing.T) {
 func TestDetectGo(t *testing.T) {
 	p := detect(t, MapFiles{"go.mod": "module example.com/a\n\ngo 1.19\n", "main.go": ""})
 	cmds := commands(p)
-	for _, want := range []string{"go build ", "-o /app/.slipway/bin/app .", `GOCACHE="${SLIPWAY_CACHE:-/tmp/slipway-cache}/go/build"`, `GOMODCACHE="${SLIPWAY_CACHE`} {
+	for _, want := range []string{"go build ", "-o .slipway/bin/app .", `GOCACHE="${SLIPWAY_CACHE:-/tmp/slipway-cache}/go/build"`, `GOMODCACHE="${SLIPWAY_CACHE`} {
 		if !strings.Contains(cmds, want) {
 			t.Errorf("build lacks %q:\n%s", want, cmds)
 		}

@@ -121,13 +121,15 @@ func golang(f Files) (Plan, bool) {
 	}
 	// -modcacherw: the module cache is otherwise read-only, and a cache
 	// that cannot be deleted is a chore. cgo only where a C compiler is.
-	build := `mkdir -p /app/.slipway/bin && GOPATH="` + cacheDir + `/go" GOMODCACHE="` + cacheDir + `/go/mod" GOCACHE="` + cacheDir + `/go/build" ` +
+	build := `mkdir -p .slipway/bin && GOPATH="` + cacheDir + `/go" GOMODCACHE="` + cacheDir + `/go/mod" GOCACHE="` + cacheDir + `/go/build" ` +
 		`CGO_ENABLED="${CGO_ENABLED:-$(command -v gcc >/dev/null 2>&1 && echo 1 || echo 0)}" ` +
 		`go build -modcacherw -buildvcs=false`
 	if f.Exists("vendor/modules.txt") {
 		build += " -mod=vendor"
 	}
-	p.Build = []Step{{"Building with go build", build + " -o " + appBinary + " ."}}
+	// The output path is relative (the build runs in /app) so the command also
+	// works in a copy of the tree elsewhere.
+	p.Build = []Step{{"Building with go build", build + " -o .slipway/bin/app ."}}
 	return p, true
 }
 

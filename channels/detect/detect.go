@@ -76,7 +76,10 @@ const Markers = "requirements.txt, pyproject.toml, package.json, go.mod, Gemfile
 // cacheDir is the build cache in build commands. The engine sets
 // $SLIPWAY_CACHE to a directory kept across an installation's deploys; the
 // fallback keeps a build that runs without one (a test, a one-off) working.
-const cacheDir = `${SLIPWAY_CACHE:-/tmp/slipway-cache}`
+// Not under /tmp: on a systemd image, systemd-tmpfiles empties /tmp while
+// the instance boots, which is when the build starts (a Go build then
+// fails at random: its module index in GOCACHE vanishes mid-build).
+const cacheDir = `${SLIPWAY_CACHE:-/var/tmp/slipway-cache}`
 
 // basePath is the PATH of Debian and of slipway/busybox; a language's tools
 // go in front of it. Env values are not expanded, so it is spelt out.

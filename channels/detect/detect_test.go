@@ -34,7 +34,7 @@ func TestDetectPython(t *testing.T) {
 	cmds := commands(p)
 	for _, want := range []string{
 		"python3 -m venv --without-pip .venv\n",
-		`python3 -m pip --python .venv/bin/python install --cache-dir "${SLIPWAY_CACHE:-/tmp/slipway-cache}/pip" -r requirements.txt`,
+		`python3 -m pip --python .venv/bin/python install --cache-dir "${SLIPWAY_CACHE:-/var/tmp/slipway-cache}/pip" -r requirements.txt`,
 	} {
 		if !strings.Contains(cmds, want) {
 			t.Errorf("build lacks %q:\n%s", want, cmds)
@@ -82,7 +82,7 @@ func TestDetectNode(t *testing.T) {
 		t.Fatalf("%s, web %q", p.Detected(), p.Web())
 	}
 	cmds := commands(p)
-	if !strings.Contains(cmds, `npm ci --cache "${SLIPWAY_CACHE:-/tmp/slipway-cache}/npm" --prefer-offline --no-audit --no-fund`) ||
+	if !strings.Contains(cmds, `npm ci --cache "${SLIPWAY_CACHE:-/var/tmp/slipway-cache}/npm" --prefer-offline --no-audit --no-fund`) ||
 		!strings.Contains(cmds, "npm run build") {
 		t.Fatalf("build:\n%s", cmds)
 	}
@@ -107,7 +107,7 @@ func TestDetectNodeWithoutDependencies(t *testing.T) {
 func TestDetectGo(t *testing.T) {
 	p := detect(t, MapFiles{"go.mod": "module example.com/a\n\ngo 1.19\n", "main.go": ""})
 	cmds := commands(p)
-	for _, want := range []string{"go build ", "-o .slipway/bin/app .", `GOCACHE="${SLIPWAY_CACHE:-/tmp/slipway-cache}/go/build"`, `GOMODCACHE="${SLIPWAY_CACHE`} {
+	for _, want := range []string{"go build ", "-o .slipway/bin/app .", `GOCACHE="${SLIPWAY_CACHE:-/var/tmp/slipway-cache}/go/build"`, `GOMODCACHE="${SLIPWAY_CACHE`} {
 		if !strings.Contains(cmds, want) {
 			t.Errorf("build lacks %q:\n%s", want, cmds)
 		}
@@ -131,7 +131,7 @@ func TestDetectGo(t *testing.T) {
 func TestDetectRuby(t *testing.T) {
 	p := detect(t, MapFiles{"Gemfile": "source 'https://rubygems.org'\n", "config.ru": "run App\n"})
 	if p.Language != "Ruby" || p.Env["BUNDLE_PATH"] != "/app/vendor/bundle" ||
-		!strings.Contains(commands(p), `BUNDLE_USER_CACHE="${SLIPWAY_CACHE:-/tmp/slipway-cache}/bundler" bundle install`) {
+		!strings.Contains(commands(p), `BUNDLE_USER_CACHE="${SLIPWAY_CACHE:-/var/tmp/slipway-cache}/bundler" bundle install`) {
 		t.Fatalf("%s %v\n%s", p.Detected(), p.Env, commands(p))
 	}
 	if !strings.HasPrefix(p.Web(), "bundle exec rackup -p $PORT") {

@@ -175,13 +175,34 @@ func (r *Repo) IsAncestor(ancestor, commit string) (bool, error) {
 
 // ReadFile returns a file's content at a commit.
 func (r *Repo) ReadFile(commit, path string) ([]byte, error) {
-	tree, err := r.tree(commit)
+	t, err := r.Tree(commit)
 	if err != nil {
 		return nil, err
 	}
-	f, err := tree.File(path)
+	return t.ReadFile(path)
+}
+
+// Tree is the file tree of one commit, read once: what language detection
+// and the Procfile need, without looking the commit up again per file.
+type Tree struct {
+	commit string
+	tree   *object.Tree
+}
+
+// Tree opens the file tree of commit.
+func (r *Repo) Tree(commit string) (*Tree, error) {
+	t, err := r.tree(commit)
 	if err != nil {
-		return nil, fmt.Errorf("%s at %s: %w", path, short(commit), ErrNoFile)
+		return nil, err
+	}
+	return &Tree{commit: commit, tree: t}, nil
+}
+
+// ReadFile returns a file's content; ErrNoFile when the path is no file.
+func (t *Tree) ReadFile(path string) ([]byte, error) {
+	f, err := t.tree.File(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s at %s: %w", path, short(t.commit), ErrNoFile)
 	}
 	rd, err := f.Reader()
 	if err != nil {
@@ -189,6 +210,16 @@ func (r *Repo) ReadFile(commit, path string) ([]byte, error) {
 	}
 	defer rd.Close()
 	return io.ReadAll(rd)
+}
+
+// Exists reports whether path names a file, a directory or a link in the tree.
+func (t *Tree) Exists(path string) bool {
+	path = strings.Trim(path, "/")
+	if path == "" {
+		return true
+	}
+	_, err := t.tree.FindEntry(path)
+	return err == nil
 }
 
 func (r *Repo) tree(commit string) (*object.Tree, error) {

@@ -173,3 +173,29 @@ func TestHistoryFileAndTar(t *testing.T) {
 		t.Errorf("file.txt: %+v", h)
 	}
 }
+
+func TestTreeExists(t *testing.T) {
+	dir, commits := testRepo(t)
+	r, _ := Open(dir)
+	tree, err := r.Tree(commits[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]bool{
+		"file.txt": true, "bin": true, "bin/": true, "bin/run": true, "link": true,
+		"missing": false, "bin/missing": false, "file.txt/x": false,
+	} {
+		if got := tree.Exists(path); got != want {
+			t.Errorf("Exists(%q) = %v, want %v", path, got, want)
+		}
+	}
+	if old, _ := r.Tree(commits[0]); old.Exists("bin") {
+		t.Error("bin exists in the first commit, which has none")
+	}
+	if data, err := tree.ReadFile("bin/run"); err != nil || !strings.Contains(string(data), "echo hi") {
+		t.Errorf("ReadFile bin/run: %q %v", data, err)
+	}
+	if _, err := tree.ReadFile("bin"); !errors.Is(err, ErrNoFile) {
+		t.Errorf("ReadFile of a directory: %v, want ErrNoFile", err)
+	}
+}

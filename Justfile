@@ -11,6 +11,7 @@ default:
 # Build the slipway binary and the instances' supervisor into bin/
 build:
     go build -o {{bin}} ./daemon/cmd/slipway
+    CGO_ENABLED=0 go build -o {{supervisor}} ./daemon/cmd/slipway-supervisor
 
 # Make this host ready: Incus, storage pool, base image (idempotent)
 setup: build

@@ -101,8 +101,10 @@ func unpackEntry(app int, parts []string, hdr *tar.Header, r io.Reader) error {
 		// The link is written, never followed: its target may say anything.
 		removeEntry(dir, base)
 		return unix.Symlinkat(hdr.Linkname, dir, base)
+	case tar.TypeLink:
+		return errors.New("hard links are not supported")
 	default:
-		return fmt.Errorf("entry type %q is not supported", string(hdr.Typeflag))
+		return fmt.Errorf("entry type %q (not a file, directory or symlink) is not supported", string(hdr.Typeflag))
 	}
 }
 

@@ -43,7 +43,7 @@ func Main(args []string) int {
 	if os.Getpid() == 1 {
 		initRest(log)
 	}
-	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGPWR, syscall.SIGTERM, syscall.SIGINT)
+	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGPWR, sigRTMIN3, syscall.SIGTERM, syscall.SIGINT)
 	defer cancel()
 	_ = s.Run(ctx)
 	if os.Getpid() == 1 {
@@ -51,6 +51,11 @@ func Main(args []string) int {
 	}
 	return 0
 }
+
+// sigRTMIN3 is how systemd is asked to halt. liblxc sends it instead of
+// SIGPWR when init has it blocked (its test for systemd), and Go's runtime
+// threads run with it blocked: `incus stop` sends us this one.
+const sigRTMIN3 = syscall.Signal(34 + 3) // glibc's SIGRTMIN, as liblxc counts
 
 // mountRun gives /run a tmpfs unless the image or Incus mounted one:
 // /run must be empty at boot and never on the image's disk.

@@ -1,15 +1,17 @@
 # slipway: git push to deploy. `just` lists the recipes.
 
 bin := justfile_directory() / "bin/slipway"
+supervisor := justfile_directory() / "bin/slipway-supervisor"
 data := env("SLIPWAY_DATA", "/var/lib/slipway")
 
 # List the recipes
 default:
     @just --list
 
-# Build the slipway binary into bin/
+# Build the slipway binary and the instances' supervisor into bin/
 build:
     go build -o {{bin}} ./daemon/cmd/slipway
+    CGO_ENABLED=0 go build -o {{supervisor}} ./daemon/cmd/slipway-supervisor
 
 # Make this host ready: Incus, storage pool, base image (idempotent)
 setup: build

@@ -66,12 +66,18 @@ func (e *Engine) recordSwap(l *opLog, inst store.Installation, sw store.Swap, ch
 
 // checkWhenBooted health-checks the instance once its init runs, in the
 // background; the channel gets the outcome.
-func (e *Engine) checkWhenBooted(ctx context.Context, name string, dial proxy.DialFunc, host string, h Health) <-chan error {
+func (e *Engine) checkWhenBooted(ctx context.Context, name string, start func(context.Context) error, dial proxy.DialFunc, host string, h Health) <-chan error {
 	done := make(chan error, 1)
 	go func() {
 		if err := e.rt.Booted(ctx, name); err != nil {
 			done <- e.stepError(ctx, "start instance", err)
 			return
+		}
+		if start != nil {
+			if err := start(ctx); err != nil {
+				done <- err
+				return
+			}
 		}
 		done <- healthCheck(ctx, dial, host, h)
 	}()
@@ -114,26 +120,35 @@ func (e *Engine) deleteInstance(l *opLog, name, what string) error {
 	return nil
 }
 
-// retire drains the replaced upstream and deletes its instance. It runs after
-// the swap, so its failures do not fail the operation: it says what it could
-// not delete, which housekeeping deletes later.
-func (e *Engine) retire(l *opLog, old *proxy.Upstream, inst store.Installation) error {
-	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.DrainTimeout+time.Minute)
-	defer cancel()
+// markRetiring marks the instances a swap replaced (the old upstream's, and the
+// one the store recorded) as retiring, at once, so status shows them so from
+// the swap on; retire unmarks them when it is done.
+func (e *Engine) markRetiring(old *proxy.Upstream, inst store.Installation) map[string]bool {
 	names := map[string]bool{}
 	if old != nil {
-		dctx, dcancel := context.WithTimeout(ctx, e.cfg.DrainTimeout)
-		if err := old.Drain(dctx); err != nil {
-			l.Logf("       Drain of %s stopped after %s with requests still in flight", old.Name(), e.cfg.DrainTimeout)
-		}
-		dcancel()
 		names[old.Name()] = true
 	}
 	if inst.Instance != "" {
 		names[inst.Instance] = true
 	}
 	e.retiring.add(inst.ID, names)
+	return names
+}
+
+// retire drains the replaced upstream and deletes the instances markRetiring
+// marked. It runs after the swap, so its failures do not fail the operation:
+// it says what it could not delete, which housekeeping deletes later.
+func (e *Engine) retire(l *opLog, old *proxy.Upstream, inst store.Installation, names map[string]bool) error {
+	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.DrainTimeout+time.Minute)
+	defer cancel()
 	defer e.retiring.remove(inst.ID, names)
+	if old != nil {
+		dctx, dcancel := context.WithTimeout(ctx, e.cfg.DrainTimeout)
+		if err := old.Drain(dctx); err != nil {
+			l.Logf("       Drain of %s stopped after %s with requests still in flight", old.Name(), e.cfg.DrainTimeout)
+		}
+		dcancel()
+	}
 	e.urgent.waitIdle(ctx) // the old instance serves nobody now; deploys under way come first
 	var failed error
 	for name := range names {
@@ -166,21 +181,13 @@ func treeReader(r *repo.Repo, commit string) io.ReadCloser {
 func (e *Engine) putTree(ctx context.Context, r *repo.Repo, name, commit string) error {
 	tree := treeReader(r, commit)
 	defer tree.Close()
-	var out limitedBuffer
-	code, err := e.rt.Exec(ctx, name, []string{"tar", "-x", "-f", "-", "-C", "/app"}, nil, tree, &out)
-	if err != nil {
-		return err
-	}
-	if code != 0 {
-		return fmt.Errorf("tar exited with status %d: %s", code, out.String())
-	}
-	return nil
+	return e.rt.Deliver(ctx, name, tree)
 }
 
 func (e *Engine) runStep(ctx context.Context, l *opLog, name, kind, cmd string, env map[string]string) error {
 	l.Logf("-----> %s: %s", kind, cmd)
 	step := time.Now()
-	code, err := e.rt.Exec(ctx, name, []string{"/bin/sh", "-c", "cd /app && " + cmd}, env, nil, l)
+	code, err := e.rt.Run(ctx, name, []string{"/bin/sh", "-c", "cd /app && " + cmd}, env, l)
 	l.Flush()
 	if err != nil {
 		return e.stepError(ctx, kind+" step "+strconv.Quote(cmd), err)

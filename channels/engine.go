@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/slipway-dev/slipway/channels/applog"
 	"github.com/slipway-dev/slipway/channels/proxy"
 	"github.com/slipway-dev/slipway/store"
 )
@@ -34,6 +35,7 @@ type Config struct {
 	DrainTimeout time.Duration // how long in-flight requests may take after a swap
 	KeepImages   int           // images of earlier builds kept per installation for fast rollback
 	Backups      BackupConfig  // persistent volumes' and the store's backups (backup.go)
+	AppLogs      *applog.Store // where the apps' own output is kept (nil: nowhere)
 }
 
 // Engine queues and runs operations.
@@ -59,6 +61,8 @@ type Engine struct {
 	urgent    urgency
 	settling  map[int64]chan struct{} // by installation: closed when its clean-ups end (settle.go)
 	retiring  retiring
+	appLogs   *applog.Store
+	collect   collector
 
 	// crashAt, set by tests only, is called at named points where a crash of
 	// the daemon must leave a consistent store.
@@ -98,7 +102,7 @@ func NewEngine(cfg Config, st *store.Store, rt Runtime, px *proxy.Proxy, logger 
 	}
 	base, stop := context.WithCancel(context.Background())
 	return &Engine{
-		cfg: cfg, store: st, rt: rt, proxy: px, log: logger, logs: newLogHub(st),
+		cfg: cfg, store: st, rt: rt, proxy: px, log: logger, logs: newLogHub(st), appLogs: cfg.AppLogs,
 		base: base, stop: stop, slots: make(chan struct{}, cfg.MaxParallel),
 		lanes: map[int64]*lane{}, jobs: map[int64]*job{}, settling: map[int64]chan struct{}{},
 	}

@@ -59,3 +59,9 @@ func shortID(commit string) string {
 	}
 	return commit
 }
+
+// processRule is Heroku's rule for Procfile process types.
+var processRule = regexp.MustCompile(`^[A-Za-z0-9_-]{1,63}$`)
+
+// ValidProcessName: name may be a process type (web, worker, ...).
+func ValidProcessName(name string) bool { return processRule.MatchString(name) }

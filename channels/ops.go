@@ -126,7 +126,7 @@ func (e *Engine) Deprovision(ctx context.Context, app, env, user string) (store.
 		}
 		old := e.proxy.RemoveHost(now.Host)
 		l.Logf("-----> %s no longer routes to %s", now.Host, now.Resource())
-		e.retire(l, old, now)
+		e.retire(l, old, now, e.markRetiring(old, now))
 		e.dropImages(ctx, l, now.ID)
 		instances, err := e.rt.List(ctx)
 		if err == nil {

@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"time"
 
 	"github.com/slipway-dev/slipway/channels/proxy"
 	"github.com/slipway-dev/slipway/channels/repo"
+	"github.com/slipway-dev/slipway/channels/runtime"
 	"github.com/slipway-dev/slipway/store"
 )
 
@@ -141,9 +141,9 @@ func (d *deployment) launchKept(ctx context.Context) error {
 		launched <- err
 	}()
 	if len(d.m.Volumes) == 0 {
-		// Nothing to attach first: check the app while Incus finishes the
-		// start (see Runtime.Booted).
-		d.healthy = e.checkWhenBooted(hctx, d.name, d.dial, d.inst.Host, d.m.Health)
+		// Nothing to attach first: start the app and check it while Incus
+		// finishes the start (see Runtime.Booted).
+		d.healthy = e.checkWhenBooted(hctx, d.name, d.start, d.dial, d.inst.Host, d.m.Health)
 	}
 	if err := <-launched; err != nil {
 		if d.healthy != nil {
@@ -192,22 +192,23 @@ func (d *deployment) launchFresh(ctx context.Context) error {
 func (d *deployment) together() bool { return len(d.m.Build) == 0 && len(d.m.Release) == 0 }
 
 // buildAndRelease puts the commit's tree into the new instance, runs the
-// manifest's build and release steps and starts web. An instance launched
-// from a kept image has all that already.
+// manifest's build and release steps and starts the app's processes. An
+// instance launched from a kept image has the built tree already.
 func (d *deployment) buildAndRelease(ctx context.Context) error {
-	if d.kept != nil {
-		return nil
-	}
 	e, l := d.e, d.l
-	var tree io.ReadCloser
-	if d.together() {
-		tree = treeReader(d.repo, d.commit)
-		defer tree.Close()
-		l.Logf("-----> Copying commit %s and starting web: %s", shortID(d.commit), d.m.Web)
-	} else {
-		if err := e.putTree(ctx, d.repo, d.name, d.commit); err != nil {
-			return e.stepError(ctx, "copy the commit into the instance", err)
+	if d.kept != nil {
+		if d.healthy != nil {
+			return nil // started as it booted
 		}
+		return d.start(ctx)
+	}
+	if d.together() {
+		l.Logf("-----> Copying commit %s and starting web: %s", shortID(d.commit), d.m.Web)
+	}
+	if err := e.putTree(ctx, d.repo, d.name, d.commit); err != nil {
+		return e.stepError(ctx, "copy the commit into the instance", err)
+	}
+	if !d.together() {
 		for _, step := range []struct {
 			kind string
 			cmds []string
@@ -223,11 +224,27 @@ func (d *deployment) buildAndRelease(ctx context.Context) error {
 		}
 		l.Logf("-----> Starting web: %s", d.m.Web)
 	}
-	if err := e.rt.StartService(ctx, d.name, d.m.Web, d.env, tree); err != nil {
-		return e.stepError(ctx, "start web", err)
+	return d.start(ctx)
+}
+
+// start has the new instance's supervisor run the app's processes.
+func (d *deployment) start(ctx context.Context) error {
+	if err := d.e.rt.StartProcesses(ctx, d.name, d.processes()); err != nil {
+		return d.e.stepError(ctx, "start web", err)
 	}
+	d.e.kickCollector()
 	return nil
 }
+
+// processes is what the supervisor runs: the app's processes with its
+// environment, in /app.
+func (d *deployment) processes() runtime.Processes {
+	return runtime.Processes{List: []runtime.Process{{Name: "web", Command: d.m.Web}}, Env: d.env, Dir: "/app", Grace: stopGrace}
+}
+
+// stopGrace is how long an app's processes have after SIGTERM, when their
+// instance retires, before they are killed.
+const stopGrace = 10 * time.Second
 
 // verify waits for the health check, and for the end of a launch the
 // deployment went on without: that end must have gone well before the
@@ -235,7 +252,7 @@ func (d *deployment) buildAndRelease(ctx context.Context) error {
 func (d *deployment) verify(ctx context.Context) error {
 	step := time.Now()
 	if d.healthy == nil {
-		d.healthy = d.e.checkWhenBooted(ctx, d.name, d.dial, d.inst.Host, d.m.Health)
+		d.healthy = d.e.checkWhenBooted(ctx, d.name, nil, d.dial, d.inst.Host, d.m.Health)
 	}
 	if err := <-d.healthy; err != nil {
 		return err
@@ -281,8 +298,9 @@ func (d *deployment) retireAndKeep() {
 		published = e.publish(l, d.inst, d.name, d.commit, d.hash)
 	}
 	old := d.retiring
+	names := e.markRetiring(old, d.inst)
 	l.afterwards(func() error {
-		err := e.retire(l, old, d.inst)
+		err := e.retire(l, old, d.inst, names)
 		if published != nil {
 			err = errors.Join(err, e.keepImage(l, d.inst, d.commit, d.hash, published))
 		}

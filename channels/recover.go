@@ -49,13 +49,10 @@ func (e *Engine) Recover(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("list instances: %w", err)
 	}
+	var stopped []string // installations whose serving instance is stopped
 	for _, in := range instances {
 		if serving[in.Name] && !in.Running {
-			// After a host reboot: the image's runner starts the app again.
-			e.log.Info("Starting serving instance", "instance", in.Name)
-			if err := e.rt.Start(ctx, in.Name); err != nil {
-				e.log.Warn("Start serving instance", "instance", in.Name, "err", err)
-			}
+			stopped = append(stopped, in.Labels[LabelInstallation])
 		}
 		if _, ours := in.Labels[LabelInstallation]; !ours || serving[in.Name] {
 			continue
@@ -72,5 +69,26 @@ func (e *Engine) Recover(ctx context.Context) error {
 	if _, err := e.DeleteLeftovers(ctx); err != nil {
 		e.log.Warn("Delete leftover instances", "err", err)
 	}
+	e.restartStopped(ctx, stopped)
+	e.startCollector()
 	return nil
+}
+
+// restartStopped restarts the installations whose serving instance was found
+// stopped (after a host reboot). The supervisor in an instance keeps the
+// app's processes and environment in memory only (it holds secrets), so a
+// stopped instance cannot simply be started again: a restart operation makes
+// a fresh one of the same commit, from its kept image when there is one.
+func (e *Engine) restartStopped(ctx context.Context, installations []string) {
+	for _, idText := range installations {
+		id, _ := strconv.ParseInt(idText, 10, 64)
+		inst, err := e.store.InstallationByID(ctx, id)
+		if err != nil {
+			continue
+		}
+		e.log.Info("Restarting installation whose instance is stopped", "installation", inst.Resource(), "instance", inst.Instance)
+		if _, err := e.Restart(ctx, inst.App, inst.Environment, "slipway"); err != nil {
+			e.log.Warn("Restart installation", "installation", inst.Resource(), "err", err)
+		}
+	}
 }

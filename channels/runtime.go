@@ -18,9 +18,14 @@ type Runtime interface {
 	Booted(ctx context.Context, name string) error
 	// Exec runs cmd in the instance and returns its exit code.
 	Exec(ctx context.Context, name string, cmd []string, env map[string]string, stdin io.Reader, out io.Writer) (int, error)
-	// StartService runs command in /app under the image's supervisor, after
-	// unpacking tree (a tar of the app, may be nil) into /app.
-	StartService(ctx context.Context, name, command string, env map[string]string, tree io.Reader) error
+	// Deliver unpacks tree (a tar of the app) into /app of the instance.
+	Deliver(ctx context.Context, name string, tree io.Reader) error
+	// Run runs a build or release step in the instance (through its
+	// supervisor, without Incus's exec) and returns its exit code.
+	Run(ctx context.Context, name string, argv []string, env map[string]string, out io.Writer) (int, error)
+	// StartProcesses has the instance's supervisor run the app's processes,
+	// replacing any it runs.
+	StartProcesses(ctx context.Context, name string, p runtime.Processes) error
 	// Dial connects to 127.0.0.1:port inside the instance.
 	Dial(ctx context.Context, name string, port int) (net.Conn, error)
 	// Start starts a stopped instance; Stop stops a running one.
@@ -33,6 +38,10 @@ type Runtime interface {
 	DeleteImage(ctx context.Context, fingerprint string) error
 	// Delete stops and deletes the instance; a missing instance is not an error.
 	Delete(ctx context.Context, name string) error
+	// FollowLogs hands fn what the instance's processes print, from the
+	// line after seq of supervisor boot (all it holds if boot is another),
+	// until the instance stops or ctx ends.
+	FollowLogs(ctx context.Context, name, boot string, seq uint64, fn func(runtime.LogLine) error) error
 	// List returns the instances carrying slipway labels.
 	List(ctx context.Context) ([]Instance, error)
 }

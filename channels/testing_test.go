@@ -3,6 +3,7 @@ package channels
 import (
 	"context"
 	"errors"
+	"github.com/slipway-dev/slipway/channels/applog"
 	"io"
 	"log/slog"
 	"net/http/httptest"
@@ -54,7 +55,13 @@ func newTestEngine(t *testing.T, apps ...string) *testEngine {
 	t.Cleanup(rt.Close)
 	px := proxy.New(nil)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	e := NewEngine(Config{ReposDir: filepath.Join(dir, "repos"), BaseDomain: "test", MaxParallel: 2, DrainTimeout: time.Second, KeepImages: 2}, st, rt, px, logger)
+	appLogs, err := applog.Open(filepath.Join(dir, "applogs"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { appLogs.Close() })
+	e := NewEngine(Config{ReposDir: filepath.Join(dir, "repos"), BaseDomain: "test", MaxParallel: 2, DrainTimeout: time.Second, KeepImages: 2,
+		AppLogs: appLogs}, st, rt, px, logger)
 	t.Cleanup(e.Close)
 	te := &testEngine{Engine: e, t: t, rt: rt, px: px, work: filepath.Join(dir, "work"), store: st}
 	ctx := context.Background()

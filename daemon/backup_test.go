@@ -57,7 +57,7 @@ func startBackupDaemon(t *testing.T) *slipwayd {
 	d := startDaemon(t, "SLIPWAY_BACKUP_SCHEDULE=off", "SLIPWAY_STORE_BACKUP_SCHEDULE=off")
 	t.Cleanup(func() { // runs before startDaemon's, which deletes the project
 		d.stop(syscall.SIGTERM)
-		rt, err := container.Connect(d.project, slog.New(slog.DiscardHandler))
+		rt, err := container.Connect(d.project, "", slog.New(slog.DiscardHandler))
 		if err != nil {
 			t.Logf("cleanup: %v", err)
 			return

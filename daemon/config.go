@@ -4,6 +4,7 @@ package daemon
 
 import (
 	"fmt"
+	"github.com/slipway-dev/slipway/channels/applog"
 	"net"
 	"path/filepath"
 	"strings"
@@ -33,6 +34,8 @@ type Config struct {
 	AppPort      int           // $PORT inside instances
 	KeepImages   int           // images of earlier builds kept per installation for fast rollback
 	Binary       string        // this executable, for git hooks
+	Supervisor   string        // the static slipway-supervisor binary every instance runs as init (default: beside Binary)
+	AppLogBytes  int64         // app logs kept per installation
 
 	ReportSchedule string           // cron spec (UTC) of the weekly activity reports
 	LogRetention   time.Duration    // how long logs of deprovisioned installations are kept
@@ -60,6 +63,7 @@ func Defaults() Config {
 		DrainTimeout: channels.DefaultDrainTimeout,
 		AppPort:      channels.DefaultAppPort,
 		KeepImages:   channels.DefaultKeepImages,
+		AppLogBytes:  applog.DefaultLimit,
 
 		ReportSchedule: "5 0 * * 1", // Mondays 00:05 UTC: last week is complete
 		LogRetention:   90 * 24 * time.Hour,
@@ -142,8 +146,13 @@ func (c *Config) webURL(bound string) string {
 	return "http://" + net.JoinHostPort(host, port)
 }
 
-func (c *Config) storePath() string { return filepath.Join(c.DataDir, "slipway.db") }
-func (c *Config) reposDir() string  { return filepath.Join(c.DataDir, "repos") }
+func (c *Config) storePath() string  { return filepath.Join(c.DataDir, "slipway.db") }
+func (c *Config) reposDir() string   { return filepath.Join(c.DataDir, "repos") }
+func (c *Config) appLogsDir() string { return filepath.Join(c.DataDir, "applogs") }
+
+// supervisorDir is the directory instances mount the supervisor from; it
+// must be 0755 inside the 0700 data directory (see container.InstallSupervisor).
+func (c *Config) supervisorDir() string { return filepath.Join(c.DataDir, "supervisor") }
 
 func (c *Config) backupDir() string {
 	if c.BackupDir != "" {

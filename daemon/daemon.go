@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/slipway-dev/slipway/channels/applog"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -27,6 +29,7 @@ type Daemon struct {
 	log     *slog.Logger
 	store   *store.Store
 	runtime *container.Incus
+	appLogs *applog.Store
 	proxy   *proxy.Proxy
 	engine  *channels.Engine
 	ssh     *hooks.Server
@@ -53,6 +56,9 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Daemon, error) 
 		}
 		cfg.Binary = exe
 	}
+	if cfg.Supervisor == "" {
+		cfg.Supervisor = filepath.Join(filepath.Dir(cfg.Binary), container.SupervisorBinary)
+	}
 	if err := ownDataDir(cfg.DataDir, cfg.backupDir()); err != nil {
 		return nil, fmt.Errorf("--data %s: %w", cfg.DataDir, err)
 	}
@@ -69,8 +75,17 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Daemon, error) 
 	} else if n, _ := st.CountUsers(ctx); n == 0 {
 		logger.Warn("No users yet: start with --admin-key FILE to register the first admin")
 	}
-	d.runtime, err = container.Connect(cfg.IncusProject, logger)
+	supervisor, err := container.InstallSupervisor(cfg.Supervisor, cfg.supervisorDir())
 	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("--supervisor: %w", err)
+	}
+	d.runtime, err = container.Connect(cfg.IncusProject, supervisor, logger)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	if d.appLogs, err = applog.Open(cfg.appLogsDir(), cfg.AppLogBytes); err != nil {
 		st.Close()
 		return nil, err
 	}
@@ -82,6 +97,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Daemon, error) 
 		AppPort:      cfg.AppPort,
 		DrainTimeout: cfg.DrainTimeout,
 		KeepImages:   cfg.KeepImages,
+		AppLogs:      d.appLogs,
 		Backups: channels.BackupConfig{
 			Dir:        cfg.backupDir(),
 			KeepDaily:  cfg.BackupKeepDaily,
@@ -184,6 +200,7 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		srv.Shutdown(ctx)
 	}
 	d.engine.Close()
+	d.appLogs.Close()
 	d.wg.Wait()
 	return d.store.Close()
 }

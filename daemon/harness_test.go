@@ -35,10 +35,8 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	slipwayBin = filepath.Join(dir, "slipway")
-	build := exec.Command("go", "build", "-o", slipwayBin, "github.com/slipway-dev/slipway/daemon/cmd/slipway")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build slipway:", err)
+	if err := daemontest.Build(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	code := m.Run()
@@ -136,7 +134,7 @@ func (d *slipwayd) cleanupProject() {
 // instances lists the instances in the test's project, running or not.
 func (d *slipwayd) instances() []string {
 	d.t.Helper()
-	rt, err := container.Connect(d.project, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	rt, err := container.Connect(d.project, "", slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		d.t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/slipway-dev/slipway/channels"
 	"github.com/slipway-dev/slipway/channels/container"
 	"github.com/slipway-dev/slipway/channels/detect"
+	"github.com/slipway-dev/slipway/channels/runtime"
 )
 
 // TestApps deploys each example app the way slipway does, step by step,
@@ -62,23 +63,24 @@ func TestApps(t *testing.T) {
 			}
 			env := merge(a.Env, map[string]string{"PORT": "5000", "GREETING": "Ahoy <crew>"})
 			buildEnv := merge(a.BuildEnv, env, map[string]string{"SLIPWAY_CACHE": "/var/cache/slipway-build"})
-			if code, out := run(t, c, name, nil, nil, "mkdir", "-p", "/app"); code != 0 {
-				t.Fatalf("mkdir /app: exit %d: %s", code, out)
-			}
-			if code, out := run(t, c, name, nil, appTar(t, dir), "tar", "-x", "-C", "/app"); code != 0 {
-				t.Fatalf("unpack: exit %d: %s", code, out)
+			if err := c.Deliver(ctx, name, appTar(t, dir)); err != nil {
+				t.Fatalf("deliver: %v", err)
 			}
 			for _, step := range a.Build {
-				if code, out := run(t, c, name, buildEnv, nil, "sh", "-c", "cd /app && "+step.Command); code != 0 {
+				if code, out := run(t, c, name, buildEnv, "cd /app && "+step.Command); code != 0 {
 					t.Fatalf("%s: exit %d: %s", step.Name, code, out)
 				}
 			}
 			for _, step := range a.Release {
-				if code, out := run(t, c, name, env, nil, "sh", "-c", "cd /app && "+step); code != 0 {
+				if code, out := run(t, c, name, env, "cd /app && "+step); code != 0 {
 					t.Fatalf("release %s: exit %d: %s", step, code, out)
 				}
 			}
-			if err := c.StartService(ctx, name, a.Web(), env, nil); err != nil {
+			procs := runtime.Processes{Env: env, Dir: "/app"}
+			for _, p := range a.Processes {
+				procs.List = append(procs.List, runtime.Process{Name: p.Name, Command: p.Command})
+			}
+			if err := c.StartProcesses(ctx, name, procs); err != nil {
 				t.Fatal(err)
 			}
 			deadline := time.Now().Add(a.Health.Timeout)
@@ -88,7 +90,6 @@ func TestApps(t *testing.T) {
 					break
 				}
 				if time.Now().After(deadline) {
-					skipWithoutBusyboxInit(t, c, name)
 					t.Fatalf("health check %s: status %d, %v", a.Health.Path, status, err)
 				}
 				time.Sleep(10 * time.Millisecond)
@@ -99,17 +100,6 @@ func TestApps(t *testing.T) {
 				t.Errorf("GET /: %d %v\n%s", status, err, body)
 			}
 		})
-	}
-}
-
-// skipWithoutBusyboxInit skips, after the build and release went well, an
-// app whose web did not start because the image's PID 1 is not busybox
-// init: StartService writes busybox's /etc/inittab, which systemd (in
-// slipway/debian) does not read, until slipway brings its own supervisor.
-func skipWithoutBusyboxInit(t *testing.T, c *container.Incus, name string) {
-	t.Helper()
-	if _, init := run(t, c, name, nil, nil, "readlink", "/proc/1/exe"); !strings.Contains(init, "busybox") {
-		t.Skipf("built and released; web not started: PID 1 is %s, and StartService needs busybox init", strings.TrimSpace(init))
 	}
 }
 
@@ -182,12 +172,14 @@ func appTar(t *testing.T, dir string) io.Reader {
 	return &buf
 }
 
-func run(t *testing.T, c *container.Incus, name string, env map[string]string, stdin io.Reader, cmd ...string) (int, string) {
+// run runs a shell command in the instance through its supervisor, as a
+// deploy's build steps run.
+func run(t *testing.T, c *container.Incus, name string, env map[string]string, command string) (int, string) {
 	t.Helper()
 	var out bytes.Buffer
-	code, err := c.Exec(context.Background(), name, cmd, env, stdin, &out)
+	code, err := c.Run(context.Background(), name, []string{"/bin/sh", "-c", command}, env, &out)
 	if err != nil {
-		t.Fatalf("exec %q: %v", cmd, err)
+		t.Fatalf("run %q: %v", command, err)
 	}
 	return code, out.String()
 }

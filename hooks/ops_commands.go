@@ -19,7 +19,7 @@ import (
 func init() {
 	register([]command{
 		{"ops [--app A] [--env E] [--type T] [--user U] [--status S] [--since 24h|2026-11-01] [--limit N] [--json]", "operations, newest first", anyone, (*Server).cmdOps},
-		{"logs OP|APP/ENV [-f] [--json]", "an operation's log (APP/ENV: its newest operation); -f follows it live", onOperationOrInstallation(channels.ActionView), (*Server).cmdLogs},
+		{"logs OP|APP/ENV [-f] [--json] | logs APP/ENV --app [-f] [-n N] [--since 1h] [--process web]", "an operation's log (APP/ENV: its newest operation); --app: what the app's processes print, from every instance (each reading is recorded as a logs operation); -f follows live", onOperationOrInstallation(channels.ActionView), (*Server).cmdLogs},
 		{"cancel OP", "stop a queued or running operation; its new instance is removed, the old one keeps serving", onOperation(channels.ActionDeploy), (*Server).cmdCancel},
 		{"restart APP/ENV", "replace the instance with a fresh one of the same commit, without downtime", onInstallation(channels.ActionDeploy), (*Server).cmdRestart},
 		{"config APP/ENV [--json]", "list the environment variables (secret values masked)", onInstallation(channels.ActionView), (*Server).cmdConfig},
@@ -137,12 +137,21 @@ func (s *Server) cmdLogs(c *call, args []string) error {
 	follow := fs.Bool("f", false, "")
 	fs.BoolVar(follow, "follow", false, "")
 	asJSON := fs.Bool("json", false, "")
+	app := fs.Bool("app", false, "")
+	var af appLogFlags
+	af.register(fs)
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 1 {
 		return usageError("logs takes one operation ID or APP/ENV")
+	}
+	if *app {
+		if !strings.Contains(pos[0], "/") {
+			return usageError("logs --app takes APP/ENV: the app's own output is kept per installation")
+		}
+		return s.appLogs(c, pos[0], af, *follow, *asJSON)
 	}
 	var op store.Operation
 	if strings.Contains(pos[0], "/") {

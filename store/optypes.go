@@ -6,17 +6,19 @@ type OpType string
 // Operation types.
 const (
 	OpDeploy      OpType = "deploy"      // a push deployed a commit
-	OpSwitch             = "switch"      // the channel changed or a commit was pinned: the rollback
-	OpRestart            = "restart"     // a fresh instance of the served commit
-	OpConfigure          = "configure"   // environment variables changed
-	OpMaintenance        = "maintenance" // maintenance mode on or off
-	OpExecute            = "execute"     // a one-off command in the serving instance
-	OpDeprovision        = "deprovision" // traffic stopped, instances deleted
-	OpBackup             = "backup"      // a volume or store backup, verified
-	OpRestore            = "restore"     // a volume restored from a backup
-	OpPurge              = "purge"       // backups past retention deleted
-	OpReport             = "report"      // a weekly activity report made
+	OpSwitch      OpType = "switch"      // the channel changed or a commit was pinned: the rollback
+	OpRestart     OpType = "restart"     // a fresh instance of the served commit
+	OpConfigure   OpType = "configure"   // environment variables changed
+	OpMaintenance OpType = "maintenance" // maintenance mode on or off
+	OpExecute     OpType = "execute"     // a one-off command in the serving instance
+	OpDeprovision OpType = "deprovision" // traffic stopped, instances deleted
+	OpBackup      OpType = "backup"      // a volume or store backup, verified
+	OpRestore     OpType = "restore"     // a volume restored from a backup
+	OpPurge       OpType = "purge"       // backups past retention deleted
+	OpReport      OpType = "report"      // a weekly activity report made
+	OpLogs        OpType = "logs"        // someone read an app's own output
+	OpRebuild     OpType = "rebuild"     // the served commit built again from scratch
 )
 
 // OpTypes lists the operation types in the order people read them.
-var OpTypes = []OpType{OpDeploy, OpSwitch, OpRestart, OpConfigure, OpMaintenance, OpExecute, OpDeprovision, OpBackup, OpRestore, OpPurge, OpReport}
+var OpTypes = []OpType{OpDeploy, OpSwitch, OpRestart, OpConfigure, OpMaintenance, OpExecute, OpDeprovision, OpBackup, OpRestore, OpPurge, OpReport, OpLogs, OpRebuild}

@@ -124,26 +124,16 @@ func (s *server) cancel(w http.ResponseWriter, r *http.Request, sess *session) {
 	http.Redirect(w, r, fmt.Sprintf("/operations/%d", op.ID), http.StatusSeeOther)
 }
 
-// events streams an operation's log as Server-Sent Events: one event per line
-// with the line's seq as its ID, so a browser that reconnects sends
-// Last-Event-ID and resumes after it. When the operation ends, a "status"
-// event carries its final status (after a "reason" event when it has one).
-func (s *server) events(w http.ResponseWriter, r *http.Request, sess *session) {
-	op, ok := s.visibleOperation(w, r, sess)
-	if !ok {
-		return
-	}
-	after, _ := strconv.ParseInt(r.URL.Query().Get("after"), 10, 64)
-	if last := r.Header.Get("Last-Event-ID"); last != "" {
-		after, _ = strconv.ParseInt(last, 10, 64)
-	}
+// startEvents begins a Server-Sent Events response; send writes one event
+// (an empty id or event name is left out) and flushes it.
+func startEvents(w http.ResponseWriter) (send func(id, event, data string) error, err error) {
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
-	send := func(id, event, data string) error {
+	send = func(id, event, data string) error {
 		var b strings.Builder
 		if id != "" {
 			b.WriteString("id: " + id + "\n")
@@ -160,7 +150,25 @@ func (s *server) events(w http.ResponseWriter, r *http.Request, sess *session) {
 		}
 		return rc.Flush()
 	}
-	if _, err := w.Write([]byte("retry: 1000\n\n")); err != nil {
+	_, err = w.Write([]byte("retry: 1000\n\n"))
+	return send, err
+}
+
+// events streams an operation's log as Server-Sent Events: one event per line
+// with the line's seq as its ID, so a browser that reconnects sends
+// Last-Event-ID and resumes after it. When the operation ends, a "status"
+// event carries its final status (after a "reason" event when it has one).
+func (s *server) events(w http.ResponseWriter, r *http.Request, sess *session) {
+	op, ok := s.visibleOperation(w, r, sess)
+	if !ok {
+		return
+	}
+	after, _ := strconv.ParseInt(r.URL.Query().Get("after"), 10, 64)
+	if last := r.Header.Get("Last-Event-ID"); last != "" {
+		after, _ = strconv.ParseInt(last, 10, 64)
+	}
+	send, err := startEvents(w)
+	if err != nil {
 		return
 	}
 

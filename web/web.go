@@ -68,6 +68,7 @@ func New(cfg Config, st *store.Store, engine *channels.Engine, logger *slog.Logg
 	mux.HandleFunc("POST /installations/{app}/{env}/pin", s.form(s.pin))
 	mux.HandleFunc("POST /installations/{app}/{env}/track", s.form(s.track))
 	mux.HandleFunc("GET /installations/{app}/{env}/backups", s.signedIn(s.backups))
+	mux.HandleFunc("GET /installations/{app}/{env}/applogs/events", s.signedIn(s.appLogEvents))
 	mux.HandleFunc("GET /activity", s.signedIn(s.activity))
 	mux.HandleFunc("GET /environments/{env}/reports", s.signedIn(s.reports))
 	mux.HandleFunc("GET /environments/{env}/reports/{file}", s.signedIn(s.reportCSV))

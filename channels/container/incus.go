@@ -34,9 +34,10 @@ const LabelPrefix = "user.slipway."
 
 // Incus is the runtime over one Incus project. It is safe for concurrent use.
 type Incus struct {
-	srv     incus.InstanceServer
-	project string
-	log     *slog.Logger
+	srv        incus.InstanceServer
+	project    string
+	supervisor string // host directory holding the supervisor (see supervised.go)
+	log        *slog.Logger
 
 	mu        sync.Mutex
 	nets      map[string]netns   // instance name -> cached network namespace of its init
@@ -76,10 +77,12 @@ func ConnectServer(ctx context.Context) (incus.InstanceServer, error) {
 }
 
 // Connect connects to the local incusd and uses project, creating it when
-// missing. A project it creates shares the default project's images and
+// missing. supervisor is the directory InstallSupervisor filled, which every
+// instance mounts; a runtime connected without one ("") can list, stop and
+// delete instances but not launch them. A project it creates shares the default project's images and
 // profiles (features.images=false, features.profiles=false), which is where
 // `slipway setup` puts the base image and the root disk.
-func Connect(project string, logger *slog.Logger) (*Incus, error) {
+func Connect(project, supervisor string, logger *slog.Logger) (*Incus, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -95,12 +98,13 @@ func Connect(project string, logger *slog.Logger) (*Incus, error) {
 		return nil, err
 	}
 	return &Incus{
-		srv:       srv.UseProject(project),
-		project:   project,
-		log:       logger.With("project", project),
-		nets:      map[string]netns{},
-		launching: map[string]*launch{},
-		closed:    make(chan struct{}),
+		srv:        srv.UseProject(project),
+		project:    project,
+		supervisor: supervisor,
+		log:        logger.With("project", project),
+		nets:       map[string]netns{},
+		launching:  map[string]*launch{},
+		closed:     make(chan struct{}),
 	}, nil
 }
 
@@ -187,7 +191,10 @@ func (c *Incus) create(ctx context.Context, name string, source api.InstanceSour
 	if err := checkName(name); err != nil {
 		return err
 	}
-	config := make(map[string]string, len(labels))
+	config, devices, err := c.supervisorConfig()
+	if err != nil {
+		return fmt.Errorf("launch %s: %w", name, err)
+	}
 	for k, v := range labels {
 		if !labelRe.MatchString(k) {
 			return fmt.Errorf("launch %s: %w: label key %q", name, ErrBadName, k)
@@ -203,7 +210,8 @@ func (c *Incus) create(ctx context.Context, name string, source api.InstanceSour
 		Start:  true,
 		Source: source,
 		InstancePut: api.InstancePut{
-			Config: config,
+			Config:  config,
+			Devices: devices,
 		},
 	})
 	if err != nil {

@@ -184,78 +184,91 @@ func TestExecCancel(t *testing.T) {
 	}
 }
 
-func TestServiceDialRespawn(t *testing.T) {
+// tarOf is a tar of files (name -> content).
+func tarOf(files map[string]string) io.Reader {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for name, body := range files {
+		tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg})
+		io.WriteString(tw, body)
+	}
+	tw.Close()
+	return &buf
+}
+
+func web(command string, env map[string]string) runtime.Processes {
+	return runtime.Processes{List: []runtime.Process{{Name: "web", Command: command}}, Env: env, Dir: "/app"}
+}
+
+// The supervisor runs the app with its environment, restarts it when it
+// dies, reports what it prints, and replaces it on a second start.
+func TestProcessesDialRespawn(t *testing.T) {
 	t.Parallel()
 	c := container.NewTestIncus(t)
 	name := launch(t, c, nil)
 	ctx := context.Background()
 
-	if code, out := execT(t, c, name, strings.NewReader("hello from /app\n"), "sh", "-c", "cat > /app/hello.txt"); code != 0 {
-		t.Fatalf("write file: %s", out)
+	if err := c.Deliver(ctx, name, tarOf(map[string]string{"hello.txt": "hello from /app\n"})); err != nil {
+		t.Fatal(err)
 	}
 	start := time.Now()
-	err := c.StartService(ctx, name, `echo "web starting as $WHO"; httpd -f -p "$PORT" -h /app`,
-		map[string]string{"PORT": "5000", "WHO": "it's me"}, nil)
+	err := c.StartProcesses(ctx, name, web(`echo "web starting as $WHO"; echo $$ >/run/web.pid; exec httpd -f -p "$PORT" -h /app`,
+		map[string]string{"PORT": "5000", "WHO": "it's me"}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("StartService: %v", time.Since(start))
 	body := waitGet(t, c, name, 5000, "/hello.txt", 5*time.Second)
-	t.Logf("StartService to first successful GET: %v", time.Since(start))
+	t.Logf("StartProcesses to first successful GET: %v", time.Since(start))
 	if body != "hello from /app\n" {
 		t.Errorf("GET /hello.txt = %q", body)
 	}
+	logs := make(chan runtime.LogLine, 100)
+	lctx, stopLogs := context.WithCancel(ctx)
+	defer stopLogs()
+	go c.FollowLogs(lctx, name, "", 0, func(l runtime.LogLine) error { logs <- l; return nil })
+	waitLine(t, logs, "web starting as it's me")
 
-	// The environment reached the process, quoting and all.
-	if _, env := execT(t, c, name, nil, "sh", "-c", "tr '\\0' '\\n' < /proc/$(cat "+container.WebPID+")/environ"); !strings.Contains(env, "WHO=it's me\n") {
-		t.Errorf("web environment:\n%s", env)
-	}
-
-	// Kill the web process: busybox init starts it again.
-	_, pid := execT(t, c, name, nil, "cat", container.WebPID)
+	// Kill the web process: the supervisor starts it again.
+	_, pid := execT(t, c, name, nil, "cat", "/run/web.pid")
 	pid = strings.TrimSpace(pid)
 	if code, out := execT(t, c, name, nil, "kill", "-9", pid); code != 0 {
 		t.Fatalf("kill %s: %s", pid, out)
 	}
 	start = time.Now()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		_, newPID := execT(t, c, name, nil, "sh", "-c", "cat "+container.WebPID+" 2>/dev/null")
-		if newPID = strings.TrimSpace(newPID); newPID != "" && newPID != pid {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("web process was not restarted")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitLine(t, logs, "killed by signal 9")
+	waitLine(t, logs, "web starting as it's me")
 	waitGet(t, c, name, 5000, "/hello.txt", 5*time.Second)
 	t.Logf("respawn after kill: %v", time.Since(start))
 
-	// A second StartService replaces the running command.
-	if err := c.StartService(ctx, name, "httpd -f -p 5001 -h /app", nil, nil); err != nil {
+	// A second start replaces the running command.
+	if err := c.StartProcesses(ctx, name, web("exec httpd -f -p 5001 -h /app", nil)); err != nil {
 		t.Fatal(err)
 	}
 	waitGet(t, c, name, 5001, "/hello.txt", 10*time.Second)
 }
 
-// StartService with a tree unpacks it and starts the app in one exec; a web
-// script too big for an environment string takes the two-exec way; a tree
-// that is not a tar is a clear error.
-func TestServiceWithTree(t *testing.T) {
+// waitLine waits for a log line holding want.
+func waitLine(t *testing.T, logs <-chan runtime.LogLine, want string) {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case l := <-logs:
+			if strings.Contains(l.Line, want) {
+				return
+			}
+		case <-timeout:
+			t.Fatalf("no log line with %q", want)
+		}
+	}
+}
+
+// A tree is delivered into the instance's /app, a big environment reaches
+// the app, and a tree that is not a tar is a clear error.
+func TestDeliverAndStart(t *testing.T) {
 	t.Parallel()
 	c := container.NewTestIncus(t)
 	ctx := context.Background()
-	tarOf := func(files map[string]string) io.Reader {
-		var buf bytes.Buffer
-		tw := tar.NewWriter(&buf)
-		for name, body := range files {
-			tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg})
-			io.WriteString(tw, body)
-		}
-		tw.Close()
-		return &buf
-	}
 	for _, tc := range []struct {
 		name string
 		env  map[string]string
@@ -265,38 +278,28 @@ func TestServiceWithTree(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			name := launch(t, c, nil)
-			tree := tarOf(map[string]string{"public/index.html": "tree of " + tc.name + "\n"})
 			start := time.Now()
-			if err := c.StartService(ctx, name, `httpd -f -p "$PORT" -h /app/public`, tc.env, tree); err != nil {
+			if err := c.Deliver(ctx, name, tarOf(map[string]string{"public/index.html": "tree of " + tc.name + "\n"})); err != nil {
 				t.Fatal(err)
 			}
-			t.Logf("StartService with a tree: %v", time.Since(start))
+			if err := c.StartProcesses(ctx, name, web(`echo $$ >/run/web.pid; exec httpd -f -p "$PORT" -h /app/public`, tc.env)); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("Deliver and StartProcesses: %v", time.Since(start))
 			if body := waitGet(t, c, name, 5000, "/index.html", 5*time.Second); body != "tree of "+tc.name+"\n" {
 				t.Errorf("GET /index.html = %q", body)
 			}
-			if _, env := execT(t, c, name, nil, "sh", "-c", "tr '\\0' '\\n' < /proc/$(cat "+container.WebPID+")/environ"); strings.Contains(env, "SLIPWAY_WEB_SCRIPT") || !strings.Contains(env, "PORT=5000\n") {
+			if _, env := execT(t, c, name, nil, "sh", "-c", "tr '\\0' '\\n' < /proc/$(cat /run/web.pid)/environ"); !strings.Contains(env, "PORT=5000\n") || len(env) < len(tc.env["BIG"]) {
 				t.Errorf("web environment:\n%.300s", env)
 			}
 		})
 	}
-	// An instance whose app runs already takes a new tree through an exec.
-	t.Run("again", func(t *testing.T) {
-		name := launch(t, c, nil)
-		for i, body := range []string{"first\n", "second\n"} {
-			tree := tarOf(map[string]string{"public/index.html": body})
-			if err := c.StartService(ctx, name, fmt.Sprintf(`httpd -f -p %d -h /app/public`, 5000+i), nil, tree); err != nil {
-				t.Fatal(err)
-			}
-			if got := waitGet(t, c, name, 5000+i, "/index.html", 5*time.Second); got != body {
-				t.Errorf("GET /index.html = %q, want %q", got, body)
-			}
-		}
-	})
 	name := launch(t, c, nil)
-	err := c.StartService(ctx, name, "httpd -f -p 5000", nil, strings.NewReader("not a tar"))
-	if err == nil || !strings.Contains(err.Error(), "read the app's tree") {
-		t.Errorf("StartService with a broken tree: %v", err)
+	err := c.Deliver(ctx, name, strings.NewReader("not a tar"))
+	if err == nil {
+		t.Error("Deliver of something that is not a tar succeeded")
 	}
+	t.Logf("Deliver of a broken tree: %v", err)
 }
 
 // InitPID finds init from the instance's cgroup; it must agree with Incus.
@@ -356,13 +359,11 @@ func TestBooted(t *testing.T) {
 		t.Fatalf("InitPID after Booted: %d %v", pid, err)
 	}
 	// The app can be delivered right away, into the instance's own root.
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	tw.WriteHeader(&tar.Header{Name: "index.html", Mode: 0o644, Size: 6, Typeflag: tar.TypeReg})
-	io.WriteString(tw, "early\n")
-	tw.Close()
-	if err := c.StartService(ctx, name, `httpd -f -p 5000 -h /app`, nil, &buf); err != nil {
-		t.Fatalf("StartService right after Booted: %v", err)
+	if err := c.Deliver(ctx, name, tarOf(map[string]string{"index.html": "early\n"})); err != nil {
+		t.Fatalf("Deliver right after Booted: %v", err)
+	}
+	if err := c.StartProcesses(ctx, name, web(`httpd -f -p 5000 -h /app`, nil)); err != nil {
+		t.Fatalf("StartProcesses right after Booted: %v", err)
 	}
 	t.Logf("booted and delivered %v before Launch returned", waitLaunch().Sub(booted))
 	if body := waitGet(t, c, name, 5000, "/index.html", 5*time.Second); body != "early\n" {
@@ -501,8 +502,8 @@ func (b *syncBuffer) Write(p []byte) (int, error) {
 }
 
 // BenchmarkDeploySteps measures the runtime steps of one deploy, one after
-// the other, and reports each step's median: launch, exec (untar a small
-// tree), StartService to the first successful GET through Dial, delete. Run
+// the other, and reports each step's median: launch, deliver (a small
+// tree), StartProcesses to the first successful GET through Dial, delete. Run
 // with
 // go test -run XXX -bench DeploySteps -benchtime 10x ./channels/container/
 func BenchmarkDeploySteps(b *testing.B) {
@@ -523,11 +524,11 @@ func BenchmarkDeploySteps(b *testing.B) {
 			b.Fatal(err)
 		}
 		t1 := time.Now()
-		if code, err := c.Exec(ctx, name, []string{"tar", "-x", "-C", "/app"}, nil, bytes.NewReader(tarball.Bytes()), io.Discard); err != nil || code != 0 {
-			b.Fatalf("untar: %d %v", code, err)
+		if err := c.Deliver(ctx, name, bytes.NewReader(tarball.Bytes())); err != nil {
+			b.Fatalf("deliver: %v", err)
 		}
 		t2 := time.Now()
-		if err := c.StartService(ctx, name, "httpd -f -p $PORT -h /app/public", map[string]string{"PORT": "5000"}, nil); err != nil {
+		if err := c.StartProcesses(ctx, name, web("httpd -f -p $PORT -h /app/public", map[string]string{"PORT": "5000"})); err != nil {
 			b.Fatal(err)
 		}
 		for {
@@ -550,7 +551,7 @@ func BenchmarkDeploySteps(b *testing.B) {
 		del = append(del, t4.Sub(t3))
 	}
 	b.ReportMetric(median(launch), "launch-ms")
-	b.ReportMetric(median(execT), "exec-untar-ms")
+	b.ReportMetric(median(execT), "deliver-ms")
 	b.ReportMetric(median(serve), "serve-ms")
 	b.ReportMetric(median(del), "delete-ms")
 }

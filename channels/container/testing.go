@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -36,7 +38,7 @@ func NewTestIncus(t testing.TB) *Incus {
 		t.Fatalf("base image: %v", err)
 	}
 	project := "slipway-test-" + RandomSuffix()
-	c, err := Connect(project, nil)
+	c, err := Connect(project, SupervisorForTest(t), nil)
 	if err != nil {
 		t.Fatalf("connect: %v", err)
 	}
@@ -73,4 +75,22 @@ func RandomSuffix() string {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// SupervisorForTest builds the supervisor (daemon/cmd/slipway-supervisor)
+// into a directory of the test's, installed as Connect wants it.
+func SupervisorForTest(t testing.TB) string {
+	t.Helper()
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "build", SupervisorBinary)
+	build := exec.Command("go", "build", "-o", bin, "github.com/slipway-dev/slipway/daemon/cmd/slipway-supervisor")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build the supervisor: %v\n%s", err, out)
+	}
+	installed, err := InstallSupervisor(bin, filepath.Join(dir, "supervisor"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return installed
 }

@@ -1,8 +1,10 @@
 // Package runtime holds what the operation engine (package channels) and the
 // runtimes that serve it (channels/container over Incus, runtimetest in unit
 // tests) must agree on beyond method signatures: the report of one instance.
-// It imports nothing, so both sides import it and neither imports the other.
+// It imports only the standard library, so both sides import it and neither imports the other.
 package runtime
+
+import "time"
 
 // Instance is one instance a runtime lists: its name, the labels it was
 // launched with, and whether it runs.
@@ -10,4 +12,32 @@ type Instance struct {
 	Name    string
 	Labels  map[string]string
 	Running bool
+}
+
+// LogLine is one line an instance's process printed, or one of its
+// supervisor's events about a process (Stream "event"). Boot and Seq place it
+// in the supervisor's stream: Seq grows within one boot of the instance.
+type LogLine struct {
+	Time    time.Time
+	Process string
+	Stream  string // stdout, stderr or event
+	Line    string
+	Boot    string
+	Seq     uint64
+}
+
+// Processes is what an instance's supervisor runs: the app's long-running
+// processes, in order (web first), in Dir with Env, stopped with SIGTERM and
+// Grace to finish before SIGKILL.
+type Processes struct {
+	List  []Process
+	Env   map[string]string
+	Dir   string
+	Grace time.Duration
+}
+
+// Process is one process type of the app and its command (run by sh -c).
+type Process struct {
+	Name    string
+	Command string
 }

@@ -23,6 +23,11 @@ func Deliver(ctx context.Context, conn net.Conn, tree io.Reader) error {
 		return callErr(ctx, "deliver", err)
 	}
 	_, copyErr := io.Copy(conn, tree)
+	// End the stream, so a tree cut short (or not a tar at all) ends the
+	// supervisor's read with an error instead of a wait for more.
+	if cw, ok := conn.(interface{ CloseWrite() error }); ok && copyErr == nil {
+		copyErr = cw.CloseWrite()
+	}
 	// Read the answer even when the copy failed: the supervisor's reason
 	// (a refused entry) beats our broken pipe, and an ok means the whole
 	// archive arrived (what failed was only the padding after its end).

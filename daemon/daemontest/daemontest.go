@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -121,7 +122,7 @@ func (d *Daemon) Exited() <-chan struct{} { return d.exited }
 
 // DeleteProject removes an Incus project and all the daemon made in it.
 func DeleteProject(project string) error {
-	rt, err := container.Connect(project, slog.New(slog.DiscardHandler))
+	rt, err := container.Connect(project, "", slog.New(slog.DiscardHandler))
 	if err != nil {
 		return err
 	}
@@ -160,4 +161,23 @@ func (l *LogBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// Build builds slipway and, beside it (where the daemon looks for it), the
+// static supervisor every instance runs as init, into dir.
+func Build(dir string) error {
+	for _, b := range []struct {
+		pkg string
+		env []string
+	}{
+		{"github.com/slipway-dev/slipway/daemon/cmd/slipway", nil},
+		{"github.com/slipway-dev/slipway/daemon/cmd/slipway-supervisor", []string{"CGO_ENABLED=0"}},
+	} {
+		cmd := exec.Command("go", "build", "-o", dir+"/", b.pkg)
+		cmd.Env = append(os.Environ(), b.env...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("build %s: %v\n%s", b.pkg, err, out)
+		}
+	}
+	return nil
 }

@@ -53,9 +53,11 @@ type Runtime struct {
 }
 
 type instance struct {
-	srv     *httptest.Server
-	labels  map[string]string
-	stopped bool
+	srv       *httptest.Server
+	labels    map[string]string
+	stopped   bool
+	lines     []runtime.LogLine // what its processes printed (see Print)
+	processes runtime.Processes // what StartProcesses gave it
 }
 
 // New returns a fake with no instances and no images.
@@ -181,12 +183,35 @@ func (f *Runtime) Exec(ctx context.Context, name string, cmd []string, env map[s
 	return 0, nil
 }
 
-// StartService reads the tree; the instance serves already.
-func (f *Runtime) StartService(ctx context.Context, name, command string, env map[string]string, tree io.Reader) error {
-	if tree != nil {
-		io.Copy(io.Discard, tree)
+// Deliver reads the tree.
+func (f *Runtime) Deliver(ctx context.Context, name string, tree io.Reader) error {
+	_, err := io.Copy(io.Discard, tree)
+	return err
+}
+
+// Run is Exec without stdin.
+func (f *Runtime) Run(ctx context.Context, name string, argv []string, env map[string]string, out io.Writer) (int, error) {
+	return f.Exec(ctx, name, argv, env, nil, out)
+}
+
+// StartProcesses records what was started; the instance serves already.
+func (f *Runtime) StartProcesses(ctx context.Context, name string, p runtime.Processes) error {
+	f.Mu.Lock()
+	defer f.Mu.Unlock()
+	if in := f.instances[name]; in != nil {
+		in.processes = p
 	}
 	return nil
+}
+
+// Processes is what StartProcesses last gave instance name.
+func (f *Runtime) Processes(name string) runtime.Processes {
+	f.Mu.Lock()
+	defer f.Mu.Unlock()
+	if in := f.instances[name]; in != nil {
+		return in.processes
+	}
+	return runtime.Processes{}
 }
 
 // Dial connects to the instance's server, whatever the port.

@@ -225,7 +225,7 @@ func (b *bench) probeFloors(ctx context.Context) error {
 		}
 		sshTimes = append(sshTimes, time.Since(start).Seconds())
 	}
-	rt, err := container.Connect(b.d.project, slog.New(slog.DiscardHandler))
+	rt, err := container.Connect(b.d.project, "", slog.New(slog.DiscardHandler))
 	if err != nil {
 		return err
 	}
@@ -409,7 +409,7 @@ func (b *bench) parallel(ctx context.Context) error {
 // the n deletes. Every deploy makes one instance and deletes one, so this
 // bounds parallel10_ratio from below on this machine.
 func (b *bench) parallelFloor(ctx context.Context, n int) (time.Duration, error) {
-	rt, err := container.Connect(b.d.project, slog.New(slog.DiscardHandler))
+	rt, err := container.Connect(b.d.project, "", slog.New(slog.DiscardHandler))
 	if err != nil {
 		return 0, err
 	}

@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/slipway-dev/slipway/channels/container"
+	slipwayrt "github.com/slipway-dev/slipway/channels/runtime"
 )
 
 // The front proxy against nginx, in front of one backend.
@@ -215,17 +216,16 @@ type backend struct {
 }
 
 func startBackend(ctx context.Context, project, instance string, port int) (*backend, error) {
-	rt, err := container.Connect(project, slog.New(slog.DiscardHandler))
+	rt, err := container.Connect(project, "", slog.New(slog.DiscardHandler))
 	if err != nil {
 		return nil, err
 	}
 	defer rt.Close()
-	// The web process steps aside: from now on it runs sleep, and httpd,
-	// killed, leaves the port free.
-	var out strings.Builder
-	code, err := rt.Exec(ctx, instance, []string{"/bin/sh", "-c", "touch /tmp/bench-backend && kill $(cat " + container.WebPID + ")"}, nil, nil, &out)
-	if err != nil || code != 0 {
-		return nil, fmt.Errorf("stop httpd in %s: exit %d %v: %s", instance, code, err, out.String())
+	// The web process steps aside: the supervisor stops httpd, which leaves
+	// the port free, and runs sleep in its place.
+	err = rt.StartProcesses(ctx, instance, slipwayrt.Processes{List: []slipwayrt.Process{{Name: "web", Command: "exec sleep 1000000"}}, Dir: "/app"})
+	if err != nil {
+		return nil, fmt.Errorf("stop httpd in %s: %w", instance, err)
 	}
 	pid, err := rt.InitPID(instance)
 	if err != nil {

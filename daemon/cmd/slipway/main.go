@@ -113,6 +113,9 @@ func serve(args []string) int {
 	ef.str(&cfg.BaseDomain, "base-domain", "installations are served at APP.ENV.<base-domain>")
 	ef.int(&cfg.MaxParallel, "max-parallel", "operations running at once")
 	ef.int(&cfg.KeepImages, "keep-images", "images of earlier builds kept per installation for fast rollback")
+	ef.str(&cfg.Supervisor, "supervisor", "the static slipway-supervisor binary instances run as init (default: next to slipway)")
+	appLogMB := int(cfg.AppLogBytes >> 20)
+	ef.int(&appLogMB, "app-log-mb", "app output kept per installation on the host, in MiB (the newest half at least)")
 	ef.str(&cfg.ReportSchedule, "report-schedule", "cron schedule (UTC) of the weekly activity reports")
 	ef.str(&cfg.BackupDir, "backup-dir", "backup files (default <data>/backups)")
 	ef.str(&cfg.BackupSchedule, "backup-schedule", "default cron schedule (UTC) of backups of installations with volumes, or off")
@@ -132,6 +135,7 @@ func serve(args []string) int {
 		return 2
 	}
 	cfg.MaxPushBytes = int64(maxPushMB) << 20
+	cfg.AppLogBytes = int64(appLogMB) << 20
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 		fmt.Fprintf(os.Stderr, "slipway: --log-level: %q is not a level\n", logLevel)

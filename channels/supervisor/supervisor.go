@@ -100,7 +100,7 @@ func New(opts Options) *Supervisor {
 		ring:   newRing(boot, opts.RingBytes, opts.RingRecords),
 		reaper: newReaper(opts.ReapAll),
 		procs:  map[string]*process{}, execs: map[int]struct{}{}, open: map[net.Conn]struct{}{},
-		quit:   make(chan struct{}),
+		quit: make(chan struct{}),
 	}
 }
 

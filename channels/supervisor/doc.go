@@ -11,9 +11,11 @@
 //
 // It mounts a tmpfs on /run when /run is not a mount point and on /dev/shm
 // when that is missing, brings lo up, makes /app and /run/slipway, reaps
-// every child, and on SIGPWR (how Incus stops a container), SIGTERM or
-// SIGINT stops every process (SIGTERM to its process group, the spec's
-// grace, SIGKILL), syncs and exits 0.
+// every child, and on SIGPWR (how Incus stops a container), SIGRTMIN+3
+// (what liblxc sends instead to an init that blocks it, as Go's threads
+// do), SIGTERM or SIGINT stops every process (SIGTERM to its process
+// group, the spec's grace, SIGKILL), lets log followers read the records
+// of the stop, syncs and exits 0.
 //
 // # Protocol (the contract between the daemon and the supervisor)
 //

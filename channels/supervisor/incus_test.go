@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -89,6 +90,15 @@ func TestSupervisorAsInitOfAnIncusInstance(t *testing.T) {
 	if took > 10*time.Second {
 		t.Errorf("stopping took %v: the supervisor did not exit on SIGPWR", took)
 	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			if rc, err := srv.GetInstanceConsoleLog(name, nil); err == nil {
+				b, _ := io.ReadAll(io.LimitReader(rc, 64<<10))
+				rc.Close()
+				t.Logf("console:\n%s", b)
+			}
+		}
+	})
 	logs.waitFor(t, "web", "web got TERM")
 	logs.waitFor(t, supervisor.EventProcess, "web stopped (status 0)")
 	logs.waitFor(t, supervisor.EventProcess, "supervisor stopped")

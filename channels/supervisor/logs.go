@@ -24,6 +24,7 @@ func (s *Supervisor) serveLogs(conn net.Conn, br *bufio.Reader, req request) {
 	if writeJSON(w, reply{Boot: s.boot, Oldest: &oldest}) != nil {
 		return
 	}
+	final := false
 	for {
 		if after+1 < oldest {
 			// What the client asked for is gone: say how much, and move its
@@ -41,11 +42,13 @@ func (s *Supervisor) serveLogs(conn net.Conn, br *bufio.Reader, req request) {
 			}
 			after = r.Seq
 		}
-		if w.Flush() != nil || !req.Follow {
+		if w.Flush() != nil || !req.Follow || final {
 			return
 		}
 		select {
 		case <-changed:
+		case <-s.quit:
+			final = true // one last round, then end the stream
 		case <-ctx.Done():
 			return
 		}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -178,4 +179,40 @@ func TestClientBoundsLines(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 	client.Close()
+}
+
+// The logs live in memory only: a follower must read a stop's story
+// before the stream ends.
+func TestFollowersReadTheShutdownBeforeTheStreamEnds(t *testing.T) {
+	root, err := os.MkdirTemp("", "sup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(root)
+	s := New(Options{Root: root})
+	if err := s.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan struct{})
+	go func() { s.Run(ctx); close(ran) }()
+	os.MkdirAll(root+"/app", 0o755)
+	start(t, root, Spec{Processes: []ProcessSpec{{Name: "web", Command: "exec sleep 100"}}})
+	var got []string
+	done := make(chan error, 1)
+	go func() {
+		done <- Logs(context.Background(), dial(t, root), Cursor{}, true, func(r Record) error {
+			got = append(got, r.Line)
+			return nil
+		})
+	}()
+	time.Sleep(20 * time.Millisecond)
+	cancel()
+	<-ran
+	if err := <-done; err != nil {
+		t.Fatalf("stream ended with %v", err)
+	}
+	if last := got[len(got)-1]; last != "supervisor stopped" {
+		t.Errorf("last line %q; all: %q", last, got)
+	}
 }

@@ -75,12 +75,13 @@ func (p *process) spawn() (*running, error) {
 		return nil, err
 	}
 	run := &running{pid: pid, exit: exit, started: time.Now(), outputs: [2]chan struct{}{make(chan struct{}), make(chan struct{})}}
-	go capture(p.s.ring, p.spec.Name, StreamStdout, outR, run.outputs[0])
-	go capture(p.s.ring, p.spec.Name, StreamStderr, errR, run.outputs[1])
 	p.mu.Lock()
 	p.pid, p.state, p.started = pid, StateRunning, run.started
 	p.mu.Unlock()
+	// Before the first output line: the pipe holds it meanwhile.
 	p.s.ring.event("%s started (pid %d): %s", p.spec.Name, pid, p.spec.Command)
+	go capture(p.s.ring, p.spec.Name, StreamStdout, outR, run.outputs[0])
+	go capture(p.s.ring, p.spec.Name, StreamStderr, errR, run.outputs[1])
 	return run, nil
 }
 

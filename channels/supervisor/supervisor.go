@@ -86,6 +86,7 @@ type Supervisor struct {
 
 	ln    net.Listener
 	conns sync.WaitGroup
+	quit  chan struct{} // closed once every process has stopped
 }
 
 // New makes a supervisor with a fresh boot id; Listen and Run start it.
@@ -99,6 +100,7 @@ func New(opts Options) *Supervisor {
 		ring:   newRing(boot, opts.RingBytes, opts.RingRecords),
 		reaper: newReaper(opts.ReapAll),
 		procs:  map[string]*process{}, execs: map[int]struct{}{}, open: map[net.Conn]struct{}{},
+		quit: make(chan struct{}),
 	}
 }
 
@@ -146,6 +148,15 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	s.shutdown()
 	s.ln.Close()
 	<-accepted
+	// Followers get the records of the shutdown before their stream ends:
+	// the logs die with the instance, so the stop's story is read now or never.
+	close(s.quit)
+	served := make(chan struct{})
+	go func() { s.conns.Wait(); close(served) }()
+	select {
+	case <-served:
+	case <-time.After(time.Second):
+	}
 	s.closeConns()
 	s.conns.Wait()
 	close(reapStop)

@@ -200,8 +200,9 @@ func (e *Engine) runStep(ctx context.Context, l *opLog, name, kind, cmd string, 
 }
 
 // appEnv is the environment every command of the app sees: the stored config
-// with the operation's pending changes, then slipway's own variables.
-func (e *Engine) appEnv(ctx context.Context, l *opLog, inst store.Installation, commit string, change *pending) (map[string]string, error) {
+// with the operation's pending changes, over appDefaults (what the app adds
+// itself, such as a venv on PATH), then slipway's own variables.
+func (e *Engine) appEnv(ctx context.Context, l *opLog, inst store.Installation, commit string, change *pending, appDefaults map[string]string) (map[string]string, error) {
 	vars, err := e.store.Config(ctx, inst.ID)
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
@@ -222,6 +223,11 @@ func (e *Engine) appEnv(ctx context.Context, l *opLog, inst store.Installation, 
 		}
 		for _, k := range change.unset {
 			delete(env, k)
+		}
+	}
+	for k, v := range appDefaults { // the app's own (a venv's PATH), beneath its config
+		if _, set := env[k]; !set {
+			env[k] = v
 		}
 	}
 	for k, v := range map[string]string{

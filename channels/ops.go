@@ -12,6 +12,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/slipway-dev/slipway/channels/repo"
 	"github.com/slipway-dev/slipway/store"
 )
 
@@ -216,7 +217,7 @@ func (e *Engine) Execute(ctx context.Context, app, env string, cmd []string, std
 	}
 	e.store.StartOperation(ctx, op.ID)
 	l := &opLog{hub: e.logs, id: op.ID}
-	envVars, err := e.appEnv(ctx, l, inst, inst.Commit, nil)
+	envVars, err := e.appEnv(ctx, l, inst, inst.Commit, nil, e.servedAppEnv(inst))
 	l.Logf("-----> Running in %s: %s", inst.Instance, strings.Join(cmd, " "))
 	code := -1
 	if err == nil {
@@ -235,4 +236,18 @@ func (e *Engine) Execute(ctx context.Context, app, env string, cmd []string, std
 	l.Logf("Operation %d %s (exit status %d)", op.ID, status, code)
 	e.finish(op, status, reason)
 	return op, code, err
+}
+
+// servedAppEnv is the environment the served commit's app adds (a venv's
+// PATH), for commands run beside it; nil when it cannot be read.
+func (e *Engine) servedAppEnv(inst store.Installation) map[string]string {
+	r, err := repo.Open(e.repoDir(inst.App))
+	if err != nil {
+		return nil
+	}
+	app, err := loadAppAt(r, inst.Commit)
+	if err != nil {
+		return nil
+	}
+	return app.Env
 }

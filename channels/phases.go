@@ -30,7 +30,8 @@ type deployment struct {
 	change *pending
 
 	repo *repo.Repo
-	m    *Manifest
+	app  *App      // what the commit runs: manifest, Procfile, detection
+	m    *Manifest // the same, as the manifest it amounts to
 	env  map[string]string
 	hash string           // of env: a kept image is reused only for the same one
 	kept *store.KeptImage // an earlier build of commit to launch, or nil
@@ -88,21 +89,18 @@ func (e *Engine) plan(ctx context.Context, l *opLog, opType store.OpType, instal
 	if d.repo, err = repo.Open(e.repoDir(inst.App)); err != nil {
 		return nil, err
 	}
-	data, err := d.repo.ReadFile(commit, ManifestFile)
-	if errors.Is(err, repo.ErrNoFile) {
-		return nil, fmt.Errorf("no %s at the root of commit %s: add one (see the README)", ManifestFile, shortID(commit))
-	}
-	if err != nil {
+	if d.app, err = loadAppAt(d.repo, commit); err != nil {
 		return nil, err
 	}
-	if d.m, err = ParseManifest(data); err != nil {
-		return nil, err
+	d.m = d.app.Manifest()
+	for _, line := range d.app.Log {
+		l.Logf("%s", line)
 	}
-	if d.env, err = e.appEnv(ctx, l, inst, commit, change); err != nil {
+	if d.env, err = e.appEnv(ctx, l, inst, commit, change, d.app.Env); err != nil {
 		return nil, err
 	}
 	d.hash = envHash(d.env)
-	if opType != store.OpRestart { // a restart is a fresh start
+	if opType != store.OpRestart && opType != store.OpRebuild { // both start afresh
 		if kept, err := e.store.KeptImageFor(ctx, inst.ID, commit, d.hash); err == nil {
 			d.kept = &kept
 		}
@@ -209,14 +207,12 @@ func (d *deployment) buildAndRelease(ctx context.Context) error {
 		return e.stepError(ctx, "copy the commit into the instance", err)
 	}
 	if !d.together() {
-		for _, step := range []struct {
-			kind string
-			cmds []string
-		}{{"build", d.m.Build}, {"release", d.m.Release}} {
-			for _, cmd := range step.cmds {
-				if err := e.runStep(ctx, l, d.name, step.kind, cmd, d.env); err != nil {
-					return err
-				}
+		if err := d.build(ctx); err != nil {
+			return err
+		}
+		for _, cmd := range d.app.Release {
+			if err := e.runStep(ctx, l, d.name, "release", cmd, d.env); err != nil {
+				return err
 			}
 		}
 		if len(d.m.Release) > 0 {
@@ -239,7 +235,11 @@ func (d *deployment) start(ctx context.Context) error {
 // processes is what the supervisor runs: the app's processes with its
 // environment, in /app.
 func (d *deployment) processes() runtime.Processes {
-	return runtime.Processes{List: []runtime.Process{{Name: "web", Command: d.m.Web}}, Env: d.env, Dir: "/app", Grace: stopGrace}
+	p := runtime.Processes{Env: d.env, Dir: "/app", Grace: stopGrace}
+	for _, proc := range d.app.Processes {
+		p.List = append(p.List, runtime.Process{Name: proc.Name, Command: proc.Command})
+	}
+	return p
 }
 
 // stopGrace is how long an app's processes have after SIGTERM, when their

@@ -108,15 +108,11 @@ func (e *Engine) expectedImage(inst store.Installation) string {
 	if err != nil {
 		return DefaultImage
 	}
-	data, err := r.ReadFile(head, ManifestFile)
+	app, err := loadAppAt(r, head)
 	if err != nil {
 		return DefaultImage
 	}
-	m, err := ParseManifest(data)
-	if err != nil {
-		return DefaultImage
-	}
-	return m.Image
+	return app.Image
 }
 
 // claimPrewarm hands a deploy the instance started for it, if there is one of

@@ -137,3 +137,38 @@ func (e *Engine) secretsOf(ctx context.Context, installationID int64) (*redactor
 	}
 	return r, nil
 }
+
+// appOutputLines is how much of a failed new instance's output its deploy
+// log shows.
+const appOutputLines = 20
+
+// showAppOutput writes the last lines the new instance's processes printed
+// into the deploy's log: why an app never became healthy is usually there.
+func (d *deployment) showAppOutput() {
+	e := d.e
+	if e.appLogs == nil {
+		return
+	}
+	time.Sleep(200 * time.Millisecond) // the collector's last lines
+	recs, err := e.appLogs.Read(d.inst.ID, applog.Filter{})
+	if err != nil {
+		return
+	}
+	var mine []applog.Record
+	for _, r := range recs {
+		if r.Instance == d.name {
+			mine = append(mine, r)
+		}
+	}
+	if len(mine) == 0 {
+		d.l.Logf("       %s printed nothing", d.name)
+		return
+	}
+	if len(mine) > appOutputLines {
+		mine = mine[len(mine)-appOutputLines:]
+	}
+	d.l.Logf("-----> The last lines %s printed (all of them: logs %s --app):", d.name, d.inst.Resource())
+	for _, r := range mine {
+		d.l.Logf("       %s %s: %s", r.Time.UTC().Format("15:04:05.000"), r.Process, r.Line)
+	}
+}

@@ -21,6 +21,18 @@ var ErrNotDeployed = errors.New("nothing is deployed there yet")
 
 // Restart replaces the serving instance with a fresh one of the same commit.
 func (e *Engine) Restart(ctx context.Context, app, env, user string) (store.Operation, error) {
+	return e.redeploy(ctx, store.OpRestart, app, env, user)
+}
+
+// Rebuild deploys the served commit from scratch: no kept image, an empty
+// build cache.
+func (e *Engine) Rebuild(ctx context.Context, app, env, user string) (store.Operation, error) {
+	return e.redeploy(ctx, store.OpRebuild, app, env, user)
+}
+
+// redeploy replaces the serving instance with a new one of the commit it
+// serves when the operation starts.
+func (e *Engine) redeploy(ctx context.Context, opType store.OpType, app, env, user string) (store.Operation, error) {
 	inst, err := e.installation(ctx, app, env)
 	if err != nil {
 		return store.Operation{}, err
@@ -28,10 +40,10 @@ func (e *Engine) Restart(ctx context.Context, app, env, user string) (store.Oper
 	if inst.Commit == "" {
 		return store.Operation{}, failf(ErrNotDeployed, "%s: nothing is deployed there yet", inst.Resource())
 	}
-	op := store.Operation{Type: store.OpRestart, App: inst.App, Environment: inst.Environment, InstallationID: inst.ID,
+	op := store.Operation{Type: opType, App: inst.App, Environment: inst.Environment, InstallationID: inst.ID,
 		User: user, Commit: inst.Commit, Channel: inst.Channel()}
 	return e.submit(ctx, op, func(ctx context.Context, l *opLog) error {
-		// What serves when the restart starts, not when it was queued: a
+		// What serves when the operation starts, not when it was queued: a
 		// deploy queued before it may have changed that.
 		now, err := e.store.InstallationByID(ctx, inst.ID)
 		if err != nil {
@@ -41,7 +53,7 @@ func (e *Engine) Restart(ctx context.Context, app, env, user string) (store.Oper
 			return failf(ErrNotDeployed, "%s: nothing is deployed there yet", now.Resource())
 		}
 		e.resolved(l, now.Commit)
-		return e.replace(ctx, l, store.OpRestart, inst.ID, now.Commit, l.id, nil)
+		return e.replace(ctx, l, opType, inst.ID, now.Commit, l.id, nil)
 	})
 }
 

@@ -255,6 +255,7 @@ func (d *deployment) verify(ctx context.Context) error {
 		d.healthy = d.e.checkWhenBooted(ctx, d.name, nil, d.dial, d.inst.Host, d.m.Health)
 	}
 	if err := <-d.healthy; err != nil {
+		d.showAppOutput()
 		return err
 	}
 	d.l.Logf("       Healthy: GET %s answered in time (%s)", d.m.Health.Path, time.Since(step).Round(time.Millisecond))

@@ -278,11 +278,12 @@ func TestBadInputGetsOneClearLine(t *testing.T) {
 		t.Errorf("push to bad path: exit %d\n%s", code, out)
 	}
 
-	// No manifest: the push is stored, the deploy fails with the reason.
-	w.git("rm", "-q", "slipway.yml")
-	w.git("commit", "-q", "-m", "no manifest")
+	// Nothing to run (no manifest, no Procfile, nothing detectable): the
+	// push is stored, the deploy fails with the reason.
+	w.git("rm", "-q", "-r", "slipway.yml", "public")
+	w.commitFile("notes.txt", "no app here\n", "nothing to run")
 	out, code := w.push("deploy", "main")
-	if code == 0 || !strings.Contains(out, "no slipway.yml at the root of commit") {
+	if code == 0 || !strings.Contains(out, "nothing to run: ") {
 		t.Errorf("push without manifest: exit %d\n%s", code, out)
 	}
 	// A manifest that does not parse names the line and field.

@@ -83,7 +83,7 @@ func (s *Server) appLogs(c *call, resource string, f appLogFlags, follow, asJSON
 // then what the process printed; the supervisor's own events say so.
 func formatAppLine(r applog.Record) string {
 	src := r.Process + "[" + r.Instance + "]"
-	if r.Stream == "event" {
+	if r.Stream == "event" && r.Process != "slipway" {
 		src += " slipway"
 	}
 	return r.Time.UTC().Format("2006-01-02T15:04:05.000Z") + " " + src + ": " + strings.TrimRight(r.Line, "\r")

@@ -21,7 +21,7 @@ var leastRole = map[string]string{
 	"help": "", "version": "", "login": "", "ops": "", "key remove": "",
 	"status": "viewer", "history": "viewer", "config": "viewer", "logs": "viewer",
 	"report list": "viewer", "report get": "viewer",
-	"track": "deployer", "pin": "deployer", "restart": "deployer", "config set": "deployer",
+	"track": "deployer", "pin": "deployer", "restart": "deployer", "rebuild": "deployer", "config set": "deployer",
 	"config unset": "deployer", "maintenance": "deployer", "run": "deployer", "cancel": "deployer",
 	"backup now": "backup", "backup list": "backup", "backup verify": "backup", "backup schedule": "backup", "backup purge": "backup",
 	"install": "admin", "deprovision": "admin", "grant": "admin", "revoke": "admin", "access": "admin",

@@ -1,6 +1,7 @@
 package hooks
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -22,6 +23,7 @@ func init() {
 		{"logs OP|APP/ENV [-f] [--json] | logs APP/ENV --app [-f] [-n N] [--since 1h] [--process web]", "an operation's log (APP/ENV: its newest operation); --app: what the app's processes print, from every instance (each reading is recorded as a logs operation); -f follows live", onOperationOrInstallation(channels.ActionView), (*Server).cmdLogs},
 		{"cancel OP", "stop a queued or running operation; its new instance is removed, the old one keeps serving", onOperation(channels.ActionDeploy), (*Server).cmdCancel},
 		{"restart APP/ENV", "replace the instance with a fresh one of the same commit, without downtime", onInstallation(channels.ActionDeploy), (*Server).cmdRestart},
+		{"rebuild APP/ENV", "build the served commit again from scratch (no kept image, an empty build cache) and deploy it", onInstallation(channels.ActionDeploy), (*Server).cmdRebuild},
 		{"config APP/ENV [--json]", "list the environment variables (secret values masked)", onInstallation(channels.ActionView), (*Server).cmdConfig},
 		{"config set APP/ENV [--secret] KEY=VALUE...", "set variables and redeploy; --secret values are never shown again", onInstallation(channels.ActionDeploy), (*Server).cmdConfigSet},
 		{"config unset APP/ENV KEY...", "unset variables and redeploy", onInstallation(channels.ActionDeploy), (*Server).cmdConfigUnset},
@@ -260,14 +262,23 @@ func (s *Server) cmdCancel(c *call, args []string) error {
 }
 
 func (s *Server) cmdRestart(c *call, args []string) error {
+	return s.redeploy(c, args, "restart", s.engine.Restart)
+}
+
+func (s *Server) cmdRebuild(c *call, args []string) error {
+	return s.redeploy(c, args, "rebuild", s.engine.Rebuild)
+}
+
+// redeploy runs restart or rebuild on APP/ENV and follows the operation.
+func (s *Server) redeploy(c *call, args []string, name string, run func(ctx context.Context, app, env, user string) (store.Operation, error)) error {
 	if len(args) != 1 {
-		return usageError("restart takes APP/ENV")
+		return usageError(name + " takes APP/ENV")
 	}
 	app, env, err := channels.ParseResource(args[0])
 	if err != nil {
 		return err
 	}
-	op, err := s.engine.Restart(c.ctx, app, env, c.user.Name)
+	op, err := run(c.ctx, app, env, c.user.Name)
 	if err != nil {
 		return err
 	}

@@ -15,7 +15,7 @@ var helpTopics = []struct {
 	commands []string
 }{
 	{"Apps and installations", []string{"app create", "app delete", "env create", "env delete", "install", "status", "deprovision"}},
-	{"Deploys and rollback", []string{"history", "track", "pin", "restart"}},
+	{"Deploys and rollback", []string{"history", "track", "pin", "restart", "rebuild"}},
 	{"Operations", []string{"ops", "logs", "cancel", "run"}},
 	{"Configuration", []string{"config", "config set", "config unset", "maintenance"}},
 	{"Backups", []string{"backup now", "backup list", "backup verify", "backup schedule", "backup purge", "restore"}},

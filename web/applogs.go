@@ -60,7 +60,7 @@ func (s *server) appLogEvents(w http.ResponseWriter, r *http.Request, sess *sess
 // appLogLine is one line as the page shows it.
 func appLogLine(r applog.Record) string {
 	src := r.Process + "[" + r.Instance + "]"
-	if r.Stream == "event" {
+	if r.Stream == "event" && r.Process != "slipway" {
 		src += " slipway"
 	}
 	return r.Time.UTC().Format("15:04:05.000") + " " + src + ": " + r.Line

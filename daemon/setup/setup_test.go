@@ -235,7 +235,7 @@ func TestRootDiskOnNewPool(t *testing.T) {
 		root.Disconnect()
 	})
 
-	if rt, err = container.Connect(name, "", nil); err != nil {
+	if rt, err = container.Connect(name, container.SupervisorForTest(t), nil); err != nil {
 		t.Fatal(err)
 	}
 

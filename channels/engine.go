@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/slipway-dev/slipway/channels/applog"
+	"github.com/slipway-dev/slipway/channels/backup"
 	"github.com/slipway-dev/slipway/channels/proxy"
 	"github.com/slipway-dev/slipway/store"
 )
@@ -34,7 +35,7 @@ type Config struct {
 	AppPort      int           // $PORT inside every instance
 	DrainTimeout time.Duration // how long in-flight requests may take after a swap
 	KeepImages   int           // images of earlier builds kept per installation for fast rollback
-	Backups      BackupConfig  // persistent volumes' and the store's backups (backup.go)
+	Backups      BackupConfig  // persistent volumes' and the store's backups (package backup)
 	AppLogs      *applog.Store // where the apps' own output is kept (nil: nowhere)
 }
 
@@ -46,6 +47,8 @@ type Engine struct {
 	proxy *proxy.Proxy
 	log   *slog.Logger
 	logs  *logHub
+
+	backups *backup.Manager // the work of backup, restore and purge operations
 
 	base     context.Context
 	stop     context.CancelFunc
@@ -103,7 +106,8 @@ func NewEngine(cfg Config, st *store.Store, rt Runtime, px *proxy.Proxy, logger 
 	base, stop := context.WithCancel(context.Background())
 	return &Engine{
 		cfg: cfg, store: st, rt: rt, proxy: px, log: logger, logs: newLogHub(st), appLogs: cfg.AppLogs,
-		base: base, stop: stop, slots: make(chan struct{}, cfg.MaxParallel),
+		backups: newBackups(cfg, st, rt, logger),
+		base:    base, stop: stop, slots: make(chan struct{}, cfg.MaxParallel),
 		lanes: map[int64]*lane{}, jobs: map[int64]*job{}, settling: map[int64]chan struct{}{},
 	}
 }

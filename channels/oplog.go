@@ -138,6 +138,9 @@ type opLog struct {
 	then     []func() error // work for after the operation's end (see afterwards)
 }
 
+// ID is the operation's.
+func (l *opLog) ID() int64 { return l.id }
+
 // afterwards registers work that runs once the operation has ended, still
 // writing to its log: what nobody should wait for, such as draining and
 // deleting the old instance and keeping the rollback image.

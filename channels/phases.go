@@ -9,6 +9,7 @@ import (
 
 	"github.com/slipway-dev/slipway/channels/proxy"
 	"github.com/slipway-dev/slipway/channels/repo"
+	"github.com/slipway-dev/slipway/channels/revert"
 	"github.com/slipway-dev/slipway/channels/runtime"
 	"github.com/slipway-dev/slipway/store"
 )
@@ -39,7 +40,7 @@ type deployment struct {
 	name     string       // the new instance
 	healthy  <-chan error // a health check already under way, or nil
 	settle   func() error // waits for the end of a launch not waited for, or nil
-	undo     reverter
+	undo     revert.Reverter
 	done     []func()        // release what the phases hold, at the end
 	retiring *proxy.Upstream // the upstream the swap replaced
 }

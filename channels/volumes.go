@@ -1,0 +1,113 @@
+package channels
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/slipway-dev/slipway/channels/backup"
+	"github.com/slipway-dev/slipway/store"
+)
+
+// Persistent data.
+//
+// A manifest's volumes are Incus custom volumes, one per installation and
+// name (APP_ENV_NAME: underscores, which app, environment and volume names
+// cannot hold, so two installations never share one). Every new instance of
+// the installation mounts the same volume, so data outlives deploys,
+// switches and restarts. During a deploy the old and the new instance both
+// mount it from the health check until the old one is drained and stopped
+// after the swap: it is one filesystem, not a copy, so nothing either writes
+// is lost, and the old instance only finishes requests it already had.
+// Their backups are package backup's.
+
+// VolumeRuntime is what volumes and backups need from the runtime besides
+// Runtime. The Incus runtime has it; a runtime without it can still deploy
+// apps that declare no volumes.
+type VolumeRuntime interface {
+	// CreateVolume makes an empty volume; an existing one is kept as it is.
+	CreateVolume(ctx context.Context, name string) error
+	// AttachVolumes mounts volumes (name -> path) into an instance, for good.
+	AttachVolumes(ctx context.Context, instance string, volumes map[string]string) error
+	// Delete, list, export, import and checksum volumes.
+	backup.Volumes
+}
+
+// ErrNoVolumeSupport means the runtime cannot make volumes.
+var ErrNoVolumeSupport = backup.ErrNoVolumeSupport
+
+func (e *Engine) volumeRuntime() (VolumeRuntime, error) {
+	if vr, ok := e.rt.(VolumeRuntime); ok {
+		return vr, nil
+	}
+	return nil, ErrNoVolumeSupport
+}
+
+// incusVolumeName is the Incus volume first made for an installation's volume.
+func incusVolumeName(inst store.Installation, vol string) string {
+	return inst.App + "_" + inst.Environment + "_" + vol
+}
+
+// attachVolumes mounts the installation's volumes that the manifest
+// declares into a new instance, making those it does not have yet. It runs
+// right after the launch, before the commit's tree goes in, so build and
+// release steps (migrations) already see the data.
+func (e *Engine) attachVolumes(ctx context.Context, l *opLog, inst store.Installation, name string, m *Manifest) error {
+	if len(m.Volumes) == 0 {
+		return nil
+	}
+	vr, err := e.volumeRuntime()
+	if err != nil {
+		return fmt.Errorf("%s declares volumes: %w", ManifestFile, err)
+	}
+	have, err := e.volumeMap(ctx, inst.ID)
+	if err != nil {
+		return err
+	}
+	step := time.Now()
+	mounts := map[string]string{}
+	var shown []string
+	for _, vol := range sortedKeys(m.Volumes) {
+		incusName, ok := have[vol]
+		if !ok {
+			incusName = incusVolumeName(inst, vol)
+			if err := vr.CreateVolume(ctx, incusName); err != nil {
+				return e.stepError(ctx, "create volume "+vol, err)
+			}
+			if err := e.store.SetVolume(ctx, inst.ID, vol, incusName); err != nil {
+				return fmt.Errorf("record volume %s: %w", vol, err)
+			}
+			l.Logf("       Created volume %s (%s) for %s", vol, incusName, inst.Resource())
+		}
+		mounts[incusName] = m.Volumes[vol]
+		shown = append(shown, vol+" at "+m.Volumes[vol])
+	}
+	if err := vr.AttachVolumes(ctx, name, mounts); err != nil {
+		return e.stepError(ctx, "attach volumes", err)
+	}
+	l.Logf("       Volumes mounted: %s (%s)", strings.Join(shown, ", "), time.Since(step).Round(time.Millisecond))
+	return nil
+}
+
+func (e *Engine) volumeMap(ctx context.Context, installationID int64) (map[string]string, error) {
+	vols, err := e.store.Volumes(ctx, installationID)
+	if err != nil {
+		return nil, fmt.Errorf("read volumes: %w", err)
+	}
+	out := map[string]string{}
+	for _, v := range vols {
+		out[v.Name] = v.IncusName
+	}
+	return out, nil
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

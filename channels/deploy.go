@@ -45,6 +45,7 @@ type pending struct {
 	channel *store.Channel
 	set     []store.ConfigVar
 	unset   []string
+	limits  *store.Limits
 }
 
 // recordSwap stores what the installation serves now, with the channel and
@@ -53,7 +54,7 @@ func (e *Engine) recordSwap(l *opLog, inst store.Installation, sw store.Swap, ch
 	if to := change.channel; to != nil {
 		sw.Following = to
 	}
-	sw.Set, sw.Unset = change.set, change.unset
+	sw.Set, sw.Unset, sw.Limits = change.set, change.unset, change.limits
 	e.crashPoint("before the swap is recorded")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -30,12 +30,13 @@ type deployment struct {
 	commit string
 	change *pending
 
-	repo *repo.Repo
-	app  *App      // what the commit runs: manifest, Procfile, detection
-	m    *Manifest // the same, as the manifest it amounts to
-	env  map[string]string
-	hash string           // of env: a kept image is reused only for the same one
-	kept *store.KeptImage // an earlier build of commit to launch, or nil
+	repo   *repo.Repo
+	app    *App      // what the commit runs: manifest, Procfile, detection
+	m      *Manifest // the same, as the manifest it amounts to
+	env    map[string]string
+	hash   string           // of env: a kept image is reused only for the same one
+	limits store.Limits     // what the new instance may use
+	kept   *store.KeptImage // an earlier build of commit to launch, or nil
 
 	name     string       // the new instance
 	healthy  <-chan error // a health check already under way, or nil
@@ -101,6 +102,10 @@ func (e *Engine) plan(ctx context.Context, l *opLog, opType store.OpType, instal
 		return nil, err
 	}
 	d.hash = envHash(d.env)
+	d.limits = inst.Limits
+	if change.limits != nil {
+		d.limits = *change.limits
+	}
 	if opType != store.OpRestart && opType != store.OpRebuild { // both start afresh
 		if kept, err := e.store.KeptImageFor(ctx, inst.ID, commit, d.hash); err == nil {
 			d.kept = &kept
@@ -115,13 +120,28 @@ func (d *deployment) dial(ctx context.Context) (net.Conn, error) {
 }
 
 // launch starts the new instance: from the kept image of an earlier build, or
-// from the manifest's image.
+// from the manifest's image, and bounds it by the installation's limits.
 func (d *deployment) launch(ctx context.Context) error {
+	launch := d.launchFresh
 	if d.kept != nil {
-		return d.launchKept(ctx)
+		launch = d.launchKept
 	}
-	return d.launchFresh(ctx)
+	if err := launch(ctx); err != nil {
+		return err
+	}
+	if d.limits.None() {
+		return nil
+	}
+	if err := d.e.rt.Limit(ctx, d.name, d.limits.CPU, d.limits.Memory); err != nil {
+		return d.e.stepError(ctx, "set limits", err)
+	}
+	d.l.Logf("       Limits: %s", d.limits)
+	return nil
 }
+
+// early: the app may start as soon as the instance has booted, before Incus
+// ends its launch, when nothing must be done to the instance first.
+func (d *deployment) early() bool { return len(d.m.Volumes) == 0 && d.limits.None() }
 
 // launchKept launches the image of an earlier build of the commit (a
 // rollback): it holds the built tree and the web script, and its runner starts
@@ -139,9 +159,9 @@ func (d *deployment) launchKept(ctx context.Context) error {
 		}
 		launched <- err
 	}()
-	if len(d.m.Volumes) == 0 {
-		// Nothing to attach first: start the app and check it while Incus
-		// finishes the start (see Runtime.Booted).
+	if d.early() {
+		// Nothing to attach or bound first: start the app and check it while
+		// Incus finishes the start (see Runtime.Booted).
 		d.healthy = e.checkWhenBooted(hctx, d.name, d.start, d.dial, d.inst.Host, d.m.Health)
 	}
 	if err := <-launched; err != nil {
@@ -163,7 +183,7 @@ func (d *deployment) launchFresh(ctx context.Context) error {
 	step := time.Now()
 	// On the together path only the tree's delivery comes before the health
 	// check, so the instance may be used as soon as it has booted.
-	early := d.together() && len(d.m.Volumes) == 0
+	early := d.together() && d.early()
 	if ahead, wait, err := e.claimPrewarm(ctx, d.inst.ID, d.m.Image, early); err == nil {
 		d.name, d.settle = ahead, wait
 		d.undo.Add(func() error {

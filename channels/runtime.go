@@ -28,6 +28,8 @@ type Runtime interface {
 	StartProcesses(ctx context.Context, name string, p runtime.Processes) error
 	// Dial connects to 127.0.0.1:port inside the instance.
 	Dial(ctx context.Context, name string, port int) (net.Conn, error)
+	// Limit bounds an instance's CPUs and memory (bytes); 0 is no bound.
+	Limit(ctx context.Context, name string, cpus int, memory int64) error
 	// Start starts a stopped instance; Stop stops a running one.
 	Start(ctx context.Context, name string) error
 	Stop(ctx context.Context, name string) error

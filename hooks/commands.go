@@ -264,17 +264,18 @@ func (s *Server) cmdInstall(c *call, args []string) error {
 
 // installationView is the --json shape of an installation.
 type installationView struct {
-	App         string    `json:"app"`
-	Environment string    `json:"environment"`
-	Host        string    `json:"host"`
-	Channel     string    `json:"channel"`
-	ChannelKind string    `json:"channel_kind"`
-	ChannelRef  string    `json:"channel_ref"`
-	Commit      string    `json:"commit"`
-	Instance    string    `json:"instance"`
-	State       string    `json:"state"`
-	Draining    []string  `json:"draining"` // old instances still being drained and deleted
-	CreatedAt   time.Time `json:"created_at"`
+	App         string     `json:"app"`
+	Environment string     `json:"environment"`
+	Host        string     `json:"host"`
+	Channel     string     `json:"channel"`
+	ChannelKind string     `json:"channel_kind"`
+	ChannelRef  string     `json:"channel_ref"`
+	Commit      string     `json:"commit"`
+	Instance    string     `json:"instance"`
+	State       string     `json:"state"`
+	Draining    []string   `json:"draining"` // old instances still being drained and deleted
+	Limits      limitsView `json:"limits"`
+	CreatedAt   time.Time  `json:"created_at"`
 	// LastOperation is the installation's newest operation, so a failed
 	// deploy shows where people look first.
 	LastOperation *operationView `json:"last_operation"`
@@ -288,12 +289,20 @@ func (s *Server) viewInstallation(i store.Installation) installationView {
 	}
 	v := installationView{App: i.App, Environment: i.Environment, Host: i.Host, Channel: i.Channel(),
 		ChannelKind: i.Following.Kind, ChannelRef: i.Following.Ref, Commit: i.Commit, Instance: i.Instance,
-		State: i.State, Draining: draining, CreatedAt: i.CreatedAt}
+		State: i.State, Draining: draining, CreatedAt: i.CreatedAt,
+		Limits: limitsView{CPU: i.Limits.CPU, MemoryBytes: i.Limits.Memory, Text: i.Limits.String()}}
 	if ops, err := s.store.Operations(context.Background(), store.OperationFilter{InstallationID: i.ID, Limit: 1}); err == nil && len(ops) == 1 {
 		last := viewOperation(ops[0])
 		v.LastOperation = &last
 	}
 	return v
+}
+
+// limitsView is the --json shape of an installation's limits (0: none).
+type limitsView struct {
+	CPU         int    `json:"cpu"`
+	MemoryBytes int64  `json:"memory_bytes"`
+	Text        string `json:"text"`
 }
 
 // stateLine is the STATE column of status: the state, and the newest
@@ -353,14 +362,14 @@ func (s *Server) cmdStatus(c *call, args []string) error {
 		return writeJSON(c.out, views)
 	}
 	tw := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "INSTALLATION\tCHANNEL\tCOMMIT\tINSTANCE\tHOST\tSTATE")
+	fmt.Fprintln(tw, "INSTALLATION\tCHANNEL\tCOMMIT\tINSTANCE\tHOST\tLIMITS\tSTATE")
 	for _, i := range insts {
 		v := s.viewInstallation(i)
 		instance := dash(i.Instance)
 		if len(v.Draining) > 0 {
 			instance += " (" + strings.Join(v.Draining, ", ") + " draining)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", i.Resource(), i.Channel(), dash(shortID(i.Commit)), instance, i.Host, stateLine(v))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", i.Resource(), i.Channel(), dash(shortID(i.Commit)), instance, i.Host, i.Limits, stateLine(v))
 	}
 	return tw.Flush()
 }

@@ -19,7 +19,7 @@ import (
 // lets too much (or too little) through fails this test.
 var leastRole = map[string]string{
 	"help": "", "version": "", "login": "", "ops": "", "key remove": "",
-	"status": "viewer", "history": "viewer", "config": "viewer", "logs": "viewer",
+	"status": "viewer", "history": "viewer", "config": "viewer", "logs": "viewer", "limits": "viewer",
 	"report list": "viewer", "report get": "viewer",
 	"track": "deployer", "pin": "deployer", "restart": "deployer", "rebuild": "deployer", "config set": "deployer",
 	"config unset": "deployer", "maintenance": "deployer", "run": "deployer", "cancel": "deployer",
@@ -111,6 +111,13 @@ func TestGateEveryCommandEveryRole(t *testing.T) {
 			}
 			if err != nil && role == "" && strings.Contains(err.Error(), "prod") && !strings.HasPrefix(err.Error(), "unknown") {
 				t.Errorf("%s tells a stranger about prod: %v", k, err)
+			}
+		}
+		// Changing limits redeploys: deployers only.
+		for _, flags := range [][]string{{"--cpu", "1"}, {"--memory=256MiB"}} {
+			err := commands["limits"].gate(s, c, splitArgs(append([]string{"shop/prod"}, flags...)))
+			if want := allows(role, "deployer"); (err == nil) != want {
+				t.Errorf("limits %s as %q: gate says %v, want allowed %v", flags, role, err, want)
 			}
 		}
 		// Store backups hold every environment's data: global admins only.

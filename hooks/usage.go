@@ -17,7 +17,7 @@ var helpTopics = []struct {
 	{"Apps and installations", []string{"app create", "app delete", "env create", "env delete", "install", "status", "deprovision"}},
 	{"Deploys and rollback", []string{"history", "track", "pin", "restart", "rebuild"}},
 	{"Operations", []string{"ops", "logs", "cancel", "run"}},
-	{"Configuration", []string{"config", "config set", "config unset", "maintenance"}},
+	{"Configuration", []string{"config", "config set", "config unset", "limits", "maintenance"}},
 	{"Backups", []string{"backup now", "backup list", "backup verify", "backup schedule", "backup purge", "restore"}},
 	{"People and access", []string{"login", "users", "user add", "user remove", "key add", "key list", "key remove", "grant", "revoke", "access"}},
 	{"Reports", []string{"report list", "report get", "report make"}},

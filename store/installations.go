@@ -31,6 +31,7 @@ type Installation struct {
 	State       string
 	Maintenance *string // maintenance message when in maintenance mode
 	EnvHash     string  // the environment Instance was built with
+	Limits      Limits  // what its instances may use
 	CreatedAt   time.Time
 }
 
@@ -46,7 +47,7 @@ func (i Installation) Follows(branch string) bool {
 	return i.Following == Branch(branch) && i.State != StateDeprovisioned
 }
 
-const installationColumns = `i.id, a.name, e.name, i.host, i.channel_kind, i.channel_ref, i.commit_sha, i.instance, i.state, i.maintenance, i.env_hash, i.created_at`
+const installationColumns = `i.id, a.name, e.name, i.host, i.channel_kind, i.channel_ref, i.commit_sha, i.instance, i.state, i.maintenance, i.env_hash, i.limit_cpu, i.limit_memory, i.created_at`
 const installationFrom = ` FROM installations i JOIN apps a ON a.id = i.app_id JOIN environments e ON e.id = i.environment_id `
 
 // CreateInstallation adds an installation of app in env following a channel.
@@ -113,6 +114,7 @@ type Swap struct {
 	Following                        *Channel // nil when the channel stays
 	Set                              []ConfigVar
 	Unset                            []string
+	Limits                           *Limits // nil when the limits stay
 }
 
 // RecordSwap records a swap in one transaction: a crash leaves either the
@@ -127,6 +129,11 @@ func (s *Store) RecordSwap(ctx context.Context, id int64, sw Swap) error {
 		if sw.Following != nil {
 			if _, err := tx.ExecContext(ctx, `UPDATE installations SET channel_kind = ?, channel_ref = ? WHERE id = ?`, sw.Following.Kind, sw.Following.Ref, id); err != nil {
 				return wrapError(err)
+			}
+		}
+		if sw.Limits != nil {
+			if err := setLimits(ctx, tx, id, *sw.Limits); err != nil {
+				return err
 			}
 		}
 		return s.updateConfig(ctx, tx, id, sw.Set, sw.Unset)
@@ -151,7 +158,7 @@ type scanner interface{ Scan(...any) error }
 func scanInstallation(row scanner) (Installation, error) {
 	var i Installation
 	var created, maintenance sql.NullString
-	err := row.Scan(&i.ID, &i.App, &i.Environment, &i.Host, &i.Following.Kind, &i.Following.Ref, &i.Commit, &i.Instance, &i.State, &maintenance, &i.EnvHash, &created)
+	err := row.Scan(&i.ID, &i.App, &i.Environment, &i.Host, &i.Following.Kind, &i.Following.Ref, &i.Commit, &i.Instance, &i.State, &maintenance, &i.EnvHash, &i.Limits.CPU, &i.Limits.Memory, &created)
 	if err != nil {
 		return Installation{}, wrapError(err)
 	}

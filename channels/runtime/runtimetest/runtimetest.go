@@ -58,6 +58,8 @@ type instance struct {
 	stopped   bool
 	lines     []runtime.LogLine // what its processes printed (see Print)
 	processes runtime.Processes // what StartProcesses gave it
+	cpus      int               // what Limit gave it
+	memory    int64
 }
 
 // New returns a fake with no instances and no images.
@@ -253,6 +255,28 @@ func (f *Runtime) Start(ctx context.Context, name string) error {
 		in.stopped = false
 	}
 	return nil
+}
+
+// Limit records the limits; Limits reads them back.
+func (f *Runtime) Limit(ctx context.Context, name string, cpus int, memory int64) error {
+	f.Mu.Lock()
+	defer f.Mu.Unlock()
+	in, ok := f.instances[name]
+	if !ok {
+		return fmt.Errorf("set limits of %s: no such instance", name)
+	}
+	in.cpus, in.memory = cpus, memory
+	return nil
+}
+
+// Limits returns what Limit set on an instance.
+func (f *Runtime) Limits(name string) (cpus int, memory int64) {
+	f.Mu.Lock()
+	defer f.Mu.Unlock()
+	if in, ok := f.instances[name]; ok {
+		return in.cpus, in.memory
+	}
+	return 0, 0
 }
 
 func (f *Runtime) Stop(ctx context.Context, name string) error {

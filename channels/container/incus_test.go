@@ -602,3 +602,37 @@ func TestPublishSnapshotAndLaunchIt(t *testing.T) {
 		t.Fatal("launched from a deleted image")
 	}
 }
+
+// An image with no init at all and no /app still runs the app: slipway's
+// supervisor is the instance's init and makes /app.
+func TestImageWithoutInitRunsTheApp(t *testing.T) {
+	t.Parallel()
+	c := container.NewTestIncus(t)
+	ctx := context.Background()
+	name := launch(t, c, nil)
+	if _, out := execT(t, c, name, nil, "sh", "-c", "rm -rf /sbin/init /etc/inittab /app && ls /sbin/init /app 2>&1; true"); !strings.Contains(out, "No such file") {
+		t.Fatalf("init still there: %s", out)
+	}
+	if err := c.Snapshot(ctx, name, "bare"); err != nil {
+		t.Fatal(err)
+	}
+	fp, err := c.PublishSnapshot(ctx, name, "bare", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.DeleteImage(context.Background(), fp) })
+	bare := "bare-" + container.RandomSuffix()
+	if err := c.Launch(ctx, bare, fp, nil); err != nil {
+		t.Fatalf("launch an image without init: %v", err)
+	}
+	t.Cleanup(func() { c.Delete(context.Background(), bare) })
+	if err := c.Deliver(ctx, bare, tarOf(map[string]string{"public/index.html": "no init needed\n"})); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.StartProcesses(ctx, bare, web(`exec httpd -f -p "$PORT" -h /app/public`, map[string]string{"PORT": "5000"})); err != nil {
+		t.Fatal(err)
+	}
+	if body := waitGet(t, c, bare, 5000, "/index.html", 5*time.Second); body != "no init needed\n" {
+		t.Errorf("GET /index.html = %q", body)
+	}
+}

@@ -76,12 +76,6 @@ func (d *deployment) mountCache(ctx context.Context) error {
 	}
 	step := time.Now()
 	vol := cacheVolume(d.inst)
-	if d.opType == store.OpRebuild {
-		if err := vr.DeleteVolume(ctx, vol); err != nil {
-			return d.e.stepError(ctx, "empty the build cache", err)
-		}
-		d.l.Logf("       Build cache emptied: a rebuild starts from scratch")
-	}
 	if err := vr.CreateVolume(ctx, vol); err != nil {
 		return d.e.stepError(ctx, "make the build cache", err)
 	}
@@ -89,6 +83,25 @@ func (d *deployment) mountCache(ctx context.Context) error {
 		return d.e.stepError(ctx, "mount the build cache", err)
 	}
 	d.l.Logf("       Build cache mounted at %s (%s)", CacheMount, time.Since(step).Round(time.Millisecond))
+	if d.opType == store.OpRebuild {
+		return d.emptyCache(ctx)
+	}
+	return nil
+}
+
+// emptyCache deletes what the build cache holds, from inside the new
+// instance: the serving instance still has the volume mounted (it was built
+// with it), so the volume itself cannot be deleted.
+func (d *deployment) emptyCache(ctx context.Context) error {
+	var out strings.Builder
+	code, err := d.e.rt.Run(ctx, d.name, []string{"find", CacheMount, "-mindepth", "1", "-delete"}, nil, &out)
+	if err != nil {
+		return d.e.stepError(ctx, "empty the build cache", err)
+	}
+	if code != 0 {
+		return fmt.Errorf("empty the build cache: find exited with status %d: %s", code, strings.TrimSpace(out.String()))
+	}
+	d.l.Logf("       Build cache emptied: a rebuild starts from scratch")
 	return nil
 }
 

@@ -112,3 +112,47 @@ func TestNodeWorkerLogs(t *testing.T) {
 		return strings.Contains(out, "worker[") && strings.Contains(out, "tick 1") && !strings.Contains(out, "web["), out
 	})
 }
+
+// The Go example's build cache is kept across deploys and instances, and a
+// rebuild empties it before building.
+func TestBuildCacheKeptAndEmptiedByRebuild(t *testing.T) {
+	t.Parallel()
+	requireIntegration(t)
+	requireDebianImage(t)
+	d := startDaemon(t)
+	host := d.setupApp("gc")
+	w := d.newApp("gc", "go")
+	if out, code := w.push("deploy", "main"); code != 0 || !strings.Contains(out, "Build cache mounted at /var/cache/slipway") {
+		t.Fatalf("push exited %d:\n%s", code, out)
+	}
+	d.serves(host, "Hello from slipway (go")
+	marker := "/var/cache/slipway/left-by-the-test"
+	d.mustSSH("run", "gc/production", "--", "touch", marker)
+
+	w.commitFile("main.go", strings.Replace(readFile(t, w.dir+"/main.go"), "Hello from slipway", "Hello again from slipway", 1), "change")
+	if out, code := w.push("deploy", "main"); code != 0 {
+		t.Fatalf("second push exited %d:\n%s", code, out)
+	}
+	d.serves(host, "Hello again from slipway")
+	if _, errOut, code := d.ssh("run", "gc/production", "--", "test", "-e", marker); code != 0 {
+		t.Errorf("the cache did not outlive the instance: exit %d %s", code, errOut)
+	}
+
+	out := d.mustSSH("rebuild", "gc/production")
+	if !strings.Contains(out, "Build cache emptied") || !strings.Contains(out, "succeeded") {
+		t.Errorf("rebuild:\n%s", out)
+	}
+	if _, _, code := d.ssh("run", "gc/production", "--", "test", "-e", marker); code == 0 {
+		t.Error("the rebuild left the cache as it was")
+	}
+	d.serves(host, "Hello again from slipway")
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

@@ -57,7 +57,7 @@ test: test-deps setup
     go test -count=1 -timeout 40m ./...
 
 # Measure speed against the targets in the README (not part of CI): prints a table, writes .bench/latest.json
-bench: setup
+bench *args: setup image-debian
     #!/usr/bin/env bash
     set -euo pipefail
     need=()
@@ -78,4 +78,4 @@ bench: setup
         DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}"
     fi
     go build -o {{justfile_directory()}}/bin/slipway-bench ./daemon/cmd/slipway-bench
-    {{justfile_directory()}}/bin/slipway-bench --slipway {{bin}} --out {{justfile_directory()}}/.bench
+    {{justfile_directory()}}/bin/slipway-bench --slipway {{bin}} --examples {{justfile_directory()}}/examples/apps --out {{justfile_directory()}}/.bench {{args}}

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/slipway-dev/slipway/channels/container"
 	"github.com/slipway-dev/slipway/daemon/daemontest"
 )
 
@@ -33,6 +35,12 @@ type daemon struct {
 	ssh     string // host:port of its SSH server
 	proxy   string // host:port of its front proxy
 	client  *http.Client
+}
+
+// runtime connects to the daemon's Incus project with the supervisor the
+// daemon installed, for the probes that work on its instances directly.
+func (d *daemon) runtime() (*container.Incus, error) {
+	return container.Connect(d.project, filepath.Join(d.data, "supervisor"), slog.New(slog.DiscardHandler))
 }
 
 func startDaemon(ctx context.Context, b *bench) (*daemon, error) {
@@ -182,12 +190,18 @@ func (d *daemon) waitServed(ctx context.Context, host, want string, swapped <-ch
 // log said the swap happened), until host serves want; the time returned is
 // when that answer came.
 func (d *daemon) waitServedEvery(ctx context.Context, host, want string, timeout, poll time.Duration, swapped <-chan struct{}) (time.Time, error) {
+	return d.waitServedMatch(ctx, host, want, func(body string) bool { return body == want }, timeout, poll, swapped)
+}
+
+// waitServedMatch is waitServedEvery for a body that match accepts (want
+// describes it in errors).
+func (d *daemon) waitServedMatch(ctx context.Context, host, want string, match func(string) bool, timeout, poll time.Duration, swapped <-chan struct{}) (time.Time, error) {
 	deadline := time.Now().Add(timeout)
 	var last string
 	for {
 		code, body, err := d.get(ctx, host)
 		now := time.Now()
-		if err == nil && code == 200 && body == want {
+		if err == nil && code == 200 && match(body) {
 			return now, nil
 		}
 		if ctx.Err() != nil {
@@ -272,17 +286,23 @@ func (b *bench) newWorkTree(ctx context.Context, app, manifest, index string) (*
 	if err := os.WriteFile(filepath.Join(dir, "public", "index.html"), []byte(index), 0o644); err != nil {
 		return nil, err
 	}
+	return w, w.initRepo(ctx, b.d.ssh, app)
+}
+
+// initRepo makes the work tree's directory a repository with one commit of
+// what it holds, and remote "deploy" pointing at app on the daemon at ssh.
+func (w *workTree) initRepo(ctx context.Context, ssh, app string) error {
 	for _, args := range [][]string{
 		{"init", "-q", "-b", "main"},
 		{"add", "-A"},
 		{"commit", "-q", "-m", "first"},
-		{"remote", "add", "deploy", "ssh://git@" + b.d.ssh + "/" + app},
+		{"remote", "add", "deploy", "ssh://git@" + ssh + "/" + app},
 	} {
 		if _, err := w.git(ctx, args...); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return w, nil
+	return nil
 }
 
 // gitEnv is the environment of every git the bench runs: a HOME of its own,

@@ -3,13 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/slipway-dev/slipway/channels/container"
 )
 
 // pushTimes are the times from the start of a `git push` to the front proxy
@@ -225,7 +222,7 @@ func (b *bench) probeFloors(ctx context.Context) error {
 		}
 		sshTimes = append(sshTimes, time.Since(start).Seconds())
 	}
-	rt, err := container.Connect(b.d.project, "", slog.New(slog.DiscardHandler))
+	rt, err := b.d.runtime()
 	if err != nil {
 		return err
 	}
@@ -409,7 +406,7 @@ func (b *bench) parallel(ctx context.Context) error {
 // the n deletes. Every deploy makes one instance and deletes one, so this
 // bounds parallel10_ratio from below on this machine.
 func (b *bench) parallelFloor(ctx context.Context, n int) (time.Duration, error) {
-	rt, err := container.Connect(b.d.project, "", slog.New(slog.DiscardHandler))
+	rt, err := b.d.runtime()
 	if err != nil {
 		return 0, err
 	}

@@ -29,6 +29,7 @@ type config struct {
 	Deploys     int    // back-to-back deploys under load
 	LoadRate    int    // req/s of the constant load during those deploys
 	MaxParallel int    // the daemon's --max-parallel
+	Examples    string // examples/apps, for the apps item
 	Only        string // comma-separated items to run (default all)
 	KeepTemp    bool   // leave the temp dir (repos, configs) for inspection
 }
@@ -45,7 +46,7 @@ func (c config) runs(item string) bool {
 	return false
 }
 
-var items = []string{"live", "rollback", "load", "proxy", "bigpush", "parallel"}
+var items = []string{"live", "rollback", "load", "proxy", "bigpush", "parallel", "apps"}
 
 func main() {
 	if len(os.Args) == 4 && os.Args[1] == "backend" {
@@ -64,6 +65,7 @@ func main() {
 	flag.IntVar(&cfg.Deploys, "deploys", 20, "back-to-back deploys under constant load")
 	flag.IntVar(&cfg.LoadRate, "load-rate", 100, "req/s of the constant load during the back-to-back deploys")
 	flag.IntVar(&cfg.MaxParallel, "max-parallel", 10, "the bench daemon's --max-parallel (slipway's default is 4)")
+	flag.StringVar(&cfg.Examples, "examples", "examples/apps", "the example apps, for the apps item")
 	flag.StringVar(&cfg.Only, "only", "", "run only these items, comma-separated: "+strings.Join(items, ","))
 	flag.BoolVar(&cfg.KeepTemp, "keep-temp", false, "keep the temp dir for inspection")
 	flag.Parse()
@@ -220,6 +222,7 @@ func (b *bench) runAll(ctx context.Context) error {
 		// at the start of the push, which a proxy under load raises.
 		{"bigpush", b.bigPush},
 		{"proxy", b.proxyVsNginx},
+		{"apps", b.apps},
 	}
 	var first error
 	for _, s := range steps {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -21,7 +20,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/slipway-dev/slipway/channels/container"
 	slipwayrt "github.com/slipway-dev/slipway/channels/runtime"
 )
 
@@ -63,7 +61,7 @@ func (b *bench) proxyVsNginx(ctx context.Context) error {
 		return err
 	}
 
-	backend, err := startBackend(ctx, b.d.project, st.Instance, b.d.appPort())
+	backend, err := startBackend(ctx, b.d, st.Instance, b.d.appPort())
 	if err != nil {
 		return err
 	}
@@ -215,8 +213,8 @@ type backend struct {
 	nsAddr   string
 }
 
-func startBackend(ctx context.Context, project, instance string, port int) (*backend, error) {
-	rt, err := container.Connect(project, "", slog.New(slog.DiscardHandler))
+func startBackend(ctx context.Context, d *daemon, instance string, port int) (*backend, error) {
+	rt, err := d.runtime()
 	if err != nil {
 		return nil, err
 	}

@@ -38,6 +38,10 @@ var metrics = []metric{
 	{"big_push_ratio", "large first push ÷ C git over OpenSSH", "×", "≤ 1.0×", 1.0, true, 2},
 	{"big_push_rss_mb", "large first push, server peak RSS", "MB", "≤ 64 MB", 64, true, 1},
 	{"parallel10_ratio", "10 parallel deploys ÷ one deploy", "×", "", 0, true, 2},
+	{"python_push_to_live_s", "push to live, Python example on slipway/debian", "s", "≤ 1.5 s", 1.5, true, 2},
+	{"go_build_cold_s", "go build of the Go example, emptied cache", "s", "", 0, true, 2},
+	{"go_build_warm_s", "go build of the Go example, warm cache", "s", "", 0, true, 2},
+	{"go_build_warm_vs_cold", "go build warm ÷ cold", "×", "", 0, true, 2},
 	{"parallel10_vs_incus", "10 parallel deploys ÷ Incus's own 10 create+starts", "×", "≤ 1.1×", 1.1, true, 2},
 }
 

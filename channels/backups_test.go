@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/slipway-dev/slipway/channels/container"
-	"github.com/slipway-dev/slipway/channels/proxy"
 	"github.com/slipway-dev/slipway/store"
 )
 
@@ -206,12 +205,13 @@ func newBackupEngine(t *testing.T, apps ...string) (*testEngine, *volumeFake) {
 	te := newTestEngine(t)
 	vf := newVolumeFake()
 	dir := t.TempDir()
+	px, routes := newRoutes(t, vf)
 	e := NewEngine(Config{ReposDir: te.cfg.ReposDir, BaseDomain: "test", MaxParallel: 2, DrainTimeout: time.Second, KeepImages: 2,
 		Backups: BackupConfig{Dir: filepath.Join(dir, "backups"), KeepDaily: 7, KeepWeekly: 4, Schedule: "30 2 * * *"}},
-		te.store, vf, proxy.New(nil), slog.New(slog.NewTextHandler(io.Discard, nil)))
+		te.store, vf, routes, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	t.Cleanup(e.Close)
 	te.Engine.Close()
-	te.Engine, te.rt, te.px = e, vf.fakeRuntime, e.proxy
+	te.Engine, te.rt, te.px = e, vf.fakeRuntime, px
 	for _, app := range apps {
 		if _, err := e.CreateApp(context.Background(), app); err != nil {
 			t.Fatal(err)

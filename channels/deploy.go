@@ -124,10 +124,10 @@ func (e *Engine) deleteInstance(l *opLog, name, what string) error {
 // markRetiring marks the instances a swap replaced (the old upstream's, and the
 // one the store recorded) as retiring, at once, so status shows them so from
 // the swap on; retire unmarks them when it is done.
-func (e *Engine) markRetiring(old *proxy.Upstream, inst store.Installation) map[string]bool {
+func (e *Engine) markRetiring(old string, inst store.Installation) map[string]bool {
 	names := map[string]bool{}
-	if old != nil {
-		names[old.Name()] = true
+	if old != "" {
+		names[old] = true
 	}
 	if inst.Instance != "" {
 		names[inst.Instance] = true
@@ -139,14 +139,14 @@ func (e *Engine) markRetiring(old *proxy.Upstream, inst store.Installation) map[
 // retire drains the replaced upstream and deletes the instances markRetiring
 // marked. It runs after the swap, so its failures do not fail the operation:
 // it says what it could not delete, which housekeeping deletes later.
-func (e *Engine) retire(l *opLog, old *proxy.Upstream, inst store.Installation, names map[string]bool) error {
+func (e *Engine) retire(l *opLog, old string, inst store.Installation, names map[string]bool) error {
 	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.DrainTimeout+time.Minute)
 	defer cancel()
 	defer e.retiring.remove(inst.ID, names)
-	if old != nil {
+	if old != "" {
 		dctx, dcancel := context.WithTimeout(ctx, e.cfg.DrainTimeout)
-		if err := old.Drain(dctx); err != nil {
-			l.Logf("       Drain of %s stopped after %s with requests still in flight", old.Name(), e.cfg.DrainTimeout)
+		if err := e.router.Drain(dctx, old); err != nil {
+			l.Logf("       Drain of %s stopped after %s with requests still in flight (%s)", old, e.cfg.DrainTimeout, err)
 		}
 		dcancel()
 	}

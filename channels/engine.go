@@ -14,7 +14,6 @@ import (
 
 	"github.com/slipway-dev/slipway/channels/applog"
 	"github.com/slipway-dev/slipway/channels/backup"
-	"github.com/slipway-dev/slipway/channels/proxy"
 	"github.com/slipway-dev/slipway/store"
 )
 
@@ -41,12 +40,12 @@ type Config struct {
 
 // Engine queues and runs operations.
 type Engine struct {
-	cfg   Config
-	store *store.Store
-	rt    Runtime
-	proxy *proxy.Proxy
-	log   *slog.Logger
-	logs  *logHub
+	cfg    Config
+	store  *store.Store
+	rt     Runtime
+	router Router
+	log    *slog.Logger
+	logs   *logHub
 
 	backups *backup.Manager // the work of backup, restore and purge operations
 
@@ -93,7 +92,7 @@ type job struct {
 }
 
 // NewEngine wires an engine; call Recover before serving traffic and Close on shutdown.
-func NewEngine(cfg Config, st *store.Store, rt Runtime, px *proxy.Proxy, logger *slog.Logger) *Engine {
+func NewEngine(cfg Config, st *store.Store, rt Runtime, rtr Router, logger *slog.Logger) *Engine {
 	if cfg.MaxParallel <= 0 {
 		cfg.MaxParallel = DefaultMaxParallel
 	}
@@ -105,7 +104,7 @@ func NewEngine(cfg Config, st *store.Store, rt Runtime, px *proxy.Proxy, logger 
 	}
 	base, stop := context.WithCancel(context.Background())
 	return &Engine{
-		cfg: cfg, store: st, rt: rt, proxy: px, log: logger, logs: newLogHub(st), appLogs: cfg.AppLogs,
+		cfg: cfg, store: st, rt: rt, router: rtr, log: logger, logs: newLogHub(st), appLogs: cfg.AppLogs,
 		backups: newBackups(cfg, st, rt, logger),
 		base:    base, stop: stop, slots: make(chan struct{}, cfg.MaxParallel),
 		lanes: map[int64]*lane{}, jobs: map[int64]*job{}, settling: map[int64]chan struct{}{},

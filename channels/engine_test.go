@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/slipway-dev/slipway/channels/proxy"
 	"github.com/slipway-dev/slipway/store"
 )
 
@@ -406,8 +405,8 @@ func TestCrashAroundTheSwapLeavesAConsistentInstallation(t *testing.T) {
 				t.Fatalf("the switch never reached %q:\n%s", point, te.log(pin.ID))
 			}
 
-			px := proxy.New(nil)
-			again := NewEngine(te.cfg, te.store, te.rt, px, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			px, routes := newRoutes(t, te.rt)
+			again := NewEngine(te.cfg, te.store, te.rt, routes, slog.New(slog.NewTextHandler(io.Discard, nil)))
 			t.Cleanup(again.Close)
 			if err := again.Recover(context.Background()); err != nil {
 				t.Fatal(err)

@@ -137,7 +137,10 @@ func (e *Engine) Deprovision(ctx context.Context, app, env, user string) (store.
 		if err != nil {
 			return err
 		}
-		old := e.proxy.RemoveHost(now.Host)
+		old, err := e.router.RemoveHost(ctx, now.Host)
+		if err != nil {
+			return err
+		}
 		l.Logf("-----> %s no longer routes to %s", now.Host, now.Resource())
 		e.retire(l, old, now, e.markRetiring(old, now))
 		e.dropImages(ctx, l, now.ID)
@@ -182,10 +185,8 @@ func (e *Engine) Maintenance(ctx context.Context, app, env string, on bool, mess
 		if err := e.store.SetMaintenance(ctx, inst.ID, on, message); err != nil {
 			return err
 		}
-		if on {
-			e.proxy.SetMaintenance(inst.Host, message)
-		} else {
-			e.proxy.ClearMaintenance(inst.Host)
+		if err := e.router.Maintenance(ctx, inst.Host, on, message); err != nil {
+			return err
 		}
 		l.Logf("-----> Maintenance mode %s for %s", state, inst.Host)
 		return nil

@@ -7,7 +7,6 @@ import (
 	"net"
 	"time"
 
-	"github.com/slipway-dev/slipway/channels/proxy"
 	"github.com/slipway-dev/slipway/channels/repo"
 	"github.com/slipway-dev/slipway/channels/revert"
 	"github.com/slipway-dev/slipway/channels/runtime"
@@ -42,8 +41,8 @@ type deployment struct {
 	healthy  <-chan error // a health check already under way, or nil
 	settle   func() error // waits for the end of a launch not waited for, or nil
 	undo     revert.Reverter
-	done     []func()        // release what the phases hold, at the end
-	retiring *proxy.Upstream // the upstream the swap replaced
+	done     []func() // release what the phases hold, at the end
+	retiring string   // the instance the swap took traffic from
 }
 
 // replace makes installationID serve commit through the phases. change is
@@ -298,9 +297,14 @@ func (d *deployment) swap(endUrgent func()) error {
 	if err := e.recordSwap(l, inst, sw, d.change); err != nil {
 		return err
 	}
-	old := e.proxy.Swap(inst.Host, proxy.NewUpstream(d.name, d.dial))
+	// Recorded: the new instance is the one to serve from now on, so nothing
+	// is undone even when the proxy is slow to take it.
 	d.undo.Success()
+	old, err := e.route(inst.Host, d.name)
 	endUrgent()
+	if err != nil {
+		return err
+	}
 	if to := d.change.channel; to != nil {
 		l.Logf("-----> %s now follows %s", inst.Resource(), describe(*to))
 	}

@@ -3,11 +3,7 @@ package channels
 import (
 	"context"
 	"fmt"
-	"net"
 	"strconv"
-
-	"github.com/slipway-dev/slipway/channels/proxy"
-	"github.com/slipway-dev/slipway/store"
 )
 
 // Recover brings the daemon back to what the store says after a start or a
@@ -27,23 +23,9 @@ func (e *Engine) Recover(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	serving := map[string]bool{}
-	for _, inst := range insts {
-		if inst.State == store.StateDeprovisioned {
-			continue
-		}
-		e.proxy.AddHost(inst.Host)
-		if inst.Maintenance != nil {
-			e.proxy.SetMaintenance(inst.Host, *inst.Maintenance)
-		}
-		if inst.Instance == "" {
-			continue
-		}
-		serving[inst.Instance] = true
-		name, port := inst.Instance, e.cfg.AppPort
-		e.proxy.Swap(inst.Host, proxy.NewUpstream(name, func(ctx context.Context) (net.Conn, error) {
-			return e.rt.Dial(ctx, name, port)
-		}))
+	serving, err := e.syncRoutes(ctx, insts)
+	if err != nil {
+		return err
 	}
 	instances, err := e.rt.List(ctx)
 	if err != nil {

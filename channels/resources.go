@@ -126,7 +126,9 @@ func (e *Engine) Install(ctx context.Context, app, env, branch, host, user strin
 	if err != nil {
 		return inst, nil, err
 	}
-	e.proxy.AddHost(inst.Host)
+	if err := e.router.AddHost(ctx, inst.Host); err != nil {
+		return inst, nil, err
+	}
 	r, err := repo.Open(e.repoDir(app))
 	if err != nil {
 		return inst, nil, nil

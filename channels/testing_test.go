@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/slipway-dev/slipway/channels/proxy"
+	"github.com/slipway-dev/slipway/channels/router"
 	"github.com/slipway-dev/slipway/channels/runtime/runtimetest"
 	"github.com/slipway-dev/slipway/store"
 )
@@ -53,7 +54,7 @@ func newTestEngine(t *testing.T, apps ...string) *testEngine {
 	t.Cleanup(func() { st.Close() })
 	rt := newFakeRuntime()
 	t.Cleanup(rt.Close)
-	px := proxy.New(nil)
+	px, routes := newRoutes(t, rt)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	appLogs, err := applog.Open(filepath.Join(dir, "applogs"), 0)
 	if err != nil {
@@ -61,7 +62,7 @@ func newTestEngine(t *testing.T, apps ...string) *testEngine {
 	}
 	t.Cleanup(func() { appLogs.Close() })
 	e := NewEngine(Config{ReposDir: filepath.Join(dir, "repos"), BaseDomain: "test", MaxParallel: 2, DrainTimeout: time.Second, KeepImages: 2,
-		AppLogs: appLogs}, st, rt, px, logger)
+		AppLogs: appLogs}, st, rt, routes, logger)
 	t.Cleanup(e.Close)
 	te := &testEngine{Engine: e, t: t, rt: rt, px: px, work: filepath.Join(dir, "work"), store: st}
 	ctx := context.Background()
@@ -75,6 +76,18 @@ func newTestEngine(t *testing.T, apps ...string) *testEngine {
 	}
 	te.git("init", "-q", "-b", "main")
 	return te
+}
+
+// newRoutes is the proxy the engine drives in tests, in process, reaching
+// instances through rt.
+func newRoutes(t *testing.T, rt Runtime) (*proxy.Proxy, *router.Table) {
+	t.Helper()
+	px := proxy.New(nil)
+	routes, err := router.Open(px, rt.Dial, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return px, routes
 }
 
 func (te *testEngine) git(args ...string) string {

@@ -18,6 +18,7 @@ import (
 	"github.com/slipway-dev/slipway/channels"
 	"github.com/slipway-dev/slipway/channels/container"
 	"github.com/slipway-dev/slipway/channels/proxy"
+	"github.com/slipway-dev/slipway/channels/router"
 	"github.com/slipway-dev/slipway/hooks"
 	"github.com/slipway-dev/slipway/store"
 	"github.com/slipway-dev/slipway/web"
@@ -90,6 +91,13 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Daemon, error) 
 		return nil, err
 	}
 	d.proxy = proxy.New(logger)
+	// In process for now; the proxy's own process (daemon/frontproxy) drives
+	// the same table over a socket.
+	routes, err := router.Open(d.proxy, d.runtime.Dial, "")
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
 	d.engine = channels.NewEngine(channels.Config{
 		ReposDir:     cfg.reposDir(),
 		BaseDomain:   cfg.BaseDomain,
@@ -104,7 +112,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Daemon, error) 
 			KeepWeekly: cfg.BackupKeepWeekly,
 			Schedule:   cfg.BackupSchedule,
 		},
-	}, st, d.runtime, d.proxy, logger)
+	}, st, d.runtime, routes, logger)
 	if err := d.engine.Recover(ctx); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("recover state: %w", err)

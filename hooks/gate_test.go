@@ -11,6 +11,7 @@ import (
 
 	"github.com/slipway-dev/slipway/channels"
 	"github.com/slipway-dev/slipway/channels/proxy"
+	"github.com/slipway-dev/slipway/channels/router"
 	"github.com/slipway-dev/slipway/store"
 )
 
@@ -79,7 +80,7 @@ func TestGateEveryCommandEveryRole(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	e := channels.NewEngine(channels.Config{ReposDir: t.TempDir(), BaseDomain: "test", MaxParallel: 1}, st, nil, proxy.New(nil), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	e := channels.NewEngine(channels.Config{ReposDir: t.TempDir(), BaseDomain: "test", MaxParallel: 1}, st, nil, router.New(proxy.New(nil), nil), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	defer e.Close()
 	st.CreateApp(ctx, "shop")
 	st.CreateEnvironment(ctx, "prod")

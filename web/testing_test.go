@@ -20,6 +20,7 @@ import (
 
 	"github.com/slipway-dev/slipway/channels"
 	"github.com/slipway-dev/slipway/channels/proxy"
+	"github.com/slipway-dev/slipway/channels/router"
 	"github.com/slipway-dev/slipway/channels/runtime/runtimetest"
 	"github.com/slipway-dev/slipway/store"
 )
@@ -47,7 +48,7 @@ func newSite(t *testing.T, cfg Config) *site {
 	rt := runtimetest.New()
 	t.Cleanup(rt.Close)
 	engine := channels.NewEngine(channels.Config{ReposDir: repos, BaseDomain: "localhost", DrainTimeout: time.Second},
-		st, rt, proxy.New(nil), logger)
+		st, rt, router.New(proxy.New(nil), rt.Dial), logger)
 	if cfg.SSHAddr == "" {
 		cfg.SSHAddr = "127.0.0.1:2222"
 	}

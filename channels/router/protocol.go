@@ -1,0 +1,39 @@
+package router
+
+import (
+	"time"
+
+	"github.com/slipway-dev/slipway/channels/proxy"
+)
+
+// The control protocol: a client connects to the proxy's unix socket, writes
+// one request as a line of JSON and reads one response line. Every call has
+// its own connection, so a drain that waits holds up nothing else.
+
+type request struct {
+	Op       string `json:"op"` // hello, add, route, maintenance, remove, drain, routes, stats, watch, upgrade
+	Host     string `json:"host,omitempty"`
+	Instance string `json:"instance,omitempty"`
+	Port     int    `json:"port,omitempty"`
+	On       bool   `json:"on,omitempty"`
+	Message  string `json:"message,omitempty"`
+	// Wait bounds a drain, from the client's deadline (the server cannot
+	// see the client's context).
+	Wait time.Duration `json:"wait,omitempty"`
+}
+
+type response struct {
+	Error    string      `json:"error,omitempty"`
+	Retry    bool        `json:"retry,omitempty"` // ask again: a new process takes over
+	Replaced string      `json:"replaced,omitempty"`
+	Routes   []Route     `json:"routes,omitempty"`
+	Stats    proxy.Stats `json:"stats"`
+	Hello    Hello       `json:"hello"`
+}
+
+// Hello is what a proxy process says about itself.
+type Hello struct {
+	PID     int    `json:"pid"`
+	Addr    string `json:"addr"` // where it serves HTTP
+	Version string `json:"version"`
+}

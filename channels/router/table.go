@@ -1,0 +1,216 @@
+// Package router keeps the front proxy's routes by name: which instance serves
+// each host, which hosts are in maintenance, which replaced instances still
+// drain. A Table applies each change to a proxy.Proxy and, when given a path,
+// keeps the routes in a state file, so a proxy process started again serves
+// from it before the daemon says anything. The daemon reaches a Table in the
+// proxy process through a Client over a unix socket (see server.go).
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sort"
+	"sync"
+
+	"github.com/slipway-dev/slipway/channels/proxy"
+)
+
+// Route is what the proxy does with one host.
+type Route struct {
+	Host        string `json:"host"`
+	Instance    string `json:"instance,omitempty"` // "" : known, nothing deployed (503)
+	Port        int    `json:"port,omitempty"`
+	Maintenance bool   `json:"maintenance,omitempty"`
+	Message     string `json:"message,omitempty"`
+}
+
+// Dialer connects to port inside an instance.
+type Dialer func(ctx context.Context, instance string, port int) (net.Conn, error)
+
+// Table is the route table. Its methods are safe for concurrent use.
+type Table struct {
+	px    *proxy.Proxy
+	dial  Dialer
+	state string // the state file, or "" for none
+
+	mu        sync.Mutex
+	over      bool                       // handed over to a new process: changes go there
+	routes    map[string]Route           // by canonical host
+	upstreams map[string]*proxy.Upstream // by instance: serving, or replaced and not yet drained
+}
+
+// Open returns a table applying its routes to px, loading them from the state
+// file at state first when there is one ("" keeps no file).
+func Open(px *proxy.Proxy, dial Dialer, state string) (*Table, error) {
+	t := &Table{px: px, dial: dial, state: state, routes: map[string]Route{}, upstreams: map[string]*proxy.Upstream{}}
+	saved, err := loadState(state)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range saved {
+		t.apply(r)
+	}
+	return t, nil
+}
+
+// apply makes the proxy do what r says, and records it.
+func (t *Table) apply(r Route) (replaced string) {
+	key := proxy.CanonicalHost(r.Host)
+	prev, known := t.routes[key]
+	if !known {
+		t.px.AddHost(r.Host)
+	}
+	if r.Instance != prev.Instance || r.Port != prev.Port || !known {
+		var up *proxy.Upstream
+		if r.Instance != "" {
+			up = t.upstream(r.Instance, r.Port)
+		}
+		if old := t.px.Swap(r.Host, up); old != nil && old.Name() != r.Instance {
+			replaced = old.Name()
+		}
+	}
+	switch {
+	case r.Maintenance:
+		t.px.SetMaintenance(r.Host, r.Message)
+	case prev.Maintenance:
+		t.px.ClearMaintenance(r.Host)
+	}
+	r.Host = key
+	t.routes[key] = r
+	return replaced
+}
+
+// upstream returns the instance's upstream, made on first use.
+func (t *Table) upstream(instance string, port int) *proxy.Upstream {
+	if up := t.upstreams[instance]; up != nil {
+		return up
+	}
+	up := proxy.NewUpstream(instance, func(ctx context.Context) (net.Conn, error) {
+		return t.dial(ctx, instance, port)
+	})
+	t.upstreams[instance] = up
+	return up
+}
+
+// change applies what edit makes of host's route and saves the table. It
+// returns the instance the change took traffic from, if any.
+func (t *Table) change(host string, edit func(*Route)) (replaced string, err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.over {
+		return "", ErrHandedOver
+	}
+	key := proxy.CanonicalHost(host)
+	r, ok := t.routes[key]
+	if !ok {
+		r = Route{Host: key}
+	}
+	edit(&r)
+	replaced = t.apply(r)
+	return replaced, t.save()
+}
+
+// AddHost makes host known; until an instance is routed to it, it gets 503.
+func (t *Table) AddHost(_ context.Context, host string) error {
+	_, err := t.change(host, func(*Route) {})
+	return err
+}
+
+// Route sends host's requests to port of instance and returns the instance it
+// replaced ("" if none). Requests that start after it returns go to instance.
+func (t *Table) Route(_ context.Context, host, instance string, port int) (string, error) {
+	if instance == "" || port <= 0 || port > 65535 {
+		return "", fmt.Errorf("route %s: bad instance %q or port %d", host, instance, port)
+	}
+	return t.change(host, func(r *Route) { r.Instance, r.Port = instance, port })
+}
+
+// Maintenance turns host's maintenance page on (with message) or off.
+func (t *Table) Maintenance(_ context.Context, host string, on bool, message string) error {
+	_, err := t.change(host, func(r *Route) {
+		r.Maintenance, r.Message = on, message
+		if !on {
+			r.Message = ""
+		}
+	})
+	return err
+}
+
+// RemoveHost forgets host (404 from then on) and returns the instance that
+// served it, which the caller drains.
+func (t *Table) RemoveHost(_ context.Context, host string) (string, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.over {
+		return "", ErrHandedOver
+	}
+	key := proxy.CanonicalHost(host)
+	old := t.px.RemoveHost(host)
+	delete(t.routes, key)
+	if old == nil {
+		return "", t.save()
+	}
+	return old.Name(), t.save()
+}
+
+// Drain waits until the requests in flight to instance, which no host routes
+// to any more, have finished or ctx ends, then forgets it. An instance the
+// table does not know has nothing in flight.
+func (t *Table) Drain(ctx context.Context, instance string) error {
+	t.mu.Lock()
+	up := t.upstreams[instance]
+	for _, r := range t.routes {
+		if r.Instance == instance {
+			up = nil // routed again: not ours to drain
+		}
+	}
+	t.mu.Unlock()
+	if up == nil {
+		return nil
+	}
+	err := up.Drain(ctx)
+	t.mu.Lock()
+	if t.upstreams[instance] == up {
+		delete(t.upstreams, instance)
+	}
+	t.mu.Unlock()
+	return err
+}
+
+// ErrHandedOver: a new proxy process took over; ask it.
+var ErrHandedOver = errors.New("this proxy process has handed over to a new one")
+
+// Freeze holds every change until resume is called: a new process reads the
+// state file meanwhile. resume(true) ends changes here for good (they are
+// the new process's); resume(false) lets them go on.
+func (t *Table) Freeze() (resume func(handedOver bool)) {
+	t.mu.Lock()
+	return func(handedOver bool) {
+		t.over = handedOver
+		t.mu.Unlock()
+	}
+}
+
+// Routes returns every route, by host.
+func (t *Table) Routes(context.Context) ([]Route, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]Route, 0, len(t.routes))
+	for _, r := range t.routes {
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Host < out[j].Host })
+	return out, nil
+}
+
+// Stats returns the proxy's counters.
+func (t *Table) Stats(context.Context) (proxy.Stats, error) { return t.px.Stats(), nil }
+
+// New returns a table that keeps no state file, for a proxy in the same
+// process as its engine.
+func New(px *proxy.Proxy, dial Dialer) *Table {
+	t, _ := Open(px, dial, "") // without a file there is nothing to fail
+	return t
+}

@@ -223,8 +223,7 @@ func (c *clientConn) handOff() bool {
 		return false
 	}
 	c.conn.SetReadDeadline(time.Time{})
-	rc := &replayConn{Conn: c.conn, pending: c.buf[c.r:c.w]}
-	return c.srv.handoff.give(rc)
+	return c.srv.handoff.give(newGateConn(c.conn, c.buf, c.r, c.w, nil))
 }
 
 // reject answers a refused request as net/http answers a malformed one, and closes

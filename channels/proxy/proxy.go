@@ -72,6 +72,9 @@ func New(logger *slog.Logger) *Proxy {
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.requests.Add(1)
 	host := canonicalHost(r.Host)
+	if isUpgrade(r.Header) {
+		w = &closeUnlessSwitched{ResponseWriter: w}
+	}
 
 	var drained *Upstream
 	for {
@@ -97,6 +100,48 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		drained = rt.forwarder.upstream
 	}
 }
+
+// closeUnlessSwitched closes the connection after a response to an Upgrade request
+// that does not switch protocols: Serve no longer checks what the client sends after
+// such a request (see gateConn), which may be another protocol.
+type closeUnlessSwitched struct {
+	http.ResponseWriter
+	wrote bool
+}
+
+func (w *closeUnlessSwitched) WriteHeader(status int) {
+	if !w.wrote && status >= 200 {
+		w.wrote = true
+		if status != http.StatusSwitchingProtocols {
+			w.Header().Set("Connection", "close")
+		}
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *closeUnlessSwitched) Write(b []byte) (int, error) {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// isUpgrade reports whether a request asks to switch protocols, as ReverseProxy reads
+// it (without "Connection: upgrade" it drops the Upgrade field).
+func isUpgrade(h http.Header) bool {
+	if len(h["Upgrade"]) == 0 {
+		return false
+	}
+	for _, v := range h["Connection"] {
+		if hasToken([]byte(v), "upgrade") {
+			return true
+		}
+	}
+	return false
+}
+
+// Unwrap lets http.ResponseController reach the connection (a switch hijacks it).
+func (w *closeUnlessSwitched) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // acquire returns host's current forwarder with its upstream acquired, or nil if no
 // upstream can take the request. The caller must release the upstream.

@@ -292,7 +292,7 @@ type request struct {
 	// The body's framing, and what to answer a head that is refused.
 	length  int64 // Content-Length, -1 if none
 	chunked bool
-	upgrade bool // an Upgrade field: what follows the head may not be HTTP
+	upgrade bool // asks to switch protocols: what follows the head may not be HTTP
 	status  int  // with rejectIt: 400, 431 or 501
 }
 
@@ -315,7 +315,7 @@ func (q *request) parse(buf []byte, start, end int) verdict {
 		v = handItOff // a bare LF, as net/http reads lines too
 	}
 	var te codings
-	hosts, pragmas, cacheControl := 0, 0, false
+	hosts, pragmas, cacheControl, upgrade := 0, 0, false, false
 	for n := 0; ; n++ {
 		line, next, crlf := nextLine(buf, pos)
 		if len(line) == 0 {
@@ -360,7 +360,7 @@ func (q *request) parse(buf []byte, start, end int) verdict {
 			te.add(value)
 			v = max(v, handItOff)
 		case fieldUpgrade:
-			q.upgrade = true
+			upgrade = true
 			v = max(v, handItOff)
 		case fieldExpect:
 			v = max(v, handItOff)
@@ -382,6 +382,11 @@ func (q *request) parse(buf []byte, start, end int) verdict {
 		}
 		q.fields = append(q.fields, f)
 		pos = next
+	}
+	// As ReverseProxy and isUpgrade read it: without Connection: upgrade the field is
+	// dropped, and the connection stays HTTP.
+	for _, t := range q.tokens {
+		q.upgrade = q.upgrade || upgrade && equalFold(buf[t.start:t.end], "upgrade")
 	}
 	if status := q.checkFraming(&te); status != 0 {
 		return q.refuse(status)
@@ -422,13 +427,14 @@ func nextLine(buf []byte, pos int) (line []byte, next int, crlf bool) {
 // codings is the list of transfer codings of every Transfer-Encoding line, which
 // combine as one list (RFC 9110 §5.3).
 type codings struct {
-	n, chunked  int
-	lastChunked bool
+	lines, n, chunked int
+	lastChunked       bool // an empty list has no final coding either
 }
 
 func (c *codings) add(value []byte) {
-	c.n++ // an empty value counts: it has no final coding either
+	c.lines++
 	eachToken(value, func(t []byte) {
+		c.n++
 		c.lastChunked = equalFold(t, "chunked")
 		if c.lastChunked {
 			c.chunked++
@@ -440,7 +446,7 @@ func (c *codings) add(value []byte) {
 // refusal or 0. These are the heads two readers may frame differently: each is refused
 // and its connection closed, never forwarded in one reading or another.
 func (q *request) checkFraming(te *codings) int {
-	if te.n == 0 {
+	if te.lines == 0 {
 		return 0
 	}
 	switch {

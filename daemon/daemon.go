@@ -90,6 +90,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Daemon, error) 
 		return nil, err
 	}
 	d.proxy = proxy.New(logger)
+	d.proxy.MaxConnsPerIP = cfg.ProxyMaxConnsPerIP
 	d.engine = channels.NewEngine(channels.Config{
 		ReposDir:     cfg.reposDir(),
 		BaseDomain:   cfg.BaseDomain,

@@ -59,20 +59,27 @@ type clientConn struct {
 	gone      atomic.Bool // the client hung up while its request was in flight
 }
 
-func newClientConn(s *server, conn net.Conn) *clientConn {
+func newClientConn(s *server, conn net.Conn, ip string) *clientConn {
 	c := &clientConn{
 		srv:   s,
 		proxy: s.proxy,
 		conn:  conn,
+		ip:    ip,
 		buf:   make([]byte, clientBufferSize),
 		bw:    bufio.NewWriterSize(conn, clientBufferSize),
-	}
-	if host, _, err := net.SplitHostPort(conn.RemoteAddr().String()); err == nil {
-		c.ip = host
 	}
 	c.state.Store(connIdle)
 	c.onStall, c.exchange = c.stalled, c.send
 	return c
+}
+
+// clientIP is the address of conn's client, as X-Forwarded-For has it.
+func clientIP(conn net.Conn) string {
+	host, _, err := net.SplitHostPort(conn.RemoteAddr().String())
+	if err != nil {
+		return ""
+	}
+	return host
 }
 
 // closeIfIdle closes c if it is waiting for a request. Called by Shutdown.
@@ -87,6 +94,7 @@ func (c *clientConn) serve() {
 	defer func() {
 		if !handedOff {
 			c.conn.Close()
+			c.srv.releaseIP(c.ip)
 		}
 		c.srv.removeConn(c)
 	}()
@@ -223,7 +231,8 @@ func (c *clientConn) handOff() bool {
 		return false
 	}
 	c.conn.SetReadDeadline(time.Time{})
-	return c.srv.handoff.give(newGateConn(c.conn, c.buf, c.r, c.w, nil))
+	ip := c.ip
+	return c.srv.handoff.give(newGateConn(c.conn, c.buf, c.r, c.w, func() { c.srv.releaseIP(ip) }))
 }
 
 // reject answers a refused request as net/http answers a malformed one, and closes

@@ -305,33 +305,43 @@ func (q *request) parse(buf []byte, start, end int) verdict {
 	if end-start > maxHead {
 		return q.refuse(431)
 	}
-	line, pos, crlf := nextLine(buf, start)
-	q.lineEnd = pos
-	v := q.parseRequestLine(line, start)
+	// Lines end in CRLF; a bare LF, as net/http reads lines too, hands the head off.
+	// The head holds a blank line, so there is always an LF.
+	lf := start + bytes.IndexByte(buf[start:end], '\n')
+	stop := lf - 1
+	if lf == start || buf[stop] != '\r' {
+		stop++
+	}
+	q.lineEnd = lf + 1
+	v := q.parseRequestLine(buf[start:stop], start)
 	if v == rejectIt {
 		return q.refuse(400)
 	}
-	if !crlf {
-		v = handItOff // a bare LF, as net/http reads lines too
+	if stop == lf {
+		v = handItOff
 	}
 	var te codings
 	hosts, pragmas, cacheControl, upgrade := 0, 0, false, false
-	for n := 0; ; n++ {
-		line, next, crlf := nextLine(buf, pos)
-		if len(line) == 0 {
+	for n, pos := 0, q.lineEnd; ; n++ {
+		lf := pos + bytes.IndexByte(buf[pos:end], '\n')
+		stop := lf - 1
+		if lf == pos || buf[stop] != '\r' {
+			stop++
+		}
+		if stop == pos {
 			break // the blank line
 		}
 		if n == maxHeadFields {
 			return q.refuse(431)
 		}
-		name, value, ok := parseField(line)
+		name, value, ok := parseField(buf[pos:stop])
 		if !ok {
 			return q.refuse(400)
 		}
-		if !crlf {
+		if stop == lf {
 			v = handItOff
 		}
-		f := field{start: pos, end: next, nameEnd: pos + len(name), kind: fieldOf(name)}
+		f := field{start: pos, end: lf + 1, nameEnd: pos + len(name), kind: fieldOf(name)}
 		switch f.kind {
 		case fieldHost:
 			hosts++
@@ -381,12 +391,12 @@ func (q *request) parse(buf []byte, start, end int) verdict {
 			cacheControl = true
 		}
 		q.fields = append(q.fields, f)
-		pos = next
+		pos = lf + 1
 	}
 	// As ReverseProxy and isUpgrade read it: without Connection: upgrade the field is
 	// dropped, and the connection stays HTTP.
-	for _, t := range q.tokens {
-		q.upgrade = q.upgrade || upgrade && equalFold(buf[t.start:t.end], "upgrade")
+	for i := 0; upgrade && i < len(q.tokens) && !q.upgrade; i++ {
+		q.upgrade = equalFold(buf[q.tokens[i].start:q.tokens[i].end], "upgrade")
 	}
 	if status := q.checkFraming(&te); status != 0 {
 		return q.refuse(status)
@@ -411,17 +421,6 @@ func (q *request) parse(buf []byte, start, end int) verdict {
 func (q *request) refuse(status int) verdict {
 	q.status = status
 	return rejectIt
-}
-
-// nextLine returns the line at buf[pos:] without its end, where the next one starts,
-// and whether it ended with CRLF rather than a bare LF. The head holds a blank line, so
-// there is always an LF.
-func nextLine(buf []byte, pos int) (line []byte, next int, crlf bool) {
-	lf := pos + bytes.IndexByte(buf[pos:], '\n')
-	if lf > pos && buf[lf-1] == '\r' {
-		return buf[pos : lf-1], lf + 1, true
-	}
-	return buf[pos:lf], lf + 1, false
 }
 
 // codings is the list of transfer codings of every Transfer-Encoding line, which
@@ -469,9 +468,12 @@ func (q *request) checkFraming(te *codings) int {
 // and so is one with userinfo, which RFC 9110 §4.2.4 has recipients treat as an error.
 func (q *request) hostMatchesTarget(buf []byte) bool {
 	target := buf[q.target.start:q.target.end]
+	if target[0] == '/' {
+		return true // origin-form
+	}
 	i := bytes.Index(target, []byte("://"))
-	if target[0] == '/' || i <= 0 {
-		return true // origin-form, asterisk-form, authority-form (CONNECT)
+	if i <= 0 {
+		return true // asterisk-form, authority-form (CONNECT)
 	}
 	authority := target[i+3:]
 	if j := bytes.IndexAny(authority, "/?#"); j >= 0 {
@@ -505,7 +507,7 @@ func (q *request) parseRequestLine(line []byte, start int) verdict {
 		return rejectIt
 	}
 	q.target = span{start + len(method) + 1, start + len(method) + 1 + len(target)}
-	q.http11 = string(proto) >= "HTTP/1.1"
+	q.http11 = proto[5] > '1' || proto[5] == '1' && proto[7] >= '1' // HTTP/x.y, checked above
 	switch string(method) {
 	case "GET":
 		q.method = "GET"

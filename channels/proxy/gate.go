@@ -91,6 +91,9 @@ func (g *gateConn) fill() error {
 	switch {
 	case g.r == g.w:
 		g.r, g.ok, g.w, g.from = 0, 0, 0, 0
+		if len(g.buf) > maxFastHead {
+			g.buf = make([]byte, clientBufferSize) // after a long head
+		}
 	case g.w == len(g.buf) && g.r > 0:
 		copy(g.buf, g.buf[g.r:g.w])
 		g.ok, g.w, g.from, g.r = g.ok-g.r, g.w-g.r, g.from-g.r, 0

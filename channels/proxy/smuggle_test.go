@@ -108,11 +108,11 @@ func (r *recorder) requests(t *testing.T) []string {
 }
 
 // readAll reads every response the proxy writes on br until it closes the connection,
-// or until the connection has been quiet for a moment (left open).
+// or until the connection has been quiet for half a second (left open).
 func readAll(t *testing.T, conn net.Conn, br *bufio.Reader) (statuses []int, closed bool) {
 	t.Helper()
 	for {
-		conn.SetReadDeadline(time.Now().Add(time.Second))
+		conn.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
 		if _, err := br.Peek(1); err != nil {
 			return statuses, err == io.EOF || isReset(err)
 		}

@@ -55,6 +55,17 @@ test: test-deps setup
     go vet ./...
     @test -z "$(gofmt -l .)" || { echo "gofmt would change:"; gofmt -l .; exit 1; }
     go test -count=1 -timeout 40m ./...
+    {{just_executable()}} fuzz 5s
+
+# Run each fuzz target for a while (just fuzz 10m for longer); an input that fails is written to the package's testdata/fuzz: commit it with the fix
+fuzz time="30s":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    # go test fuzzes one target per run.
+    for t in channels/proxy:FuzzParseRequest channels/proxy:FuzzParseResponse hooks:FuzzCommandPeeker hooks:FuzzSplitWords channels:FuzzParseManifest; do
+        echo "== ${t#*:} (./${t%%:*}, {{time}})"
+        go test -run '^$' -fuzz "^${t#*:}\$" -fuzztime {{time}} "./${t%%:*}"
+    done
 
 # Measure speed against the targets in the README (not part of CI): prints a table, writes .bench/latest.json
 bench *args: setup image-debian

@@ -13,29 +13,31 @@ import (
 	"github.com/robfig/cron/v3"
 
 	"github.com/slipway-dev/slipway/channels"
+	"github.com/slipway-dev/slipway/channels/proxy"
 	"github.com/slipway-dev/slipway/hooks"
 )
 
 // Config is the whole daemon configuration, filled from flags and SLIPWAY_*
 // environment variables by main.
 type Config struct {
-	DataDir      string        // SQLite store, repositories, host key
-	SSHAddr      string        // git push and SSH commands
-	WebAddr      string        // web page
-	MetricsAddr  string        // Prometheus /metrics; "off": none
-	ProxyAddr    string        // the front HTTP proxy apps are served on
-	WebURL       string        // public base URL of the web page (default http://WebAddr)
-	IncusProject string        // every instance lives in this Incus project
-	AdminKey     string        // public key file registered as admin on first start
-	BaseDomain   string        // installations default to APP.ENV.BaseDomain
-	MaxParallel  int           // operations running at once
-	MaxPushBytes int64         // largest pack a push may send
-	DrainTimeout time.Duration // in-flight requests' grace after a swap
-	AppPort      int           // $PORT inside instances
-	KeepImages   int           // images of earlier builds kept per installation for fast rollback
-	Binary       string        // this executable, for git hooks
-	Supervisor   string        // the static slipway-supervisor binary every instance runs as init (default: beside Binary)
-	AppLogBytes  int64         // app logs kept per installation
+	DataDir            string        // SQLite store, repositories, host key
+	SSHAddr            string        // git push and SSH commands
+	WebAddr            string        // web page
+	MetricsAddr        string        // Prometheus /metrics; "off": none
+	ProxyAddr          string        // the front HTTP proxy apps are served on
+	ProxyMaxConnsPerIP int           // client connections the proxy keeps open from one address; 0: no cap
+	WebURL             string        // public base URL of the web page (default http://WebAddr)
+	IncusProject       string        // every instance lives in this Incus project
+	AdminKey           string        // public key file registered as admin on first start
+	BaseDomain         string        // installations default to APP.ENV.BaseDomain
+	MaxParallel        int           // operations running at once
+	MaxPushBytes       int64         // largest pack a push may send
+	DrainTimeout       time.Duration // in-flight requests' grace after a swap
+	AppPort            int           // $PORT inside instances
+	KeepImages         int           // images of earlier builds kept per installation for fast rollback
+	Binary             string        // this executable, for git hooks
+	Supervisor         string        // the static slipway-supervisor binary every instance runs as init (default: beside Binary)
+	AppLogBytes        int64         // app logs kept per installation
 
 	ReportSchedule string           // cron spec (UTC) of the weekly activity reports
 	LogRetention   time.Duration    // how long logs of deprovisioned installations are kept
@@ -51,19 +53,20 @@ type Config struct {
 // Defaults returns the configuration slipway runs with when nothing is set.
 func Defaults() Config {
 	return Config{
-		DataDir:      "/var/lib/slipway",
-		SSHAddr:      "127.0.0.1:2222",
-		WebAddr:      "127.0.0.1:8080", // sign-in links and sessions: not on the network until it has TLS
-		MetricsAddr:  "127.0.0.1:8081",
-		ProxyAddr:    ":8000",
-		IncusProject: "slipway",
-		BaseDomain:   "localhost",
-		MaxParallel:  channels.DefaultMaxParallel,
-		MaxPushBytes: hooks.DefaultMaxPushBytes,
-		DrainTimeout: channels.DefaultDrainTimeout,
-		AppPort:      channels.DefaultAppPort,
-		KeepImages:   channels.DefaultKeepImages,
-		AppLogBytes:  applog.DefaultLimit,
+		DataDir:            "/var/lib/slipway",
+		SSHAddr:            "127.0.0.1:2222",
+		WebAddr:            "127.0.0.1:8080", // sign-in links and sessions: not on the network until it has TLS
+		MetricsAddr:        "127.0.0.1:8081",
+		ProxyAddr:          ":8000",
+		ProxyMaxConnsPerIP: proxy.DefaultMaxConnsPerIP,
+		IncusProject:       "slipway",
+		BaseDomain:         "localhost",
+		MaxParallel:        channels.DefaultMaxParallel,
+		MaxPushBytes:       hooks.DefaultMaxPushBytes,
+		DrainTimeout:       channels.DefaultDrainTimeout,
+		AppPort:            channels.DefaultAppPort,
+		KeepImages:         channels.DefaultKeepImages,
+		AppLogBytes:        applog.DefaultLimit,
 
 		ReportSchedule: "5 0 * * 1", // Mondays 00:05 UTC: last week is complete
 		LogRetention:   90 * 24 * time.Hour,
@@ -102,6 +105,9 @@ func (c *Config) Validate() error {
 	}
 	if c.KeepImages < 0 {
 		return fmt.Errorf("--keep-images: must be 0 or more")
+	}
+	if c.ProxyMaxConnsPerIP < 0 {
+		return fmt.Errorf("--proxy-max-conns-per-ip: must be 0 (no cap) or more")
 	}
 	if c.MaxParallel < 1 {
 		return fmt.Errorf("--max-parallel: must be at least 1")

@@ -91,6 +91,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Daemon, error) 
 		return nil, err
 	}
 	d.proxy = proxy.New(logger)
+	d.proxy.MaxConnsPerIP = cfg.ProxyMaxConnsPerIP
 	// In process for now; the proxy's own process (daemon/frontproxy) drives
 	// the same table over a socket.
 	routes, err := router.Open(d.proxy, d.runtime.Dial, "")

@@ -51,6 +51,9 @@ func (d *Daemon) metricsHandler() http.Handler {
 		fmt.Fprintln(b, "# HELP slipway_proxy_client_errors_total Requests refused for the client's fault: a malformed or too slow body.")
 		fmt.Fprintln(b, "# TYPE slipway_proxy_client_errors_total counter")
 		fmt.Fprintf(b, "slipway_proxy_client_errors_total %d\n", st.ClientErrors)
+		fmt.Fprintln(b, "# HELP slipway_proxy_refused_connections_total Client connections closed at once: their address had as many open as --proxy-max-conns-per-ip.")
+		fmt.Fprintln(b, "# TYPE slipway_proxy_refused_connections_total counter")
+		fmt.Fprintf(b, "slipway_proxy_refused_connections_total %d\n", st.RefusedConns)
 
 		if left, err := d.store.Leftovers(r.Context()); err == nil {
 			fmt.Fprintln(b, "# HELP slipway_leftover_instances Old instances whose deletion after a swap failed; housekeeping retries them.")

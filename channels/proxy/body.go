@@ -58,6 +58,9 @@ type clientBody struct {
 	waited      time.Duration // spent in Read, waiting for the client
 	noDeadlines bool          // the connection does not take them (a foreign ResponseWriter)
 
+	pre    []byte // read ahead by prefetch, not yet read by the transport
+	preErr error
+
 	mu    sync.Mutex // for finish and handleError, on the handler's goroutine
 	ended bool       // read to its end, or failed
 	err   error      // what reading failed with
@@ -67,7 +70,37 @@ func newClientBody(w http.ResponseWriter, body io.ReadCloser, rate bodyRate) *cl
 	return &clientBody{ReadCloser: body, rc: http.NewResponseController(w), rate: rate}
 }
 
+// prefetchSize is what prefetch reads ahead at most: enough for the first chunk of most
+// malformed bodies to show.
+const prefetchSize = 1 << 10
+
+// prefetch reads the first bytes of the body before the upstream is asked. A body that
+// fails there (a malformed first chunk, a client gone or too slow) is refused with
+// nothing sent on; one that fails later cuts a request the upstream has started
+// reading, which a stream cannot help.
+func (b *clientBody) prefetch() error {
+	buf := make([]byte, prefetchSize)
+	n, err := b.readClient(buf)
+	if err != nil && err != io.EOF {
+		return err
+	}
+	b.pre, b.preErr = buf[:n], err
+	return nil
+}
+
 func (b *clientBody) Read(p []byte) (int, error) {
+	if len(b.pre) > 0 {
+		n := copy(p, b.pre)
+		b.pre = b.pre[n:]
+		return n, nil
+	}
+	if b.preErr != nil {
+		return 0, b.preErr
+	}
+	return b.readClient(p)
+}
+
+func (b *clientBody) readClient(p []byte) (int, error) {
 	start := time.Now()
 	b.setDeadline(start.Add(b.rate.allowance(b.n) - b.waited))
 	n, err := b.ReadCloser.Read(p)

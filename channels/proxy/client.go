@@ -14,8 +14,8 @@ import (
 
 const (
 	clientBufferSize = 4 << 10
-	// maxFastHead: a longer request head is handed off, and net/http reads it up to
-	// its own limit (1 MB), as before.
+	// maxFastHead: a longer request head is handed off (once checked), to keep the
+	// buffers of the fast path small; maxHead is the limit of both paths.
 	maxFastHead = 64 << 10
 	// watchClientAfter is how long a request waits on its upstream before a goroutine
 	// starts watching its client for a hang-up (see stalled).
@@ -59,20 +59,27 @@ type clientConn struct {
 	gone      atomic.Bool // the client hung up while its request was in flight
 }
 
-func newClientConn(s *server, conn net.Conn) *clientConn {
+func newClientConn(s *server, conn net.Conn, ip string) *clientConn {
 	c := &clientConn{
 		srv:   s,
 		proxy: s.proxy,
 		conn:  conn,
+		ip:    ip,
 		buf:   make([]byte, clientBufferSize),
 		bw:    bufio.NewWriterSize(conn, clientBufferSize),
-	}
-	if host, _, err := net.SplitHostPort(conn.RemoteAddr().String()); err == nil {
-		c.ip = host
 	}
 	c.state.Store(connIdle)
 	c.onStall, c.exchange = c.stalled, c.send
 	return c
+}
+
+// clientIP is the address of conn's client, as X-Forwarded-For has it.
+func clientIP(conn net.Conn) string {
+	host, _, err := net.SplitHostPort(conn.RemoteAddr().String())
+	if err != nil {
+		return ""
+	}
+	return host
 }
 
 // closeIfIdle closes c if it is waiting for a request. Called by Shutdown.
@@ -87,6 +94,7 @@ func (c *clientConn) serve() {
 	defer func() {
 		if !handedOff {
 			c.conn.Close()
+			c.srv.releaseIP(c.ip)
 		}
 		c.srv.removeConn(c)
 	}()
@@ -95,9 +103,9 @@ func (c *clientConn) serve() {
 		if err != nil {
 			return
 		}
-		v := handItOff
-		if end > 0 {
-			v = c.req.parse(c.buf, c.r, end)
+		v := c.req.parse(c.buf, c.r, end)
+		if v == forwardIt && end-c.r > maxFastHead {
+			v = handItOff
 		}
 		var fw *forwarder
 		if v == forwardIt {
@@ -108,7 +116,9 @@ func (c *clientConn) serve() {
 		}
 		switch v {
 		case rejectIt:
-			c.reject()
+			// Nothing is in flight while the refusal lingers: Shutdown need not wait.
+			c.srv.removeConn(c)
+			c.reject(c.req.status)
 			return
 		case handItOff:
 			handedOff = c.handOff()
@@ -123,8 +133,9 @@ func (c *clientConn) serve() {
 }
 
 // readHead reads until buf[r:] holds a whole request head and returns where it ends.
-// It returns 0 when the head is too long for the fast path, and an error when the
-// connection is done (closed, timed out, Shutdown).
+// When the head is longer than maxHead, it returns where it would have to end to be
+// that long, which parse refuses. It returns an error when the connection is done
+// (closed, timed out, Shutdown).
 //
 // Responses written are flushed only when it has to wait for the client: when the
 // next request is already here (pipelined), its response leaves in the same write.
@@ -137,8 +148,8 @@ func (c *clientConn) readHead() (int, error) {
 			return end, nil
 		}
 		from = next
-		if c.w-c.r >= maxFastHead {
-			return 0, nil
+		if c.w-c.r > maxHead {
+			return c.r + maxHead + 1, nil
 		}
 		if err := c.bw.Flush(); err != nil {
 			return 0, err
@@ -220,22 +231,29 @@ func (c *clientConn) handOff() bool {
 		return false
 	}
 	c.conn.SetReadDeadline(time.Time{})
-	rc := &replayConn{Conn: c.conn, pending: c.buf[c.r:c.w]}
-	return c.srv.handoff.give(rc)
+	ip := c.ip
+	return c.srv.handoff.give(newGateConn(c.conn, c.buf, c.r, c.w, func() { c.srv.releaseIP(ip) }))
 }
 
-// reject answers a malformed request as net/http does, and closes the connection.
-func (c *clientConn) reject() {
-	c.bw.WriteString("HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n400 Bad Request")
+// reject answers a refused request as net/http answers a malformed one, and closes
+// the connection.
+func (c *clientConn) reject(status int) {
+	text := strconv.Itoa(status) + " " + http.StatusText(status)
+	c.bw.WriteString("HTTP/1.1 " + text + "\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n" + text)
 	if c.bw.Flush() != nil {
 		return
 	}
-	// Closing with unread bytes would reset the connection, and the client could lose
-	// the response: half-close, then read what comes for a moment.
-	if cw, ok := c.conn.(interface{ CloseWrite() error }); ok {
+	lingerClose(c.conn)
+}
+
+// lingerClose lets the client read a refusal before the connection is closed (by the
+// caller): closing with unread bytes would reset the connection, and the client could
+// lose the response. So half-close, then read what comes for a moment.
+func lingerClose(conn net.Conn) {
+	if cw, ok := conn.(interface{ CloseWrite() error }); ok {
 		cw.CloseWrite()
-		c.conn.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
-		io.Copy(io.Discard, c.conn)
+		conn.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		io.Copy(io.Discard, conn)
 	}
 }
 

@@ -51,6 +51,13 @@ func (f *forwarder) serve(w http.ResponseWriter, r *http.Request) bool {
 		var body *clientBody
 		r, body = withClientBody(w, r, f.proxy.bodyRate)
 		defer body.finish()
+		// With Expect: 100-continue the body comes once the upstream asks for it.
+		if r.Header.Get("Expect") == "" {
+			if err := body.prefetch(); err != nil {
+				f.bodyFailed(w, r, err)
+				return true
+			}
+		}
 	}
 	f.rp.ServeHTTP(w, r)
 	return true

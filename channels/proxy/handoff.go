@@ -49,28 +49,3 @@ type handoffAddr struct{}
 
 func (handoffAddr) Network() string { return "handoff" }
 func (handoffAddr) String() string  { return "handoff" }
-
-// replayConn is a client connection handed off with the bytes the fast path had
-// already read from it, which its reader gets first.
-type replayConn struct {
-	net.Conn
-	pending []byte
-}
-
-func (c *replayConn) Read(b []byte) (int, error) {
-	if len(c.pending) == 0 {
-		return c.Conn.Read(b)
-	}
-	n := copy(b, c.pending)
-	c.pending = c.pending[n:]
-	return n, nil
-}
-
-// CloseWrite lets net/http half-close the connection after an error response, as it
-// does on a bare *net.TCPConn, so that the client reads the response before a reset.
-func (c *replayConn) CloseWrite() error {
-	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
-		return cw.CloseWrite()
-	}
-	return nil
-}

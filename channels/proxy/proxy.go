@@ -11,9 +11,20 @@ import (
 	"sync/atomic"
 )
 
+// DefaultMaxConnsPerIP is how many connections Serve keeps open from one client address
+// unless told otherwise: far more than a browser opens (six per host), or a few dozen
+// people behind one NAT, and few enough that one address cannot use up the file
+// descriptors the others need.
+const DefaultMaxConnsPerIP = 256
+
 // Proxy routes requests by host. It is an http.Handler, and serves connections itself
 // with Serve, which is faster.
 type Proxy struct {
+	// MaxConnsPerIP caps the client connections Serve keeps open from one address
+	// (DefaultMaxConnsPerIP from New; 0: no cap); one more is closed at once. Set it
+	// before Serve.
+	MaxConnsPerIP int
+
 	logger  *slog.Logger
 	buffers *bufferPool
 	front   server // Serve's
@@ -31,6 +42,7 @@ type Proxy struct {
 	upstreamErrors atomic.Uint64
 	clientErrors   atomic.Uint64
 	retries        atomic.Uint64
+	refusedConns   atomic.Uint64
 }
 
 // Stats are the proxy's counters since New, for export as metrics.
@@ -39,6 +51,7 @@ type Stats struct {
 	UpstreamErrors uint64 // requests answered 502 because the upstream failed
 	ClientErrors   uint64 // requests whose body the client botched, sent too slowly (400, 408) or hung up in
 	Retries        uint64 // requests sent again after failing to connect to an upstream
+	RefusedConns   uint64 // client connections closed at once: their address had MaxConnsPerIP open
 }
 
 // routeTable maps a canonical host (see canonicalHost) to its route. Neither the map nor
@@ -63,7 +76,7 @@ func New(logger *slog.Logger) *Proxy {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	p := &Proxy{logger: logger, buffers: newBufferPool(), bodyRate: defaultBodyRate}
+	p := &Proxy{logger: logger, buffers: newBufferPool(), bodyRate: defaultBodyRate, MaxConnsPerIP: DefaultMaxConnsPerIP}
 	p.routes.Store(&routeTable{})
 	p.front.init(p)
 	return p
@@ -72,6 +85,9 @@ func New(logger *slog.Logger) *Proxy {
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.requests.Add(1)
 	host := canonicalHost(r.Host)
+	if isUpgrade(r.Header) {
+		w = &closeUnlessSwitched{ResponseWriter: w}
+	}
 
 	var drained *Upstream
 	for {
@@ -97,6 +113,48 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		drained = rt.forwarder.upstream
 	}
 }
+
+// closeUnlessSwitched closes the connection after a response to an Upgrade request
+// that does not switch protocols: Serve no longer checks what the client sends after
+// such a request (see gateConn), which may be another protocol.
+type closeUnlessSwitched struct {
+	http.ResponseWriter
+	wrote bool
+}
+
+func (w *closeUnlessSwitched) WriteHeader(status int) {
+	if !w.wrote && status >= 200 {
+		w.wrote = true
+		if status != http.StatusSwitchingProtocols {
+			w.Header().Set("Connection", "close")
+		}
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *closeUnlessSwitched) Write(b []byte) (int, error) {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// isUpgrade reports whether a request asks to switch protocols, as ReverseProxy reads
+// it (without "Connection: upgrade" it drops the Upgrade field).
+func isUpgrade(h http.Header) bool {
+	if len(h["Upgrade"]) == 0 {
+		return false
+	}
+	for _, v := range h["Connection"] {
+		if hasToken([]byte(v), "upgrade") {
+			return true
+		}
+	}
+	return false
+}
+
+// Unwrap lets http.ResponseController reach the connection (a switch hijacks it).
+func (w *closeUnlessSwitched) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // acquire returns host's current forwarder with its upstream acquired, or nil if no
 // upstream can take the request. The caller must release the upstream.
@@ -216,6 +274,7 @@ func (p *Proxy) Stats() Stats {
 		UpstreamErrors: p.upstreamErrors.Load(),
 		ClientErrors:   p.clientErrors.Load(),
 		Retries:        p.retries.Load(),
+		RefusedConns:   p.refusedConns.Load(),
 	}
 }
 

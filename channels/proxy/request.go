@@ -145,11 +145,12 @@ func equalFold(b []byte, lower string) bool {
 
 // Byte classes, one bit each.
 const (
-	classToken = 1 << iota // RFC 9110 tchar: field names, methods
-	classValue             // field-vchar, SP, HT: field values
-	classPath              // left as is in a path by net/url (what net/http would send on)
-	classQuery             // sent on as is in a query by the handler path
-	classHost              // in a Host the fast path routes itself
+	classToken  = 1 << iota // RFC 9110 tchar: field names, methods
+	classValue              // field-vchar, SP, HT: field values
+	classPath               // left as is in a path by net/url (what net/http would send on)
+	classQuery              // sent on as is in a query by the handler path
+	classHost               // in a Host the fast path routes itself
+	classTarget             // in a request target: visible, no whitespace
 	classHex
 	classDigit
 )
@@ -174,6 +175,9 @@ var byteClass = func() (t [256]uint8) {
 		}
 		if alnum || c == '.' || c == '-' || c == '_' || c == ':' || c == '[' || c == ']' {
 			t[c] |= classHost
+		}
+		if c > ' ' && c != 0x7f {
+			t[c] |= classTarget
 		}
 		if '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' {
 			t[c] |= classHex
@@ -259,13 +263,23 @@ func headEnd(b []byte, from int) (end, next int) {
 	}
 }
 
+// Limits on a request head, on both paths. net/http allows 1 MB and any number of
+// fields; a count bounds the work a head costs, and 256 is far above the twenty or so
+// fields a browser sends.
+const (
+	maxHead       = 1 << 20
+	maxHeadFields = 256
+)
+
 // request is a request head on the fast path, as spans of the client connection's
 // buffer.
 type request struct {
 	lineEnd    int  // end of the request line, CRLF included (it starts the head)
+	target     span // the request target
 	path       span // the target up to its query, for logs
 	method     string
 	head       bool // HEAD: the response has no body
+	http11     bool // HTTP/1.1 or later
 	host       span // the Host value
 	fields     []field
 	tokens     []span // the options of Connection: the fields they name are dropped
@@ -274,41 +288,64 @@ type request struct {
 	// net/http adds "Cache-Control: no-cache" to a request with "Pragma: no-cache" and
 	// no Cache-Control (see fixPragmaCacheControl), so the fast path does too.
 	addCacheControl bool
+
+	// The body's framing, and what to answer a head that is refused.
+	length  int64 // Content-Length, -1 if none
+	chunked bool
+	upgrade bool // asks to switch protocols: what follows the head may not be HTTP
+	status  int  // with rejectIt: 400, 431 or 501
 }
 
 // parse parses the head buf[start:end] (headEnd found end) and decides what to do
-// with it. Only what the fast path would forward is checked in full: a request it
-// hands off is net/http's to judge, as before Serve existed.
+// with it. Every head is checked in full, those it hands off too: net/http takes some
+// that RFC 9112 has a proxy refuse (Content-Length with Transfer-Encoding, obs-fold,
+// Transfer-Encoding in HTTP/1.0), and reads them its own way once it has them.
 func (q *request) parse(buf []byte, start, end int) verdict {
-	*q = request{fields: q.fields[:0], tokens: q.tokens[:0]}
-	lf := bytes.IndexByte(buf[start:end], '\n') + start
-	if lf == start || buf[lf-1] != '\r' {
-		return handItOff // a bare LF or a blank line first
+	*q = request{fields: q.fields[:0], tokens: q.tokens[:0], length: -1}
+	if end-start > maxHead {
+		return q.refuse(431)
+	}
+	// Lines end in CRLF; a bare LF, as net/http reads lines too, hands the head off.
+	// The head holds a blank line, so there is always an LF.
+	lf := start + bytes.IndexByte(buf[start:end], '\n')
+	stop := lf - 1
+	if lf == start || buf[stop] != '\r' {
+		stop++
 	}
 	q.lineEnd = lf + 1
-	if v := q.parseRequestLine(buf[start:lf-1], start); v != forwardIt {
-		return v
+	v := q.parseRequestLine(buf[start:stop], start)
+	if v == rejectIt {
+		return q.refuse(400)
 	}
-
-	hosts, pragmas, cacheControl := 0, 0, false
-	for pos := q.lineEnd; ; {
-		lf := bytes.IndexByte(buf[pos:end], '\n') + pos
-		if lf == pos || buf[lf-1] != '\r' {
-			return handItOff // bare LF
+	if stop == lf {
+		v = handItOff
+	}
+	var te codings
+	hosts, pragmas, cacheControl, upgrade := 0, 0, false, false
+	for n, pos := 0, q.lineEnd; ; n++ {
+		lf := pos + bytes.IndexByte(buf[pos:end], '\n')
+		stop := lf - 1
+		if lf == pos || buf[stop] != '\r' {
+			stop++
 		}
-		if lf == pos+1 {
+		if stop == pos {
 			break // the blank line
 		}
-		name, value, ok := parseField(buf[pos : lf-1])
+		if n == maxHeadFields {
+			return q.refuse(431)
+		}
+		name, value, ok := parseField(buf[pos:stop])
 		if !ok {
-			return rejectIt
+			return q.refuse(400)
+		}
+		if stop == lf {
+			v = handItOff
 		}
 		f := field{start: pos, end: lf + 1, nameEnd: pos + len(name), kind: fieldOf(name)}
-		valueAt := spanOf(buf, value)
 		switch f.kind {
 		case fieldHost:
 			hosts++
-			q.host = valueAt
+			q.host = spanOf(buf, value)
 		case fieldConnection:
 			f.drop = true
 			eachToken(value, func(t []byte) {
@@ -316,13 +353,27 @@ func (q *request) parse(buf []byte, start, end int) verdict {
 				q.close = q.close || equalFold(t, "close")
 			})
 		case fieldContentLength:
-			if len(value) != 1 || value[0] != '0' {
-				return handItOff // a body
+			// One line only, even a repeat of the same length: RFC 9110 §8.6 lets a
+			// recipient fold those, but nginx refuses them too, and a single rule leaves
+			// no reader behind the proxy a second way to count.
+			length, ok := parseLength(value)
+			if !ok || q.length >= 0 {
+				return q.refuse(400)
+			}
+			q.length = length
+			if length > 0 {
+				v = max(v, handItOff) // a body
 			}
 			// A GET's "Content-Length: 0" is not sent on by http.Transport either.
 			f.drop = true
-		case fieldTransferEncoding, fieldUpgrade, fieldExpect:
-			return handItOff
+		case fieldTransferEncoding:
+			te.add(value)
+			v = max(v, handItOff)
+		case fieldUpgrade:
+			upgrade = true
+			v = max(v, handItOff)
+		case fieldExpect:
+			v = max(v, handItOff)
 		case fieldTE:
 			f.drop = true
 			q.teTrailers = q.teTrailers || hasToken(value, "trailers")
@@ -342,13 +393,97 @@ func (q *request) parse(buf []byte, start, end int) verdict {
 		q.fields = append(q.fields, f)
 		pos = lf + 1
 	}
-	if hosts != 1 {
-		return rejectIt // as net/http does for HTTP/1.1
+	// As ReverseProxy and isUpgrade read it: without Connection: upgrade the field is
+	// dropped, and the connection stays HTTP.
+	for i := 0; upgrade && i < len(q.tokens) && !q.upgrade; i++ {
+		q.upgrade = equalFold(buf[q.tokens[i].start:q.tokens[i].end], "upgrade")
+	}
+	if status := q.checkFraming(&te); status != 0 {
+		return q.refuse(status)
+	}
+	if hosts > 1 || hosts == 0 && q.http11 || hosts == 1 && !q.hostMatchesTarget(buf) {
+		return q.refuse(400) // RFC 9112 §3.2, §3.2.2
+	}
+	if hosts == 0 {
+		return handItOff // HTTP/1.0 without a Host: net/http's page
 	}
 	if host := buf[q.host.start:q.host.end]; len(host) == 0 || !allIn(host, classHost) {
-		return handItOff
+		v = max(v, handItOff)
+	}
+	if v != forwardIt {
+		return v
 	}
 	q.addCacheControl = q.addCacheControl && !cacheControl
+	q.dropNamedFields(buf)
+	return forwardIt
+}
+
+func (q *request) refuse(status int) verdict {
+	q.status = status
+	return rejectIt
+}
+
+// codings is the list of transfer codings of every Transfer-Encoding line, which
+// combine as one list (RFC 9110 §5.3).
+type codings struct {
+	lines, n, chunked int
+	lastChunked       bool // an empty list has no final coding either
+}
+
+func (c *codings) add(value []byte) {
+	c.lines++
+	eachToken(value, func(t []byte) {
+		c.n++
+		c.lastChunked = equalFold(t, "chunked")
+		if c.lastChunked {
+			c.chunked++
+		}
+	})
+}
+
+// checkFraming applies RFC 9112 §6 to the body's framing, and returns the status of a
+// refusal or 0. These are the heads two readers may frame differently: each is refused
+// and its connection closed, never forwarded in one reading or another.
+func (q *request) checkFraming(te *codings) int {
+	if te.lines == 0 {
+		return 0
+	}
+	switch {
+	case !q.http11, q.length >= 0:
+		// §6.1: HTTP/1.0 has no Transfer-Encoding, and one with a Content-Length is
+		// a smuggling attempt. net/http would drop the Content-Length and go on.
+		return 400
+	case !te.lastChunked || te.chunked > 1:
+		return 400 // §6.3: no length can be known
+	case te.chunked != te.n:
+		return 501 // codings before chunked (gzip, ...): §6.1, and what net/http answers
+	}
+	q.chunked = true
+	return 0
+}
+
+// hostMatchesTarget reports whether an absolute-form target names the host Host does
+// (RFC 9112 §3.2: a client sends them identical). net/http routes by the target, a
+// firewall before the proxy may have gone by Host: a request that differs is refused,
+// and so is one with userinfo, which RFC 9110 §4.2.4 has recipients treat as an error.
+func (q *request) hostMatchesTarget(buf []byte) bool {
+	target := buf[q.target.start:q.target.end]
+	if target[0] == '/' {
+		return true // origin-form
+	}
+	i := bytes.Index(target, []byte("://"))
+	if i <= 0 {
+		return true // asterisk-form, authority-form (CONNECT)
+	}
+	authority := target[i+3:]
+	if j := bytes.IndexAny(authority, "/?#"); j >= 0 {
+		authority = authority[:j]
+	}
+	return bytes.IndexByte(authority, '@') < 0 && bytes.EqualFold(authority, buf[q.host.start:q.host.end])
+}
+
+// dropNamedFields drops the fields that Connection names.
+func (q *request) dropNamedFields(buf []byte) {
 	for _, t := range q.tokens {
 		token := buf[t.start:t.end]
 		for i := range q.fields {
@@ -360,18 +495,19 @@ func (q *request) parse(buf []byte, start, end int) verdict {
 			}
 		}
 	}
-	return forwardIt
 }
 
-// parseRequestLine checks "METHOD SP target SP HTTP/x.y" (without CRLF), which starts
-// buf at start.
+// parseRequestLine checks "METHOD SP target SP HTTP/x.y" (without its line end), which
+// starts buf at start.
 func (q *request) parseRequestLine(line []byte, start int) verdict {
 	method, rest, ok1 := bytes.Cut(line, []byte{' '})
 	target, proto, ok2 := bytes.Cut(rest, []byte{' '})
 	if !ok1 || !ok2 || len(method) == 0 || len(target) == 0 || !allIn(method, classToken) ||
-		!allIn(target, classValue) || !isHTTPVersion(proto) {
+		!allIn(target, classTarget) || !isHTTPVersion(proto) {
 		return rejectIt
 	}
+	q.target = span{start + len(method) + 1, start + len(method) + 1 + len(target)}
+	q.http11 = proto[5] > '1' || proto[5] == '1' && proto[7] >= '1' // HTTP/x.y, checked above
 	switch string(method) {
 	case "GET":
 		q.method = "GET"
@@ -386,7 +522,7 @@ func (q *request) parseRequestLine(line []byte, start int) verdict {
 		return handItOff
 	}
 	path, _, _ := bytes.Cut(target, []byte{'?'})
-	q.path = span{start + len(method) + 1, start + len(method) + 1 + len(path)}
+	q.path = span{q.target.start, q.target.start + len(path)}
 	return forwardIt
 }
 

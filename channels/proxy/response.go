@@ -97,7 +97,7 @@ func (rs *response) parse(headRequest bool) error {
 	rs.close, rs.chunked, rs.length, rs.hasDate = rs.http10, false, -1, false
 
 	var te []byte
-	tes := 0
+	tes, emptyLength := 0, false
 	for i := range rs.fields {
 		f := &rs.fields[i]
 		name, value, ok := parseField(rs.head[f.start : f.end-2])
@@ -121,12 +121,17 @@ func (rs *response) parse(headRequest bool) error {
 			tes++
 		case fieldContentLength:
 			if len(value) == 0 {
-				f.drop = true // net/http reads an empty Content-Length as none
+				// Read as none, as net/http did before Go 1.22; but beside another
+				// Content-Length it is a second, different one, as net/http has it.
+				if rs.length >= 0 {
+					return malformed("Content-Length", rs.head[f.start:f.end])
+				}
+				emptyLength, f.drop = true, true
 				continue
 			}
 			n, ok := parseLength(value)
 			switch {
-			case !ok || rs.length >= 0 && n != rs.length:
+			case !ok || emptyLength || rs.length >= 0 && n != rs.length:
 				return malformed("Content-Length", rs.head[f.start:f.end])
 			case rs.length >= 0:
 				f.drop = true // a repeat of the same length: sent once, as net/http does

@@ -37,7 +37,8 @@ type server struct {
 	mu          sync.Mutex
 	listeners   map[net.Listener]struct{}
 	conns       map[*clientConn]struct{}
-	noConns     chan struct{} // closed when conns becomes empty, made by Shutdown
+	perIP       map[string]int // open client connections by address, handed off ones too
+	noConns     chan struct{}  // closed when conns becomes empty, made by Shutdown
 	httpStarted bool
 	closing     atomic.Bool // Shutdown or Close has begun
 
@@ -53,6 +54,7 @@ func (s *server) init(p *Proxy) {
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.listeners = map[net.Listener]struct{}{}
 	s.conns = map[*clientConn]struct{}{}
+	s.perIP = map[string]int{}
 	s.handoff = newHandoffListener()
 	s.http = &http.Server{
 		Handler:           p,
@@ -91,9 +93,13 @@ func (p *Proxy) Serve(ln net.Listener) error {
 			continue
 		}
 		backoff = 0
-		c := s.addConn(conn)
-		if c == nil {
+		c, err := s.addConn(conn)
+		if err != nil {
 			conn.Close()
+			if err == errTooManyConns {
+				p.refusedConns.Add(1)
+				continue
+			}
 			return http.ErrServerClosed
 		}
 		go c.serve()
@@ -203,17 +209,34 @@ func (s *server) closeListeners() {
 	}
 }
 
-// addConn registers a new client connection, or returns nil once the server is
-// closing.
-func (s *server) addConn(conn net.Conn) *clientConn {
+var errTooManyConns = errors.New("too many connections from one address")
+
+// addConn registers a new client connection. It fails once the server is closing, or
+// when the client's address has MaxConnsPerIP open.
+func (s *server) addConn(conn net.Conn) (*clientConn, error) {
+	ip := clientIP(conn)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing.Load() {
-		return nil
+		return nil, http.ErrServerClosed
 	}
-	c := newClientConn(s, conn)
+	if limit := s.proxy.MaxConnsPerIP; limit > 0 && s.perIP[ip] >= limit {
+		return nil, errTooManyConns
+	}
+	s.perIP[ip]++
+	c := newClientConn(s, conn, ip)
 	s.conns[c] = struct{}{}
-	return c
+	return c, nil
+}
+
+// releaseIP forgets a client connection that is closed, on the fast path or after a
+// hand-off, in its address's count.
+func (s *server) releaseIP(ip string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.perIP[ip]--; s.perIP[ip] <= 0 {
+		delete(s.perIP, ip)
+	}
 }
 
 // removeConn forgets c, closed or handed off.

@@ -831,3 +831,81 @@ func TestAppendHostKeyMatchesCanonicalHost(t *testing.T) {
 		}
 	}
 }
+
+// dialFrom opens a client connection to srv from the loopback address local.
+func dialFrom(t *testing.T, local string, srv *front) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}}
+	conn, err := d.Dial("tcp", srv.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	return conn, bufio.NewReader(conn)
+}
+
+func openFrom(p *Proxy, ip string) int {
+	p.front.mu.Lock()
+	defer p.front.mu.Unlock()
+	return p.front.perIP[ip]
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+// Slow-loris from one address: past the cap its connections are closed at once, and
+// another address is served as usual. Half the slow ones are handed off (a body that
+// dribbles in), half wait on the fast path (a head that does).
+func TestServeCapsConnectionsPerAddress(t *testing.T) {
+	p := New(testLogger(t))
+	p.MaxConnsPerIP = 50
+	srv := serveFront(t, p)
+	_, up := testBackend(t, "app", nameHandler("app"))
+	p.Swap("app.test", up)
+
+	var slow []net.Conn
+	for i := range 200 {
+		conn, _ := dialFrom(t, "127.0.0.1", srv)
+		if i%2 == 0 {
+			io.WriteString(conn, "GET / HTTP/1.1\r\nHost: app.test\r\nX-Slow: ")
+		} else {
+			io.WriteString(conn, "POST / HTTP/1.1\r\nHost: app.test\r\nContent-Length: 100\r\n\r\nslow")
+		}
+		slow = append(slow, conn)
+	}
+	waitFor(t, "150 connections refused", func() bool { return p.Stats().RefusedConns == 150 })
+	if n := openFrom(p, "127.0.0.1"); n != 50 {
+		t.Fatalf("%d connections open from 127.0.0.1, want 50", n)
+	}
+
+	conn, br := dialFrom(t, "127.0.0.2", srv)
+	write(t, conn, "GET / HTTP/1.1\r\nHost: app.test\r\n\r\n")
+	if res, body := readResponse(t, br, "GET"); res.StatusCode != 200 || body != "app" {
+		t.Fatalf("from another address: %d %q", res.StatusCode, body)
+	}
+	conn.Close()
+
+	conn, br = dialFrom(t, "127.0.0.1", srv)
+	io.WriteString(conn, "GET / HTTP/1.1\r\nHost: app.test\r\n\r\n")
+	if _, err := br.ReadByte(); err != io.EOF && !isReset(err) {
+		t.Fatalf("one more from 127.0.0.1: %v, want it closed", err)
+	}
+
+	// Once the slow ones are gone, the address is served again.
+	for _, c := range slow {
+		c.Close()
+	}
+	waitFor(t, "the slow connections to be let go", func() bool { return openFrom(p, "127.0.0.1") == 0 })
+	conn, br = dialFrom(t, "127.0.0.1", srv)
+	write(t, conn, "GET / HTTP/1.1\r\nHost: app.test\r\n\r\n")
+	if res, body := readResponse(t, br, "GET"); res.StatusCode != 200 || body != "app" {
+		t.Fatalf("after the slow ones: %d %q", res.StatusCode, body)
+	}
+}

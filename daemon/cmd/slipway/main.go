@@ -107,6 +107,7 @@ func serve(args []string) int {
 	ef.str(&cfg.WebAddr, "web-addr", "web page address (plain HTTP: keep it on loopback or behind a TLS proxy)")
 	ef.str(&cfg.MetricsAddr, "metrics-addr", "Prometheus /metrics address, or off")
 	ef.str(&cfg.ProxyAddr, "proxy-addr", "front HTTP proxy address apps are served on")
+	ef.int(&cfg.ProxyMaxConnsPerIP, "proxy-max-conns-per-ip", "client connections the proxy keeps open from one address, or 0 for no cap")
 	ef.str(&cfg.WebURL, "web-url", "public base URL of the web page (default http://<web-addr>)")
 	ef.str(&cfg.IncusProject, "incus-project", "Incus project for instances")
 	ef.str(&cfg.AdminKey, "admin-key", "public key file registered as the first admin")

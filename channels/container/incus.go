@@ -368,6 +368,13 @@ func (c *Incus) DeleteProject(ctx context.Context) error {
 	if err := c.deleteProjectImages(ctx); err != nil {
 		errs = append(errs, err)
 	}
+	// Custom volumes (data, build caches) belong to the project too: Incus
+	// refuses to delete a project that still has any.
+	if len(errs) == 0 {
+		if err := c.DeleteVolumes(ctx); err != nil && !errors.Is(err, ErrNotFound) {
+			errs = append(errs, err)
+		}
+	}
 	if len(errs) > 0 {
 		return errors.Join(errs...)
 	}

@@ -65,7 +65,7 @@ func TestSupervisorAsInitOfAnIncusInstance(t *testing.T) {
 	t.Logf("started in %v", time.Since(start))
 
 	// lo is up and exec works: fetch the page from inside.
-	body := execOut(t, ctx, state.Pid, "sh", "-c", "for i in 1 2 3 4 5 6 7 8 9 10; do wget -q -O- http://127.0.0.1:8000/ && exit 0; sleep 0.1; done; exit 1")
+	body := execOut(t, ctx, state.Pid, "sh", "-c", "for i in 1 2 3 4 5 6 7 8 9 10; do wget -q -O- http://127.0.0.1:8000/ 2>/dev/null && exit 0; sleep 0.1; done; exit 1")
 	if body != "hello from the supervisor\n" {
 		t.Errorf("page %q", body)
 	}

@@ -88,11 +88,16 @@ func TestBrowserRollsBackToAnOlderCommit(t *testing.T) {
 	d := startDaemon(t)
 	host := d.setupApp("hello")
 	w := d.newApp("hello", "static")
-	w.commitFile("slipway.yml", staticManifest, "manifest")
+	// The commit the browser pins waits 3 s before it serves, so the pin's
+	// operation is still running when its page opens (a rollback to a kept
+	// image is otherwise over in a third of a second).
+	slowStart := strings.Replace(staticManifest, "web: httpd", "web: sleep 3; exec httpd", 1)
+	w.commitFile("slipway.yml", slowStart, "manifest that starts slowly")
 	first := w.commitFile("public/index.html", "version one\n", "v1")
 	if out, code := w.push("deploy", "main"); code != 0 {
 		t.Fatalf("first push exited %d:\n%s", code, out)
 	}
+	w.commitFile("slipway.yml", staticManifest, "manifest")
 	w.commitFile("public/index.html", "version two\n", "v2")
 	if out, code := w.push("deploy", "main"); code != 0 {
 		t.Fatalf("second push exited %d:\n%s", code, out)

@@ -46,15 +46,21 @@ func inheritedListeners() (net.Listener, *net.UnixListener, error) {
 	return web, control, nil
 }
 
-// ready tells the process that handed over, if any, that this one serves.
-func ready() {
-	if !inherited() {
-		return
+// ready tells systemd, if it runs the proxy, and the process that handed
+// over, if any, that this one serves. Systemd hears first: once told, the
+// old process finishes and exits, and by then systemd must know the new
+// main pid.
+func ready() error {
+	successor := inherited()
+	err := notifySystemd(successor)
+	if !successor {
+		return err
 	}
 	os.Unsetenv(handoverEnv) // a later upgrade of this process sets it again
 	f := os.NewFile(5, "ready")
 	fmt.Fprintln(f, "ready")
 	f.Close()
+	return err
 }
 
 // upgrade starts the new process and returns once it serves. The table is

@@ -103,7 +103,9 @@ func (p *process) serve(ctx context.Context) error {
 	}
 	go p.px.Serve(p.web)
 	go p.server.Serve(p.control)
-	ready()
+	if err := ready(); err != nil {
+		p.logger.Warn("Could not tell systemd the proxy serves", "err", err)
+	}
 	p.logger.Info("slipway proxy is serving", "addr", hello.Addr, "pid", hello.PID, "control", p.paths.Socket)
 	select {
 	case <-ctx.Done():

@@ -1,8 +1,9 @@
 // Package setup is `slipway setup`: it makes a Debian host ready to run
 // slipway, the way Dokku's bootstrap does, one idempotent step at a time:
 // Incus installed, incusd running, a root disk on a storage pool in the
-// default profile, and the busybox base image imported (and, when asked,
-// the Debian one). Each step prints one line saying what it found or did;
+// default profile, the busybox base image imported, systemd units for the
+// proxy and the daemon where systemd runs the host (and, when asked, the
+// Debian image). Each step prints one line saying what it found or did;
 // running it again changes nothing.
 package setup
 
@@ -50,7 +51,8 @@ type Options struct {
 	PoolSize string // size of a loop-backed btrfs pool (default 20GiB)
 	Image    string // base image alias (default slipway/busybox)
 
-	Debian Debian // the rich Debian image: built by Run only when Debian.Build is set
+	Debian  Debian  // the rich Debian image: built by Run only when Debian.Build is set
+	Systemd Systemd // the units Run writes where systemd runs the host
 }
 
 func (o *Options) defaults() {
@@ -73,6 +75,7 @@ func (o *Options) defaults() {
 		o.Image = baseimage.DefaultAlias
 	}
 	o.Debian.defaults()
+	o.Systemd.defaults()
 }
 
 // Run makes the host ready, printing one line per step to out.

@@ -97,6 +97,11 @@ func Run(ctx context.Context, opts Options, out io.Writer) error {
 	if err := h.ensureImage(ctx, srv); err != nil {
 		return err
 	}
+	// Before the Debian image, which is long and may fail: the units do
+	// not need it.
+	if err := h.ensureUnits(ctx); err != nil {
+		return err
+	}
 	if !opts.Debian.Build {
 		h.offerDebian(srv)
 		return nil

@@ -156,7 +156,8 @@ func TestRunIsIdempotent(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	opts := Options{DataDir: t.TempDir()}
+	var systemctl []string
+	opts := Options{DataDir: t.TempDir(), Systemd: fakeSystemd(t, true, &systemctl)}
 	var first, second bytes.Buffer
 	if err := Run(ctx, opts, &first); err != nil {
 		t.Fatalf("first run: %v\n%s", err, first.String())
@@ -167,16 +168,16 @@ func TestRunIsIdempotent(t *testing.T) {
 	}
 	t.Logf("second run:\n%s", second.String())
 	lines := strings.Split(strings.TrimSpace(second.String()), "\n")
-	if len(lines) != 5 {
-		t.Errorf("second run printed %d lines, want 5 (incus, incusd, profile, image, Debian image)", len(lines))
+	if len(lines) != 6 {
+		t.Errorf("second run printed %d lines, want 6 (incus, incusd, profile, image, systemd units, Debian image)", len(lines))
 	}
 	for i, line := range lines {
-		offer := i == 4 && strings.Contains(line, "`slipway image build debian` makes slipway/debian for Python, Node, Ruby and Go apps")
+		offer := i == 5 && strings.Contains(line, "`slipway image build debian` makes slipway/debian for Python, Node, Ruby and Go apps")
 		if !strings.Contains(line, ": already ") && !offer {
 			t.Errorf("second run changed something: %q", line)
 		}
 	}
-	for i, prefix := range []string{"incus: ", "incusd: ", "profile default: ", "image slipway/busybox: ", "image slipway/debian: "} {
+	for i, prefix := range []string{"incus: ", "incusd: ", "profile default: ", "image slipway/busybox: ", "systemd units: ", "image slipway/debian: "} {
 		if i < len(lines) && !strings.HasPrefix(lines[i], prefix) {
 			t.Errorf("line %d = %q, want it to start with %q", i, lines[i], prefix)
 		}

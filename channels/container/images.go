@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"time"
 
 	"github.com/lxc/incus/v6/shared/api"
 )
@@ -23,6 +24,9 @@ func imageSource(image string) api.InstanceSource {
 	return api.InstanceSource{Type: "image", Alias: image}
 }
 
+// publishWait bounds a publish: a few hundred MB take seconds.
+const publishWait = 5 * time.Minute
+
 // PublishSnapshot makes an image of an instance's snapshot and returns its
 // fingerprint. It is uncompressed: it is published on every deploy, read by
 // this host only, and compressing costs more time than the disk it saves.
@@ -39,13 +43,21 @@ func (c *Incus) PublishSnapshot(ctx context.Context, name, snapshot string, prop
 	if err != nil {
 		return "", wrap(err, "publish %s/%s", name, snapshot)
 	}
-	done, err := c.wait(ctx, op)
+	// Waited for even when ctx ends: incusd cancels a publish by leaving
+	// the snapshot mounted, and the instance can then never be deleted.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishWait)
+	defer cancel()
+	done, err := c.wait(wctx, op)
 	if err != nil {
 		return "", wrap(err, "publish %s/%s", name, snapshot)
 	}
 	fp, _ := done.Metadata["fingerprint"].(string)
 	if !fingerprintRe.MatchString(fp) {
 		return "", fmt.Errorf("publish %s/%s: incus did not say which image it made", name, snapshot)
+	}
+	if ctx.Err() != nil {
+		c.DeleteImage(wctx, fp) // nobody is left to record it
+		return "", ctx.Err()
 	}
 	c.warm(ctx, fp)
 	return fp, nil

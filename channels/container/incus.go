@@ -181,10 +181,15 @@ func (c *Incus) Snapshot(ctx context.Context, name, snapshot string) error {
 	if err != nil {
 		return wrap(err, "snapshot %s", name)
 	}
-	if _, err := c.wait(ctx, op); err != nil {
+	// Waited for even when ctx ends: incusd goes on with a snapshot it has
+	// begun, and a caller that deletes the instance meanwhile leaves its
+	// subvolume behind, which then blocks deleting the instance for good.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	if _, err := c.wait(wctx, op); err != nil {
 		return wrap(err, "snapshot %s", name)
 	}
-	return nil
+	return ctx.Err()
 }
 
 func (c *Incus) create(ctx context.Context, name string, source api.InstanceSource, from string, labels map[string]string) (err error) {

@@ -41,6 +41,14 @@ func (e *Engine) Recover(ctx context.Context) error {
 		}
 		id, _ := strconv.ParseInt(in.Labels[LabelInstallation], 10, 64)
 		e.log.Info("Deleting orphan instance", "instance", in.Name, "installation", id)
+		// It may have served until syncRoutes took its host back (a crash
+		// right after a swap): let its requests finish first.
+		dctx, cancel := context.WithTimeout(ctx, e.cfg.DrainTimeout)
+		err := e.router.Drain(dctx, in.Name)
+		cancel()
+		if err != nil {
+			e.log.Warn("Drain orphan instance", "instance", in.Name, "err", err)
+		}
 		if err := e.rt.Delete(ctx, in.Name); err != nil {
 			e.log.Warn("Delete orphan instance", "instance", in.Name, "err", err)
 		}

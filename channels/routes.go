@@ -47,6 +47,16 @@ func (e *Engine) route(host, instance string) (replaced string, err error) {
 	}
 }
 
+// SyncRoutes gives the proxy every route the store has, as after a start.
+func (e *Engine) SyncRoutes(ctx context.Context) error {
+	insts, err := e.store.Installations(ctx, "")
+	if err != nil {
+		return err
+	}
+	_, err = e.syncRoutes(ctx, insts)
+	return err
+}
+
 // syncRoutes makes the proxy's routes what the store says: each
 // installation's host to its serving instance, with its maintenance page,
 // and no host the store does not know. A proxy that kept serving while the

@@ -26,6 +26,7 @@ type Config struct {
 	MetricsAddr        string        // Prometheus /metrics; "off": none
 	ProxyAddr          string        // the front HTTP proxy apps are served on
 	ProxyMaxConnsPerIP int           // client connections the proxy keeps open from one address; 0: no cap
+	StartProxy         bool          // start the proxy process when none runs (false: a service manager does)
 	WebURL             string        // public base URL of the web page (default http://WebAddr)
 	IncusProject       string        // every instance lives in this Incus project
 	AdminKey           string        // public key file registered as admin on first start
@@ -59,6 +60,7 @@ func Defaults() Config {
 		MetricsAddr:        "127.0.0.1:8081",
 		ProxyAddr:          ":8000",
 		ProxyMaxConnsPerIP: proxy.DefaultMaxConnsPerIP,
+		StartProxy:         true,
 		IncusProject:       "slipway",
 		BaseDomain:         "localhost",
 		MaxParallel:        channels.DefaultMaxParallel,

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/slipway-dev/slipway/channels/applog"
 	"log/slog"
 	"net"
 	"net/http"
@@ -16,9 +15,11 @@ import (
 	"github.com/robfig/cron/v3"
 
 	"github.com/slipway-dev/slipway/channels"
+	"github.com/slipway-dev/slipway/channels/applog"
 	"github.com/slipway-dev/slipway/channels/container"
-	"github.com/slipway-dev/slipway/channels/proxy"
 	"github.com/slipway-dev/slipway/channels/router"
+	"github.com/slipway-dev/slipway/daemon/frontproxy"
+	"github.com/slipway-dev/slipway/daemon/version"
 	"github.com/slipway-dev/slipway/hooks"
 	"github.com/slipway-dev/slipway/store"
 	"github.com/slipway-dev/slipway/web"
@@ -31,14 +32,15 @@ type Daemon struct {
 	store   *store.Store
 	runtime *container.Incus
 	appLogs *applog.Store
-	proxy   *proxy.Proxy
+	proxy   *frontproxy.Keeper
 	engine  *channels.Engine
 	ssh     *hooks.Server
 
-	cron    *cron.Cron
-	servers []*http.Server
-	addrs   map[string]string
-	wg      sync.WaitGroup
+	cron       *cron.Cron
+	servers    []*http.Server
+	stopKeeper context.CancelFunc
+	addrs      map[string]string
+	wg         sync.WaitGroup
 }
 
 // The engine finds volume support by asking its runtime; make sure the Incus
@@ -90,15 +92,18 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Daemon, error) 
 		st.Close()
 		return nil, err
 	}
-	d.proxy = proxy.New(logger)
-	d.proxy.MaxConnsPerIP = cfg.ProxyMaxConnsPerIP
-	// In process for now; the proxy's own process (daemon/frontproxy) drives
-	// the same table over a socket.
-	routes, err := router.Open(d.proxy, d.runtime.Dial, "")
+	// The proxy runs in a process of its own, so traffic does not wait on
+	// this one: find it, or start it.
+	d.proxy = frontproxy.NewKeeper(cfg.Binary, frontproxy.Config{
+		Addr: cfg.ProxyAddr, Dir: frontproxy.DirIn(cfg.DataDir), Project: cfg.IncusProject,
+		Version: version.Get().String(), MaxConnsPerIP: cfg.ProxyMaxConnsPerIP,
+	}, cfg.StartProxy, logger)
+	hello, err := d.proxy.Ensure(ctx)
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
+	d.addrs["proxy"] = hello.Addr
 	d.engine = channels.NewEngine(channels.Config{
 		ReposDir:     cfg.reposDir(),
 		BaseDomain:   cfg.BaseDomain,
@@ -113,7 +118,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Daemon, error) 
 			KeepWeekly: cfg.BackupKeepWeekly,
 			Schedule:   cfg.BackupSchedule,
 		},
-	}, st, d.runtime, routes, logger)
+	}, st, d.runtime, d.proxy.Client(), logger)
 	if err := d.engine.Recover(ctx); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("recover state: %w", err)
@@ -138,9 +143,7 @@ func (d *Daemon) Start() error {
 		return err
 	}
 	d.addrs["ssh"] = d.ssh.Addr()
-	if err := d.serveProxy(d.cfg.ProxyAddr); err != nil {
-		return err
-	}
+	d.keepProxy()
 	if err := d.serveHTTP("web", d.cfg.WebAddr, d.webHandler()); err != nil {
 		return err
 	}
@@ -158,22 +161,22 @@ func (d *Daemon) Start() error {
 	return nil
 }
 
-// serveProxy serves the proxy with its own Serve, which hands what it does not take
-// itself to net/http with the same timeouts as serveHTTP.
-func (d *Daemon) serveProxy(addr string) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("listen for proxy on %s: %w", addr, err)
-	}
-	d.addrs["proxy"] = ln.Addr().String()
+// keepProxy starts the proxy again whenever it dies, and then puts its
+// routes right: it serves from its state file, but that may be gone.
+func (d *Daemon) keepProxy() {
+	ctx, cancel := context.WithCancel(context.Background())
+	d.stopKeeper = cancel
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
-		if err := d.proxy.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			d.log.Error("Proxy stopped", "err", err)
-		}
+		d.proxy.Keep(ctx, func(ctx context.Context, hello router.Hello) {
+			if err := d.engine.SyncRoutes(ctx); err != nil {
+				d.log.Error("Could not give the proxy its routes again", "err", err)
+				return
+			}
+			d.log.Info("The proxy serves again, with every route", "pid", hello.PID, "addr", hello.Addr)
+		})
 	}()
-	return nil
 }
 
 func (d *Daemon) serveHTTP(name, addr string, h http.Handler) error {
@@ -198,12 +201,12 @@ func (d *Daemon) serveHTTP(name, addr string, h http.Handler) error {
 func (d *Daemon) Addr(name string) string { return d.addrs[name] }
 
 // Shutdown stops taking work, lets HTTP requests finish, cancels running
-// operations (they roll back) and closes the store.
+// operations (they roll back) and closes the store. The proxy keeps serving.
 func (d *Daemon) Shutdown(ctx context.Context) error {
 	d.stopCron()
 	d.ssh.Close()
-	if err := d.proxy.Shutdown(ctx); err != nil {
-		d.proxy.Close() // cut the requests that did not finish in time
+	if d.stopKeeper != nil {
+		d.stopKeeper()
 	}
 	for _, srv := range d.servers {
 		srv.Shutdown(ctx)

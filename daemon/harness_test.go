@@ -20,6 +20,7 @@ import (
 
 	"github.com/slipway-dev/slipway/channels/container"
 	"github.com/slipway-dev/slipway/daemon/daemontest"
+	"github.com/slipway-dev/slipway/daemon/frontproxy"
 )
 
 // The integration tests run the real slipway binary against the real incusd,
@@ -80,6 +81,7 @@ type slipwayd struct {
 	addrs   map[string]string
 	log     daemontest.LogBuffer // every start's log, in order
 	env     []string             // extra environment for the daemon
+	bin     string               // the slipway binary it runs, if not the shared one
 }
 
 func startDaemon(t *testing.T, env ...string) *slipwayd {
@@ -90,6 +92,7 @@ func startDaemon(t *testing.T, env ...string) *slipwayd {
 	d.key = filepath.Join(dir, "admin_key")
 	run(t, dir, nil, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", d.key)
 	t.Cleanup(d.cleanupProject)
+	t.Cleanup(d.stopProxy) // after the daemon's last stop: the proxy outlives it
 	d.start()
 	return d
 }
@@ -98,8 +101,12 @@ func startDaemon(t *testing.T, env ...string) *slipwayd {
 func (d *slipwayd) start() {
 	t := d.t
 	t.Helper()
+	bin := slipwayBin
+	if d.bin != "" {
+		bin = d.bin
+	}
 	proc, err := daemontest.Start(context.Background(), daemontest.Options{
-		Binary: slipwayBin, Data: d.data, Project: d.project, AdminKey: d.key + ".pub",
+		Binary: bin, Data: d.data, Project: d.project, AdminKey: d.key + ".pub",
 		Env:   append(append(os.Environ(), "SLIPWAY_MAX_PARALLEL=4"), d.env...),
 		Flags: []string{"--log-level", "debug"},
 		Log:   &d.log,
@@ -120,6 +127,18 @@ func (d *slipwayd) start() {
 func (d *slipwayd) stop(sig syscall.Signal) {
 	if d.proc != nil {
 		d.proc.Stop(sig, 60*time.Second)
+	}
+}
+
+// stopProxy stops the proxy process the daemon started, and says what it
+// logged when the test failed.
+func (d *slipwayd) stopProxy() {
+	if err := daemontest.StopProxy(d.data, 30*time.Second); err != nil {
+		d.t.Logf("stop the proxy: %v", err)
+	}
+	if d.t.Failed() {
+		log, _ := os.ReadFile(frontproxy.PathsIn(frontproxy.DirIn(d.data)).Log)
+		d.t.Logf("proxy log:\n%s", log)
 	}
 }
 

@@ -41,19 +41,28 @@ func (d *Daemon) metricsHandler() http.Handler {
 			fmt.Fprintf(b, "slipway_operation_duration_seconds_count{type=%q} %d\n", t, h.Count)
 		}
 
-		st := d.proxy.Stats()
-		fmt.Fprintln(b, "# HELP slipway_proxy_requests_total Requests the front proxy received.")
-		fmt.Fprintln(b, "# TYPE slipway_proxy_requests_total counter")
-		fmt.Fprintf(b, "slipway_proxy_requests_total %d\n", st.Requests)
-		fmt.Fprintln(b, "# HELP slipway_proxy_upstream_errors_total Requests that failed reaching an instance.")
-		fmt.Fprintln(b, "# TYPE slipway_proxy_upstream_errors_total counter")
-		fmt.Fprintf(b, "slipway_proxy_upstream_errors_total %d\n", st.UpstreamErrors)
-		fmt.Fprintln(b, "# HELP slipway_proxy_client_errors_total Requests refused for the client's fault: a malformed or too slow body.")
-		fmt.Fprintln(b, "# TYPE slipway_proxy_client_errors_total counter")
-		fmt.Fprintf(b, "slipway_proxy_client_errors_total %d\n", st.ClientErrors)
-		fmt.Fprintln(b, "# HELP slipway_proxy_refused_connections_total Client connections closed at once: their address had as many open as --proxy-max-conns-per-ip.")
-		fmt.Fprintln(b, "# TYPE slipway_proxy_refused_connections_total counter")
-		fmt.Fprintf(b, "slipway_proxy_refused_connections_total %d\n", st.RefusedConns)
+		st, err := d.proxy.Client().Stats(r.Context())
+		up := 1
+		if err != nil {
+			up = 0
+		}
+		fmt.Fprintln(b, "# HELP slipway_proxy_up Whether the proxy process answers the daemon (its counters below are since it started).")
+		fmt.Fprintln(b, "# TYPE slipway_proxy_up gauge")
+		fmt.Fprintf(b, "slipway_proxy_up %d\n", up)
+		if err == nil {
+			fmt.Fprintln(b, "# HELP slipway_proxy_requests_total Requests the front proxy received.")
+			fmt.Fprintln(b, "# TYPE slipway_proxy_requests_total counter")
+			fmt.Fprintf(b, "slipway_proxy_requests_total %d\n", st.Requests)
+			fmt.Fprintln(b, "# HELP slipway_proxy_upstream_errors_total Requests that failed reaching an instance.")
+			fmt.Fprintln(b, "# TYPE slipway_proxy_upstream_errors_total counter")
+			fmt.Fprintf(b, "slipway_proxy_upstream_errors_total %d\n", st.UpstreamErrors)
+			fmt.Fprintln(b, "# HELP slipway_proxy_client_errors_total Requests refused for the client's fault: a malformed or too slow body.")
+			fmt.Fprintln(b, "# TYPE slipway_proxy_client_errors_total counter")
+			fmt.Fprintf(b, "slipway_proxy_client_errors_total %d\n", st.ClientErrors)
+			fmt.Fprintln(b, "# HELP slipway_proxy_refused_connections_total Client connections closed at once: their address had as many open as --proxy-max-conns-per-ip.")
+			fmt.Fprintln(b, "# TYPE slipway_proxy_refused_connections_total counter")
+			fmt.Fprintf(b, "slipway_proxy_refused_connections_total %d\n", st.RefusedConns)
+		}
 
 		if left, err := d.store.Leftovers(r.Context()); err == nil {
 			fmt.Fprintln(b, "# HELP slipway_leftover_instances Old instances whose deletion after a swap failed; housekeeping retries them.")

@@ -8,6 +8,7 @@ package daemontest
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"github.com/slipway-dev/slipway/channels/container"
+	"github.com/slipway-dev/slipway/daemon/frontproxy"
 )
 
 // Options say how to run one daemon.
@@ -180,4 +182,48 @@ func Build(dir string) error {
 		}
 	}
 	return nil
+}
+
+// StopProxy stops the proxy process the daemon with data directory data
+// started (it outlives the daemon by design), found by its pid file and
+// checked to be that proxy before it is signalled.
+func StopProxy(data string, patience time.Duration) error {
+	pidFile := frontproxy.PathsIn(frontproxy.DirIn(data)).PID
+	pid, err := frontproxy.ReadPID(pidFile)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !isProxyOf(pid, data) {
+		return nil // gone, and its pid taken by another process
+	}
+	syscall.Kill(pid, syscall.SIGTERM)
+	deadline := time.Now().Add(patience)
+	for isProxyOf(pid, data) {
+		if time.Now().After(deadline) {
+			syscall.Kill(pid, syscall.SIGKILL)
+			deadline = time.Now().Add(patience)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return nil
+}
+
+// isProxyOf says whether pid is a live `slipway proxy --data data`.
+func isProxyOf(pid int, data string) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	if _, rest, ok := strings.Cut(string(stat), ") "); ok && strings.HasPrefix(rest, "Z") {
+		return false // a zombie serves nobody
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return false
+	}
+	args := strings.Split(string(cmdline), "\x00")
+	return len(args) > 1 && args[1] == "proxy" && strings.Contains(string(cmdline), "\x00"+data+"\x00")
 }

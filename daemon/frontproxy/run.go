@@ -25,10 +25,15 @@ import (
 // Config is what a proxy process runs with.
 type Config struct {
 	Addr    string // where it serves HTTP
-	Dir     string // its files: see Paths
+	Dir     string // its files (see Paths): DirIn(the data directory)
 	Project string // the Incus project whose instances it reaches
 	Version string // said in its Hello
+
+	MaxConnsPerIP int // client connections kept open from one address; 0: no cap
 }
+
+// DirIn is the proxy's directory in slipway's data directory.
+func DirIn(data string) string { return filepath.Join(data, "proxy") }
 
 // Paths are a proxy's files in its directory.
 type Paths struct{ Socket, State, PID, Log string }
@@ -66,6 +71,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	}
 	defer rt.Close()
 	px := proxy.New(logger)
+	px.MaxConnsPerIP = cfg.MaxConnsPerIP
 	table, err := router.Open(px, rt.Dial, paths.State)
 	if err != nil {
 		return err

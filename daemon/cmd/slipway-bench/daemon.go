@@ -21,6 +21,7 @@ import (
 
 	"github.com/slipway-dev/slipway/channels/container"
 	"github.com/slipway-dev/slipway/daemon/daemontest"
+	"github.com/slipway-dev/slipway/daemon/frontproxy"
 )
 
 // daemon is the slipway daemon under test: the real binary, started with its
@@ -74,6 +75,7 @@ func startDaemon(ctx context.Context, b *bench) (*daemon, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w; see %s", err, logPath)
 	}
+	b.onCleanup(func() { d.stopProxy() })
 	b.onCleanup(func() { d.stop(b) })
 	d.pid, d.ssh, d.proxy = d.proc.PID(), d.proc.Addrs["ssh"], d.proc.Addrs["proxy"]
 	b.log.Printf("daemon pid %d, project %s, ssh %s, proxy %s, data %s", d.pid, d.project, d.ssh, d.proxy, d.data)
@@ -92,6 +94,21 @@ func (d *daemon) stop(b *bench) {
 	}
 	status("stopping the daemon (pid %d)", d.pid)
 	d.proc.Stop(syscall.SIGTERM, 60*time.Second)
+}
+
+// proxyPID is the pid of the proxy process serving now (an upgrade or a
+// restart changes it).
+func (d *daemon) proxyPID() (int, error) {
+	return frontproxy.ReadPID(frontproxy.PathsIn(frontproxy.DirIn(d.data)).PID)
+}
+
+// stopProxy stops the proxy process the daemon started: it outlives the
+// daemon by design.
+func (d *daemon) stopProxy() {
+	status("stopping the daemon's proxy")
+	if err := daemontest.StopProxy(d.data, 30*time.Second); err != nil {
+		status("cleanup: %v", err)
+	}
 }
 
 func (d *daemon) deleteProject() {

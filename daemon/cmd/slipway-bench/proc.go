@@ -182,3 +182,18 @@ func loadAvg() string {
 	}
 	return strings.Join(f[:3], " ")
 }
+
+// treeCPU returns the CPU time root and every process below it have used
+// (nginx's master and its workers).
+func treeCPU(root int) (time.Duration, error) {
+	total, err := procCPU(root)
+	if err != nil {
+		return 0, err
+	}
+	for _, pid := range descendants(root) {
+		if t, err := procCPU(pid); err == nil {
+			total += t
+		}
+	}
+	return total, nil
+}

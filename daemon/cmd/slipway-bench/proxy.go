@@ -100,9 +100,15 @@ func (b *bench) proxyVsNginx(ctx context.Context) error {
 		if r%2 == 0 {
 			order = []string{"nginx", "slipway"}
 		}
-		rps := map[string]float64{}
+		rps, cpu := map[string]float64{}, map[string]float64{}
 		for _, name := range order {
-			cpu0, err := procCPU(b.d.pid)
+			pid := ngx.pid
+			if name == "slipway" {
+				if pid, err = b.d.proxyPID(); err != nil {
+					return err
+				}
+			}
+			cpu0, err := treeCPU(pid)
 			if err != nil {
 				return err
 			}
@@ -110,7 +116,7 @@ func (b *bench) proxyVsNginx(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			cpu1, err := procCPU(b.d.pid)
+			cpu1, err := treeCPU(pid)
 			if err != nil {
 				return err
 			}
@@ -118,13 +124,13 @@ func (b *bench) proxyVsNginx(ctx context.Context) error {
 				return fmt.Errorf("wrk through %s: %d errors or non-2xx responses of %d", name, res.errors, res.requests)
 			}
 			rps[name] = res.rps
-			if name == "slipway" {
-				perReq := float64((cpu1 - cpu0).Microseconds()) / float64(res.requests)
-				b.results.add("proxy_cpu_us_per_req", perReq)
-				b.log.Printf("round %d: slipway proxy %.0f req/s, %d requests, daemon CPU %s: %.1f µs/request", r, res.rps, res.requests, cpu1-cpu0, perReq)
-			} else {
-				b.log.Printf("round %d: nginx %.0f req/s, %d requests", r, res.rps, res.requests)
-			}
+			cpu[name] = float64((cpu1 - cpu0).Microseconds()) / float64(res.requests)
+			b.log.Printf("round %d: %s %.0f req/s, %d requests, CPU %s (pid %d and below): %.1f µs/request", r, name, res.rps, res.requests, cpu1-cpu0, pid, cpu[name])
+		}
+		b.results.add("proxy_cpu_us_per_req", cpu["slipway"])
+		b.results.add("nginx_cpu_us_per_req", cpu["nginx"])
+		if cpu["nginx"] > 0 {
+			b.results.add("proxy_cpu_vs_nginx", cpu["slipway"]/cpu["nginx"])
 		}
 		ratio := rps["slipway"] / rps["nginx"]
 		b.results.add("proxy_rps_vs_nginx", ratio)
@@ -168,8 +174,10 @@ func (b *bench) proxyVsNginx(ctx context.Context) error {
 		b.results.note("proxy_p99_vs_direct", "round %d: p99 direct %s, slipway %s, nginx %s (nginx ÷ direct %.2f×)", r,
 			p99["direct"].Round(time.Microsecond), p99["slipway"].Round(time.Microsecond), p99["nginx"].Round(time.Microsecond),
 			p99["nginx"].Seconds()/p99["direct"].Seconds())
-		if hwm, err := vmHWM(b.d.pid); err == nil {
-			b.log.Printf("round %d: daemon peak RSS so far %.1f MiB", r, mib(hwm))
+		if pid, err := b.d.proxyPID(); err == nil {
+			if hwm, err := vmHWM(pid); err == nil {
+				b.log.Printf("round %d: proxy peak RSS so far %.1f MiB", r, mib(hwm))
+			}
 		}
 		status("  round %d: req/s slipway %.0f nginx %.0f (%.2f×); p99 direct %s slipway %s nginx %s", r, rps["slipway"], rps["nginx"], ratio,
 			p99["direct"].Round(time.Microsecond), p99["slipway"].Round(time.Microsecond), p99["nginx"].Round(time.Microsecond))

@@ -30,6 +30,8 @@ func main() {
 	switch os.Args[1] {
 	case "serve":
 		os.Exit(serve(os.Args[2:]))
+	case "proxy":
+		os.Exit(proxyCmd(os.Args[2:]))
 	case "setup":
 		os.Exit(runSetup("setup", setup.Run, os.Args[2:]))
 	case "image":
@@ -51,7 +53,12 @@ func main() {
 
 func usage() {
 	fmt.Fprintln(os.Stderr, `usage: slipway COMMAND [flags]
-  serve   run the daemon (slipway serve -h for flags)
+  serve   run the daemon (slipway serve -h for flags); it starts the proxy if none runs
+  proxy   run the front proxy apps are served on, alone (slipway proxy -h for flags)
+  proxy upgrade
+          hand the proxy's sockets to the slipway binary installed now: no request lost
+  proxy status
+          say which proxy runs, where, and how many hosts it routes
   setup   make this host ready: Incus, storage pool, base image (--debian: the Debian one too)
   image   rebuild the busybox base image and re-import it if it changed
   image build busybox|debian [flags]
@@ -87,6 +94,17 @@ func (e *envFlags) int(p *int, name, usage string) {
 	e.fs.IntVar(p, name, *p, usage+" ($"+envName(name)+")")
 }
 
+func (e *envFlags) bool(p *bool, name, usage string) {
+	if v, ok := os.LookupEnv(envName(name)); ok {
+		b, err := strconv.ParseBool(v)
+		if err != nil && e.err == nil {
+			e.err = fmt.Errorf("$%s: %q is not true or false", envName(name), v)
+		}
+		*p = b
+	}
+	e.fs.BoolVar(p, name, *p, usage+" ($"+envName(name)+")")
+}
+
 func (e *envFlags) duration(p *time.Duration, name, usage string) {
 	if v, ok := os.LookupEnv(envName(name)); ok {
 		d, err := time.ParseDuration(v)
@@ -108,6 +126,7 @@ func serve(args []string) int {
 	ef.str(&cfg.MetricsAddr, "metrics-addr", "Prometheus /metrics address, or off")
 	ef.str(&cfg.ProxyAddr, "proxy-addr", "front HTTP proxy address apps are served on")
 	ef.int(&cfg.ProxyMaxConnsPerIP, "proxy-max-conns-per-ip", "client connections the proxy keeps open from one address, or 0 for no cap")
+	ef.bool(&cfg.StartProxy, "start-proxy", "start the proxy process when none runs (false under a service manager that runs slipway proxy)")
 	ef.str(&cfg.WebURL, "web-url", "public base URL of the web page (default http://<web-addr>)")
 	ef.str(&cfg.IncusProject, "incus-project", "Incus project for instances")
 	ef.str(&cfg.AdminKey, "admin-key", "public key file registered as the first admin")

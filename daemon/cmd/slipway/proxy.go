@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/slipway-dev/slipway/channels/router"
+	"github.com/slipway-dev/slipway/daemon"
+	"github.com/slipway-dev/slipway/daemon/frontproxy"
+	"github.com/slipway-dev/slipway/daemon/version"
+)
+
+// proxyCmd is `slipway proxy`: the front proxy alone, and its upgrade and
+// status. `slipway serve` starts it when it is not running; under systemd
+// its own unit does.
+func proxyCmd(args []string) int {
+	if len(args) > 0 && (args[0] == "upgrade" || args[0] == "status") {
+		return proxyControl(args[0], args[1:])
+	}
+	defaults := daemon.Defaults()
+	fs := flag.NewFlagSet("proxy", flag.ContinueOnError)
+	ef := &envFlags{fs: fs}
+	data := defaults.DataDir
+	cfg := frontproxy.Config{Addr: defaults.ProxyAddr, Project: defaults.IncusProject, MaxConnsPerIP: defaults.ProxyMaxConnsPerIP,
+		Version: version.Get().String()}
+	ef.str(&data, "data", "slipway's data directory; the proxy's files are in its proxy/")
+	ef.str(&cfg.Addr, "proxy-addr", "address apps are served on")
+	ef.str(&cfg.Project, "incus-project", "Incus project of the instances it routes to")
+	ef.int(&cfg.MaxConnsPerIP, "proxy-max-conns-per-ip", "client connections kept open from one address, or 0 for no cap")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if ef.err != nil || fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "slipway proxy: %s\n", firstOf(ef.err, fs.Args()))
+		return 2
+	}
+	cfg.Dir = frontproxy.DirIn(data)
+	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := frontproxy.Run(ctx, cfg, logger); err != nil {
+		fmt.Fprintf(os.Stderr, "slipway proxy: %s\n", err)
+		return 1
+	}
+	return 0
+}
+
+// proxyControl is `slipway proxy upgrade|status`, said to the running proxy
+// over its control socket.
+func proxyControl(what string, args []string) int {
+	fs := flag.NewFlagSet("proxy "+what, flag.ContinueOnError)
+	ef := &envFlags{fs: fs}
+	data := daemon.Defaults().DataDir
+	ef.str(&data, "data", "slipway's data directory")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if ef.err != nil || fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "slipway proxy %s: %s\n", what, firstOf(ef.err, fs.Args()))
+		return 2
+	}
+	client := router.NewClient(frontproxy.PathsIn(frontproxy.DirIn(data)).Socket)
+	ctx := context.Background()
+	before, err := client.Hello(ctx)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "slipway proxy %s: %s\n", what, err)
+		return 1
+	}
+	if what == "status" {
+		routes, err := client.Routes(ctx)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "slipway proxy status: %s\n", err)
+			return 1
+		}
+		fmt.Printf("the proxy serves on %s: pid %d, %s, %d hosts\n", before.Addr, before.PID, before.Version, len(routes))
+		return 0
+	}
+	start := time.Now()
+	if err := client.Upgrade(ctx); err != nil {
+		fmt.Fprintf(os.Stderr, "slipway proxy upgrade: %s\n", err)
+		return 1
+	}
+	after, err := client.Hello(ctx)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "slipway proxy upgrade: the new proxy does not answer: %s\n", err)
+		return 1
+	}
+	fmt.Printf("the proxy on %s is now pid %d (%s), in %.2f s; pid %d finishes its requests in flight and exits\n",
+		after.Addr, after.PID, after.Version, time.Since(start).Seconds(), before.PID)
+	return 0
+}
+
+// firstOf is the error, or the first unexpected argument.
+func firstOf(err error, rest []string) string {
+	if err != nil {
+		return err.Error()
+	}
+	return fmt.Sprintf("unexpected argument %q", rest[0])
+}

@@ -36,6 +36,7 @@ type daemon struct {
 	ssh     string // host:port of its SSH server
 	proxy   string // host:port of its front proxy
 	client  *http.Client
+	opts    daemontest.Options // how it was started, for restarts
 }
 
 // runtime connects to the daemon's Incus project with the supervisor the
@@ -67,11 +68,12 @@ func startDaemon(ctx context.Context, b *bench) (*daemon, error) {
 		return nil, err
 	}
 	b.onCleanup(func() { logf.Close() })
-	d.proc, err = daemontest.Start(ctx, daemontest.Options{
+	d.opts = daemontest.Options{
 		Binary: b.cfg.Slipway, Data: d.data, Project: d.project, AdminKey: d.key + ".pub", Env: cleanEnv(),
 		Flags: []string{"--max-parallel", strconv.Itoa(b.cfg.MaxParallel), "--log-level", "info"},
 		Log:   logf,
-	})
+	}
+	d.proc, err = daemontest.Start(ctx, d.opts)
 	if err != nil {
 		return nil, fmt.Errorf("%w; see %s", err, logPath)
 	}
@@ -86,6 +88,23 @@ func startDaemon(ctx context.Context, b *bench) (*daemon, error) {
 }
 
 func (d *daemon) alive() bool { return d.proc.Alive() }
+
+// restart stops the daemon with sig (SIGKILL: a crash) and starts it again
+// on the same data, project and SSH port; the proxy must not have moved.
+func (d *daemon) restart(ctx context.Context, sig syscall.Signal) error {
+	d.proc.Stop(sig, 60*time.Second)
+	opts := d.opts
+	opts.Flags = append(append([]string{}, opts.Flags...), "--ssh-addr", d.ssh)
+	proc, err := daemontest.Start(ctx, opts)
+	if err != nil {
+		return fmt.Errorf("restart the daemon: %w", err)
+	}
+	d.proc, d.pid = proc, proc.PID()
+	if proc.Addrs["proxy"] != d.proxy {
+		return fmt.Errorf("the restarted daemon's proxy is on %s, not %s", proc.Addrs["proxy"], d.proxy)
+	}
+	return nil
+}
 
 // stop sends SIGTERM to the daemon and waits; SIGKILL after 60 s.
 func (d *daemon) stop(b *bench) {

@@ -46,7 +46,7 @@ func (c config) runs(item string) bool {
 	return false
 }
 
-var items = []string{"live", "rollback", "load", "proxy", "bigpush", "parallel", "apps"}
+var items = []string{"live", "rollback", "load", "resilience", "proxy", "bigpush", "parallel", "apps"}
 
 func main() {
 	if len(os.Args) == 4 && os.Args[1] == "backend" {
@@ -217,6 +217,7 @@ func (b *bench) runAll(ctx context.Context) error {
 		{"live", b.pushToLive},
 		{"rollback", b.rollback},
 		{"load", b.failedRequests},
+		{"resilience", b.resilience},
 		{"parallel", b.parallel},
 		// Before the proxy: its peak RSS is measured from the daemon's RSS
 		// at the start of the push, which a proxy under load raises.

@@ -32,6 +32,8 @@ var metrics = []metric{
 	{"rollback_s", "rollback (pin a commit deployed before)", "s", "≤ 0.25 s", 0.25, true, 2},
 	{"pin_returns_after_live_s", "ssh pin returns after the commit serves", "s", "≤ 0.1 s", 0.1, true, 2},
 	{"failed_requests", "failed requests per deploy, under load", "", "0", 0, true, 0},
+	{"resilience_failed_requests", "failed requests per daemon kill or restart, or proxy upgrade", "", "0", 0, true, 0},
+	{"proxy_kill_gap_s", "gap after kill -9 of the proxy (to its last failed request)", "s", "≤ 1.0 s", 1.0, true, 3},
 	{"proxy_rps_vs_nginx", "proxy req/s ÷ nginx req/s", "×", "≥ 0.9×", 0.9, false, 2},
 	{"proxy_p99_vs_direct", "proxy p99 ÷ direct p99 at fixed rate", "×", "≤ 1.2×", 1.2, true, 2},
 	{"proxy_cpu_us_per_req", "proxy CPU per request", "µs", "", 0, true, 1},
@@ -109,7 +111,7 @@ func round(v float64, digits int) float64 {
 // in every run, so their max is what is checked.
 func (m metric) met(s summary) bool {
 	v := s.Median
-	if m.key == "failed_requests" {
+	if m.key == "failed_requests" || m.key == "resilience_failed_requests" {
 		v = s.Max
 	}
 	if m.atMost {

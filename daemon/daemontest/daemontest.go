@@ -213,12 +213,8 @@ func StopProxy(data string, patience time.Duration) error {
 
 // isProxyOf says whether pid is a live `slipway proxy --data data`.
 func isProxyOf(pid int, data string) bool {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
+	if !frontproxy.Running(pid) {
 		return false
-	}
-	if _, rest, ok := strings.Cut(string(stat), ") "); ok && strings.HasPrefix(rest, "Z") {
-		return false // a zombie serves nobody
 	}
 	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 	if err != nil {

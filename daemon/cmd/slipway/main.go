@@ -59,6 +59,8 @@ func usage() {
           hand the proxy's sockets to the slipway binary installed now: no request lost
   proxy status
           say which proxy runs, where, and how many hosts it routes
+  proxy stop
+          stop the proxy (slipway serve leaves it running when it exits)
   setup   make this host ready: Incus, storage pool, base image (--debian: the Debian one too)
   image   rebuild the busybox base image and re-import it if it changed
   image build busybox|debian [flags]

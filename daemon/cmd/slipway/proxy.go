@@ -20,7 +20,7 @@ import (
 // status. `slipway serve` starts it when it is not running; under systemd
 // its own unit does.
 func proxyCmd(args []string) int {
-	if len(args) > 0 && (args[0] == "upgrade" || args[0] == "status") {
+	if len(args) > 0 && (args[0] == "upgrade" || args[0] == "status" || args[0] == "stop") {
 		return proxyControl(args[0], args[1:])
 	}
 	defaults := daemon.Defaults()
@@ -51,7 +51,7 @@ func proxyCmd(args []string) int {
 	return 0
 }
 
-// proxyControl is `slipway proxy upgrade|status`, said to the running proxy
+// proxyControl is `slipway proxy upgrade|status|stop`, said to the running proxy
 // over its control socket.
 func proxyControl(what string, args []string) int {
 	fs := flag.NewFlagSet("proxy "+what, flag.ContinueOnError)
@@ -81,6 +81,9 @@ func proxyControl(what string, args []string) int {
 		fmt.Printf("the proxy serves on %s: pid %d, %s, %d hosts\n", before.Addr, before.PID, before.Version, len(routes))
 		return 0
 	}
+	if what == "stop" {
+		return stopProxy(client, before)
+	}
 	start := time.Now()
 	if err := client.Upgrade(ctx); err != nil {
 		fmt.Fprintf(os.Stderr, "slipway proxy upgrade: %s\n", err)
@@ -102,4 +105,21 @@ func firstOf(err error, rest []string) string {
 		return err.Error()
 	}
 	return fmt.Sprintf("unexpected argument %q", rest[0])
+}
+
+// stopProxy stops the proxy that said hello, by the pid it gave, and waits
+// until it has finished its requests in flight and gone.
+func stopProxy(client *router.Client, hello router.Hello) int {
+	if err := syscall.Kill(hello.PID, syscall.SIGTERM); err != nil {
+		fmt.Fprintf(os.Stderr, "slipway proxy stop: pid %d: %s\n", hello.PID, err)
+		return 1
+	}
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if !frontproxy.Running(hello.PID) {
+			fmt.Printf("the proxy on %s (pid %d) stopped: apps are not served until slipway serve or slipway proxy starts it again\n", hello.Addr, hello.PID)
+			return 0
+		}
+	}
+	fmt.Fprintf(os.Stderr, "slipway proxy stop: pid %d still runs a minute after SIGTERM\n", hello.PID)
+	return 1
 }

@@ -197,3 +197,26 @@ func treeCPU(root int) (time.Duration, error) {
 	}
 	return total, nil
 }
+
+// treeSyscalls returns the read and write system calls root and every
+// process below it have made (/proc/PID/io's syscr and syscw): what a proxy
+// costs per request beyond its own code.
+func treeSyscalls(root int) (reads, writes int64) {
+	for _, pid := range append([]int{root}, descendants(root)...) {
+		data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/io")
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			k, v, _ := strings.Cut(line, ": ")
+			n, _ := strconv.ParseInt(v, 10, 64)
+			switch k {
+			case "syscr":
+				reads += n
+			case "syscw":
+				writes += n
+			}
+		}
+	}
+	return reads, writes
+}

@@ -112,7 +112,9 @@ func (b *bench) proxyVsNginx(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
+			r0, w0 := treeSyscalls(pid)
 			res, err := runWrk(ctx, targets[name], wrkDuration)
+			r1, w1 := treeSyscalls(pid)
 			if err != nil {
 				return err
 			}
@@ -125,7 +127,8 @@ func (b *bench) proxyVsNginx(ctx context.Context) error {
 			}
 			rps[name] = res.rps
 			cpu[name] = float64((cpu1 - cpu0).Microseconds()) / float64(res.requests)
-			b.log.Printf("round %d: %s %.0f req/s, %d requests, CPU %s (pid %d and below): %.1f µs/request", r, name, res.rps, res.requests, cpu1-cpu0, pid, cpu[name])
+			b.log.Printf("round %d: %s %.0f req/s, %d requests, CPU %s (pid %d and below): %.1f µs/request, %.2f reads and %.2f writes per request", r, name, res.rps, res.requests, cpu1-cpu0, pid, cpu[name],
+				float64(r1-r0)/float64(res.requests), float64(w1-w0)/float64(res.requests))
 		}
 		b.results.add("proxy_cpu_us_per_req", cpu["slipway"])
 		b.results.add("nginx_cpu_us_per_req", cpu["nginx"])

@@ -50,6 +50,9 @@ func Restore(ctx context.Context, archive, dataDir string, l Layout) (Report, er
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return r, err
 	}
+	if err := os.Chmod(dataDir, 0o700); err != nil {
+		return r, err
+	}
 	staging, err := os.MkdirTemp(dataDir, ".restore-")
 	if err != nil {
 		return r, err
@@ -75,7 +78,7 @@ func checkSidecar(archive string) (bool, error) {
 	data, err := os.ReadFile(archive + SidecarSuffix)
 	if errors.Is(err, fs.ErrNotExist) {
 		if _, err := os.Stat(archive); err != nil {
-			return false, err
+			return false, fmt.Errorf("cannot read the archive: %w", err)
 		}
 		return false, nil
 	}

@@ -140,8 +140,9 @@ func ownerOnly(dir string) error {
 }
 
 // readStore opens the restored store (which migrates it to this slipway's
-// schema and proves the sealing key opens it), lists its installations and
-// forgets the old host's rollback images.
+// schema and proves the sealing key opens it), lists its installations,
+// ends what ran when the copy was taken and forgets the old host's rollback
+// images.
 func (r *Report) readStore(ctx context.Context, path string) error {
 	st, err := store.Open(path)
 	if err != nil {
@@ -158,6 +159,15 @@ func (r *Report) readStore(ctx context.Context, path string) error {
 			line += " at " + in.Commit[:min(12, len(in.Commit))]
 		}
 		r.Installations = append(r.Installations, line)
+	}
+	// The copy was taken while the system backup's own operation ran (and
+	// maybe others): they ran on the old host and will not end here.
+	const why = "running when the system backup was taken; restored from it on a new host"
+	if _, err := st.InterruptOperations(ctx, why); err != nil {
+		return err
+	}
+	if _, err := st.InterruptBackups(ctx, why); err != nil {
+		return err
 	}
 	r.ImagesForgotten, err = st.ForgetAllKeptImages(ctx)
 	return err

@@ -65,6 +65,12 @@ func TestSystemBackupRestoresOntoANewHost(t *testing.T) {
 	if side, err := os.ReadFile(archive + ".sha256"); err != nil || !strings.HasPrefix(string(side), list[0].SHA256+"  ") {
 		t.Fatalf("sidecar: %q %v", side, err)
 	}
+	if out := d.mustSSH("backup", "verify", "--system", fmt.Sprint(list[0].ID)); !strings.Contains(out, "Verified") {
+		t.Fatalf("backup verify --system:\n%s", out)
+	}
+	if out := d.mustSSH("backup", "purge", "--system"); !strings.Contains(out, "Kept 1 backup, removed 0") {
+		t.Fatalf("backup purge --system:\n%s", out)
+	}
 	oldKey := d.hostKey()
 	d.stop(syscall.SIGTERM)
 

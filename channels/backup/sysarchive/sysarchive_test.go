@@ -147,3 +147,46 @@ func TestDamagedArchiveIsRefused(t *testing.T) {
 		t.Fatal("restore of a damaged archive without a sidecar succeeded")
 	}
 }
+
+// TestPushesDuringWrite: a repository pushed to while the archive is written
+// comes back as one of the states it went through, and the push is not held up.
+func TestPushesDuringWrite(t *testing.T) {
+	src, st := dataDir(t)
+	bare := filepath.Join(src, "repos", "shop.git")
+	work := t.TempDir()
+	gitIn(t, work, "clone", "-q", bare, ".")
+	heads := map[string]bool{strings.TrimSpace(gitIn(t, bare, "rev-parse", "main")): true}
+	done := make(chan struct{})
+	pushed := make(chan []string)
+	go func() {
+		var list []string
+		for i := 0; ; i++ {
+			select {
+			case <-done:
+				pushed <- list
+				return
+			default:
+			}
+			os.WriteFile(filepath.Join(work, "f"), []byte(strings.Repeat("x", i)), 0o644)
+			// Not gitIn: t.Fatal belongs to the test's goroutine.
+			out, err := exec.Command("sh", "-c", "cd "+work+" && git -c user.name=T -c user.email=t@x.invalid commit -qam c && git push -q origin main && git rev-parse HEAD").Output()
+			if err == nil {
+				list = append(list, strings.TrimSpace(string(out)))
+			}
+		}
+	}()
+	archive, sum := writeArchiveOf(t, src, st)
+	close(done)
+	for _, h := range <-pushed {
+		heads[h] = true
+	}
+	dst := filepath.Join(t.TempDir(), "data")
+	WriteSidecar(archive, sum.SHA256)
+	if _, err := Restore(context.Background(), archive, dst, layout); err != nil {
+		t.Fatal(err)
+	}
+	got := strings.TrimSpace(gitIn(t, filepath.Join(dst, "repos", "shop.git"), "rev-parse", "main"))
+	if !heads[got] {
+		t.Fatalf("restored main %s is none of the %d pushed states", got, len(heads))
+	}
+}

@@ -30,6 +30,9 @@ func newBackups(cfg Config, st *store.Store, rt Runtime, logger *slog.Logger) *b
 	if bc.Dir == "" {
 		bc.Dir = filepath.Join(filepath.Dir(cfg.ReposDir), "backups")
 	}
+	if bc.DataDir == "" {
+		bc.DataDir = filepath.Dir(cfg.ReposDir)
+	}
 	if bc.ScratchImage == "" {
 		bc.ScratchImage = DefaultImage
 	}
@@ -69,6 +72,15 @@ func (e *Engine) BackupStore(ctx context.Context, user, origin string) (store.Op
 	})
 }
 
+// BackupSystem queues a backup of slipway itself: store, keys and
+// repositories in one archive.
+func (e *Engine) BackupSystem(ctx context.Context, user, origin string) (store.Operation, error) {
+	op := store.Operation{Type: "backup", User: user, Channel: "system"}
+	return e.submit(ctx, op, func(ctx context.Context, l *opLog) error {
+		return e.backups.BackUpSystem(ctx, l, origin)
+	})
+}
+
 // VerifyBackup queues a new verification of a backup: its file must still
 // match its recorded SHA-256 and restore to the same files.
 func (e *Engine) VerifyBackup(ctx context.Context, id int64, user string) (store.Operation, error) {
@@ -79,7 +91,7 @@ func (e *Engine) VerifyBackup(ctx context.Context, id int64, user string) (store
 	if b.State == store.BackupRunning {
 		return store.Operation{}, fmt.Errorf("backup %d is still being taken", id)
 	}
-	op := store.Operation{Type: "backup", User: user, Channel: "store"}
+	op := store.Operation{Type: "backup", User: user, Channel: b.Kind}
 	if b.Kind == store.BackupKindVolume {
 		op = store.Operation{Type: "backup", App: b.App, Environment: b.Environment, User: user}
 		if inst, err := e.store.InstallationByName(ctx, b.App, b.Environment); err == nil {
@@ -112,6 +124,14 @@ func (e *Engine) PurgeStore(ctx context.Context, user string) (store.Operation, 
 	})
 }
 
+// PurgeSystem queues the removal of system backups past retention.
+func (e *Engine) PurgeSystem(ctx context.Context, user string) (store.Operation, error) {
+	op := store.Operation{Type: "purge", User: user, Channel: "system"}
+	return e.submit(ctx, op, func(ctx context.Context, l *opLog) error {
+		return e.backups.PurgeSystem(ctx, l)
+	})
+}
+
 // Backups lists an installation's volume backups, newest first.
 func (e *Engine) Backups(ctx context.Context, app, env string) ([]store.Backup, error) {
 	if _, err := e.installation(ctx, app, env); err != nil {
@@ -123,6 +143,11 @@ func (e *Engine) Backups(ctx context.Context, app, env string) ([]store.Backup, 
 // StoreBackups lists the store's backups, newest first.
 func (e *Engine) StoreBackups(ctx context.Context) ([]store.Backup, error) {
 	return e.store.Backups(ctx, store.BackupFilter{Kind: store.BackupKindStore})
+}
+
+// SystemBackups lists the backups of slipway itself, newest first.
+func (e *Engine) SystemBackups(ctx context.Context) ([]store.Backup, error) {
+	return e.store.Backups(ctx, store.BackupFilter{Kind: store.BackupKindSystem})
 }
 
 // BackupPath is where a backup's file is.

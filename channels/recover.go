@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+
+	"github.com/slipway-dev/slipway/channels/runtime"
+	"github.com/slipway-dev/slipway/store"
 )
 
 // Recover brings the daemon back to what the store says after a start or a
@@ -59,13 +62,31 @@ func (e *Engine) Recover(ctx context.Context) error {
 	if _, err := e.DeleteLeftovers(ctx); err != nil {
 		e.log.Warn("Delete leftover instances", "err", err)
 	}
-	e.restartStopped(ctx, stopped)
+	e.restartStopped(ctx, append(stopped, missingInstances(insts, instances)...))
 	e.startCollector()
 	return nil
 }
 
+// missingInstances returns the installations whose serving instance is gone:
+// deleted by hand, or never on this host (a system backup restored onto a
+// new one; see sysarchive). A restart makes it again from the commit the
+// installation serves, as for a stopped one.
+func missingInstances(insts []store.Installation, instances []runtime.Instance) []string {
+	present := map[string]bool{}
+	for _, in := range instances {
+		present[in.Name] = true
+	}
+	var missing []string
+	for _, inst := range insts {
+		if inst.Instance != "" && inst.Commit != "" && !present[inst.Instance] {
+			missing = append(missing, strconv.FormatInt(inst.ID, 10))
+		}
+	}
+	return missing
+}
+
 // restartStopped restarts the installations whose serving instance was found
-// stopped (after a host reboot). The supervisor in an instance keeps the
+// stopped (after a host reboot) or missing. The supervisor in an instance keeps the
 // app's processes and environment in memory only (it holds secrets), so a
 // stopped instance cannot simply be started again: a restart operation makes
 // a fresh one of the same commit, from its kept image when there is one.
@@ -76,7 +97,7 @@ func (e *Engine) restartStopped(ctx context.Context, installations []string) {
 		if err != nil {
 			continue
 		}
-		e.log.Info("Restarting installation whose instance is stopped", "installation", inst.Resource(), "instance", inst.Instance)
+		e.log.Info("Restarting installation whose instance is stopped or missing", "installation", inst.Resource(), "instance", inst.Instance)
 		if _, err := e.Restart(ctx, inst.App, inst.Environment, "slipway"); err != nil {
 			e.log.Warn("Restart installation", "installation", inst.Resource(), "err", err)
 		}

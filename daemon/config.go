@@ -13,8 +13,10 @@ import (
 	"github.com/robfig/cron/v3"
 
 	"github.com/slipway-dev/slipway/channels"
+	"github.com/slipway-dev/slipway/channels/backup/sysarchive"
 	"github.com/slipway-dev/slipway/channels/proxy"
 	"github.com/slipway-dev/slipway/hooks"
+	"github.com/slipway-dev/slipway/store"
 )
 
 // Config is the whole daemon configuration, filled from flags and SLIPWAY_*
@@ -44,11 +46,12 @@ type Config struct {
 	LogRetention   time.Duration    // how long logs of deprovisioned installations are kept
 	Now            func() time.Time // clock for schedules and reports; nil means time.Now
 
-	BackupDir           string // backup files (default DataDir/backups)
-	BackupSchedule      string // default cron spec (UTC) of backups of installations with volumes; "off": none
-	StoreBackupSchedule string // cron spec (UTC) of the store's own backup; "off": none
-	BackupKeepDaily     int    // keep the newest backup of each of the last N days
-	BackupKeepWeekly    int    // and of each of the last M weeks
+	BackupDir            string // backup files (default DataDir/backups)
+	BackupSchedule       string // default cron spec (UTC) of backups of installations with volumes; "off": none
+	StoreBackupSchedule  string // cron spec (UTC) of the store's own backup; "off": none
+	SystemBackupSchedule string // cron spec (UTC) of the backup of slipway itself (store, keys, repositories); "off": none
+	BackupKeepDaily      int    // keep the newest backup of each of the last N days
+	BackupKeepWeekly     int    // and of each of the last M weeks
 }
 
 // Defaults returns the configuration slipway runs with when nothing is set.
@@ -73,10 +76,11 @@ func Defaults() Config {
 		ReportSchedule: "5 0 * * 1", // Mondays 00:05 UTC: last week is complete
 		LogRetention:   90 * 24 * time.Hour,
 
-		BackupSchedule:      "30 2 * * *",
-		StoreBackupSchedule: "15 2 * * *",
-		BackupKeepDaily:     7,
-		BackupKeepWeekly:    4,
+		BackupSchedule:       "30 2 * * *",
+		StoreBackupSchedule:  "15 2 * * *",
+		SystemBackupSchedule: "45 2 * * *", // after the store's and the volumes' backups
+		BackupKeepDaily:      7,
+		BackupKeepWeekly:     4,
 	}
 }
 
@@ -117,7 +121,7 @@ func (c *Config) Validate() error {
 	if _, err := cron.ParseStandard(c.ReportSchedule); err != nil {
 		return fmt.Errorf("--report-schedule: %q is not a cron schedule: %v", c.ReportSchedule, err)
 	}
-	for _, s := range []struct{ flag, spec string }{{"--backup-schedule", c.BackupSchedule}, {"--store-backup-schedule", c.StoreBackupSchedule}} {
+	for _, s := range []struct{ flag, spec string }{{"--backup-schedule", c.BackupSchedule}, {"--store-backup-schedule", c.StoreBackupSchedule}, {"--system-backup-schedule", c.SystemBackupSchedule}} {
 		if s.spec == "" || s.spec == "off" {
 			continue
 		}
@@ -154,8 +158,17 @@ func (c *Config) webURL(bound string) string {
 	return "http://" + net.JoinHostPort(host, port)
 }
 
-func (c *Config) storePath() string  { return filepath.Join(c.DataDir, "slipway.db") }
-func (c *Config) reposDir() string   { return filepath.Join(c.DataDir, "repos") }
+func (c *Config) storePath() string { return filepath.Join(c.DataDir, SystemLayout().Store) }
+func (c *Config) reposDir() string  { return filepath.Join(c.DataDir, SystemLayout().Repos) }
+
+// SystemLayout is what a system backup archives of the data directory and
+// restore-system puts back: the store, the keys slipway keeps (the store's
+// sealing key beside it, the SSH host key) and the repositories. The rest is
+// made again at start (git hooks, supervisor, the proxy's state) or is not
+// slipway's to restore (app logs, backup files).
+func SystemLayout() sysarchive.Layout {
+	return sysarchive.Layout{Store: "slipway.db", Repos: "repos", Keys: []string{store.KeyFileName, hooks.HostKeyFile}}
+}
 func (c *Config) appLogsDir() string { return filepath.Join(c.DataDir, "applogs") }
 
 // supervisorDir is the directory instances mount the supervisor from; it

@@ -62,6 +62,11 @@ func (d *Daemon) scheduleBackups() error {
 			return fmt.Errorf("--store-backup-schedule %q: %w", spec, err)
 		}
 	}
+	if spec := d.cfg.SystemBackupSchedule; spec != "" && spec != "off" {
+		if _, err := d.cron.AddFunc(spec, d.backUpSystem); err != nil {
+			return fmt.Errorf("--system-backup-schedule %q: %w", spec, err)
+		}
+	}
 	last := d.now() // only the job below uses it, and never twice at once
 	_, err := d.cron.AddFunc("* * * * *", func() {
 		now := d.now()
@@ -72,6 +77,21 @@ func (d *Daemon) scheduleBackups() error {
 		}
 	})
 	return err
+}
+
+// backUpSystem queues the scheduled backup of slipway itself and a purge of
+// the system backups past retention.
+func (d *Daemon) backUpSystem() {
+	ctx := context.Background()
+	op, err := d.engine.BackupSystem(ctx, "slipway", store.OriginScheduled)
+	if err != nil {
+		d.log.Error("Scheduled system backup", "err", err)
+		return
+	}
+	if _, err := d.engine.PurgeSystem(ctx, "slipway"); err != nil {
+		d.log.Error("Purge of system backups", "err", err)
+	}
+	d.log.Info("System backup queued", "op", op.ID)
 }
 
 func (d *Daemon) stopCron() {

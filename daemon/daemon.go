@@ -117,6 +117,8 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Daemon, error) 
 			KeepDaily:  cfg.BackupKeepDaily,
 			KeepWeekly: cfg.BackupKeepWeekly,
 			Schedule:   cfg.BackupSchedule,
+			DataDir:    cfg.DataDir,
+			System:     SystemLayout(),
 		},
 	}, st, d.runtime, d.proxy.Client(), logger)
 	if err := d.engine.Recover(ctx); err != nil {

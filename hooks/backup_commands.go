@@ -14,11 +14,11 @@ import (
 
 func init() {
 	register([]command{
-		{"backup now APP/ENV | --store", "back up the installation's volumes (or the store) now, then test-restore the backup", onBackups(channels.ActionBackup), (*Server).cmdBackupNow},
-		{"backup list APP/ENV | --store [--json]", "backups with size, SHA-256 and whether their test restore matched", onBackups(channels.ActionBackup), (*Server).cmdBackupList},
-		{"backup verify APP/ENV BACKUP | --store BACKUP", "check a backup's file against its SHA-256 and test-restore it again", onBackups(channels.ActionBackup), (*Server).cmdBackupVerify},
+		{"backup now APP/ENV | --store | --system", "back up the installation's volumes (or the store, or slipway itself) now, then test-restore the backup", onBackups(channels.ActionBackup), (*Server).cmdBackupNow},
+		{"backup list APP/ENV | --store | --system [--json]", "backups with size, SHA-256 and whether their test restore matched", onBackups(channels.ActionBackup), (*Server).cmdBackupList},
+		{"backup verify APP/ENV BACKUP | --store BACKUP | --system BACKUP", "check a backup's file against its SHA-256 and test-restore it again", onBackups(channels.ActionBackup), (*Server).cmdBackupVerify},
 		{"backup schedule APP/ENV [CRON|off|default]", "show or set when the installation is backed up (cron, UTC)", onBackups(channels.ActionBackup), (*Server).cmdBackupSchedule},
-		{"backup purge APP/ENV | --store", "remove backups past retention (also run after every scheduled backup)", onBackups(channels.ActionBackup), (*Server).cmdBackupPurge},
+		{"backup purge APP/ENV | --store | --system", "remove backups past retention (also run after every scheduled backup)", onBackups(channels.ActionBackup), (*Server).cmdBackupPurge},
 		{"restore APP/ENV BACKUP [--to-new APP/ENV2]", "restore a volume backup (a safety backup is taken first) and redeploy without downtime", restoreGate, (*Server).cmdRestore},
 	}...)
 }
@@ -45,37 +45,46 @@ func (s *Server) backupResource(c *call, arg string, a channels.Action) (app, en
 	return app, env, nil
 }
 
-// backupTarget reads "APP/ENV" or "--store" (the gate, onBackups, decided
-// who may).
-func backupTarget(name string, args []string, more int) (app, env string, rest []string, err error) {
+// backupTarget reads "APP/ENV", "--store" or "--system" (the gate,
+// onBackups, decided who may). kind is the backup kind: the flag's, or
+// volume for APP/ENV.
+func backupTarget(name string, args []string, more int) (kind, app, env string, rest []string, err error) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	storeFlag := fs.Bool("store", false, "")
+	systemFlag := fs.Bool("system", false, "")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
-		return "", "", nil, err
+		return "", "", "", nil, err
 	}
-	if *storeFlag {
-		if len(pos) != more {
-			return "", "", nil, usageError(name + " takes APP/ENV or --store")
+	bad := usageError(name + " takes APP/ENV, --store or --system")
+	if *storeFlag || *systemFlag {
+		if len(pos) != more || (*storeFlag && *systemFlag) {
+			return "", "", "", nil, bad
 		}
-		return "", "", pos, nil
+		if *systemFlag {
+			return store.BackupKindSystem, "", "", pos, nil
+		}
+		return store.BackupKindStore, "", "", pos, nil
 	}
 	if len(pos) != 1+more {
-		return "", "", nil, usageError(name + " takes APP/ENV or --store")
+		return "", "", "", nil, bad
 	}
 	app, env, err = channels.ParseResource(pos[0])
-	return app, env, pos[1:], err
+	return store.BackupKindVolume, app, env, pos[1:], err
 }
 
 func (s *Server) cmdBackupNow(c *call, args []string) error {
-	app, env, _, err := backupTarget("backup now", args, 0)
+	kind, app, env, _, err := backupTarget("backup now", args, 0)
 	if err != nil {
 		return err
 	}
 	var op store.Operation
-	if app == "" {
+	switch kind {
+	case store.BackupKindSystem:
+		op, err = s.engine.BackupSystem(c.ctx, c.user.Name, store.OriginManual)
+	case store.BackupKindStore:
 		op, err = s.engine.BackupStore(c.ctx, c.user.Name, store.OriginManual)
-	} else {
+	default:
 		op, err = s.engine.Backup(c.ctx, app, env, c.user.Name, store.OriginManual)
 	}
 	if err != nil {
@@ -120,6 +129,7 @@ func (s *Server) cmdBackupList(c *call, args []string) error {
 	fs := flag.NewFlagSet("backup list", flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "")
 	storeFlag := fs.Bool("store", false, "")
+	systemFlag := fs.Bool("system", false, "")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -128,14 +138,20 @@ func (s *Server) cmdBackupList(c *call, args []string) error {
 	if *storeFlag {
 		rest = append(rest, "--store")
 	}
-	app, env, _, err := backupTarget("backup list", rest, 0)
+	if *systemFlag {
+		rest = append(rest, "--system")
+	}
+	kind, app, env, _, err := backupTarget("backup list", rest, 0)
 	if err != nil {
 		return err
 	}
 	var list []store.Backup
-	if app == "" {
+	switch kind {
+	case store.BackupKindSystem:
+		list, err = s.engine.SystemBackups(c.ctx)
+	case store.BackupKindStore:
 		list, err = s.engine.StoreBackups(c.ctx)
-	} else {
+	default:
 		list, err = s.engine.Backups(c.ctx, app, env)
 	}
 	if err != nil {
@@ -167,8 +183,11 @@ func (s *Server) cmdBackupList(c *call, args []string) error {
 			sum = sum[:16]
 		}
 		vol, files := b.Volume, strconv.Itoa(b.Files)
-		if b.Kind == store.BackupKindStore {
+		switch b.Kind {
+		case store.BackupKindStore:
 			vol, files = "(store)", "-"
+		case store.BackupKindSystem:
+			vol = "(system)" // FILES: the repositories in it
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", b.ID, vol, stamp(b.CreatedAt), b.Origin, b.Size, files, dash(sum), strings.ReplaceAll(state, "\n", " "))
 	}
@@ -186,7 +205,7 @@ func describeSchedule(spec string, own bool) string {
 }
 
 func (s *Server) cmdBackupVerify(c *call, args []string) error {
-	app, env, rest, err := backupTarget("backup verify", args, 1)
+	kind, app, env, rest, err := backupTarget("backup verify", args, 1)
 	if err != nil {
 		return err
 	}
@@ -195,7 +214,7 @@ func (s *Server) cmdBackupVerify(c *call, args []string) error {
 		return usageError(fmt.Sprintf("%q is not a backup ID", rest[0]))
 	}
 	b, err := s.store.BackupByID(c.ctx, id)
-	if err != nil || (app == "" && b.Kind != store.BackupKindStore) || (app != "" && (b.App != app || b.Environment != env || b.Kind != store.BackupKindVolume)) {
+	if err != nil || b.Kind != kind || (kind == store.BackupKindVolume && (b.App != app || b.Environment != env)) {
 		return fmt.Errorf("unknown backup %d", id)
 	}
 	op, err := s.engine.VerifyBackup(c.ctx, id, c.user.Name)
@@ -228,14 +247,17 @@ func (s *Server) cmdBackupSchedule(c *call, args []string) error {
 }
 
 func (s *Server) cmdBackupPurge(c *call, args []string) error {
-	app, env, _, err := backupTarget("backup purge", args, 0)
+	kind, app, env, _, err := backupTarget("backup purge", args, 0)
 	if err != nil {
 		return err
 	}
 	var op store.Operation
-	if app == "" {
+	switch kind {
+	case store.BackupKindSystem:
+		op, err = s.engine.PurgeSystem(c.ctx, c.user.Name)
+	case store.BackupKindStore:
 		op, err = s.engine.PurgeStore(c.ctx, c.user.Name)
-	} else {
+	default:
 		op, err = s.engine.Purge(c.ctx, app, env, c.user.Name)
 	}
 	if err != nil {

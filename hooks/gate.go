@@ -24,7 +24,7 @@ type cmdArgs struct {
 }
 
 // boolFlags are the flags that take no value; every other flag takes one.
-var boolFlags = map[string]bool{"json": true, "secret": true, "admin": true, "f": true, "follow": true, "store": true, "app": true}
+var boolFlags = map[string]bool{"json": true, "secret": true, "admin": true, "f": true, "follow": true, "store": true, "system": true, "app": true}
 
 func splitArgs(args []string) cmdArgs {
 	a := cmdArgs{flags: map[string]string{}}
@@ -123,11 +123,13 @@ func onOperationOrInstallation(action channels.Action) gate {
 }
 
 // onBackups: the backups of the APP/ENV of argument 0 with action, or with
-// --store those of the store, which hold every environment's data: global
-// admins only.
+// --store or --system those of the store or of slipway itself, which hold
+// every environment's data and secrets: global admins only.
 func onBackups(action channels.Action) gate {
 	return func(s *Server, c *call, a cmdArgs) error {
-		if _, ok := a.flags["store"]; ok {
+		_, storeFlag := a.flags["store"]
+		_, systemFlag := a.flags["system"]
+		if storeFlag || systemFlag {
 			return serverAdmin(s, c, a)
 		}
 		if a.arg(0) == "" {

@@ -10,6 +10,9 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 )
 
+// HostKeyFile is the SSH host key's file in the data directory.
+const HostKeyFile = "ssh_host_ed25519_key"
+
 // loadHostKey reads the server's host key, generating it on first start so the
 // fingerprint users pinned in known_hosts stays the same across restarts.
 func loadHostKey(path string) (gossh.Signer, error) {

@@ -65,7 +65,7 @@ func New(cfg Config, st *store.Store, engine *channels.Engine, logger *slog.Logg
 
 // Start binds the SSH port and the hook socket and serves in the background.
 func (s *Server) Start() error {
-	signer, err := loadHostKey(filepath.Join(s.cfg.DataDir, "ssh_host_ed25519_key"))
+	signer, err := loadHostKey(filepath.Join(s.cfg.DataDir, HostKeyFile))
 	if err != nil {
 		return err
 	}

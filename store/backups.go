@@ -14,6 +14,7 @@ import (
 const (
 	BackupKindVolume = "volume" // an installation's persistent volume
 	BackupKindStore  = "store"  // this SQLite store
+	BackupKindSystem = "system" // store, keys and repositories in one archive
 )
 
 // Backup states. A backup is "verified" once a test restore of its file
@@ -66,10 +67,10 @@ type Backup struct {
 	VerifiedAt     time.Time
 }
 
-// Resource names what was backed up: APP/ENV or "store".
+// Resource names what was backed up: APP/ENV, "store" or "system".
 func (b Backup) Resource() string {
-	if b.Kind == BackupKindStore {
-		return "store"
+	if b.Kind == BackupKindStore || b.Kind == BackupKindSystem {
+		return b.Kind
 	}
 	return b.App + "/" + b.Environment
 }

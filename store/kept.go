@@ -68,6 +68,17 @@ func (s *Store) ForgetKeptImage(ctx context.Context, fingerprint string) error {
 	return err
 }
 
+// ForgetAllKeptImages drops every image from the kept lists and says how
+// many there were. A store restored on a new host lists images of the old
+// host's Incus, which the new one does not have.
+func (s *Store) ForgetAllKeptImages(ctx context.Context) (int64, error) {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM kept_images`)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
 func scanKept(row scanner) (KeptImage, error) {
 	var k KeptImage
 	var kept sql.NullString

@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/slipway-dev/slipway/channels/backup/sysarchive"
 	"github.com/slipway-dev/slipway/store"
 )
 
@@ -32,6 +33,9 @@ type Config struct {
 	KeepWeekly   int    // newest backup of each of the last M weeks with one
 	Schedule     string // default cron schedule (UTC) of installations with volumes; "" or "off": none
 	ScratchImage string // image of the instance that checksums a test restore (the engine's default: its DefaultImage)
+	// A system backup archives what System names in DataDir.
+	DataDir string
+	System  sysarchive.Layout
 }
 
 // retention is KeepDaily and KeepWeekly, 7 and 4 when neither is set.

@@ -2,14 +2,18 @@ package backup
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/slipway-dev/slipway/store"
 )
 
 // describe names what a backup is of, for the log.
 func describe(b store.Backup) string {
-	if b.Kind == store.BackupKindStore {
+	switch b.Kind {
+	case store.BackupKindStore:
 		return "the store"
+	case store.BackupKindSystem:
+		return "slipway itself"
 	}
 	return b.App + "/" + b.Environment + " volume " + b.Volume
 }
@@ -29,6 +33,9 @@ func humanSize(n int64) string {
 func plural(n int, word string) string {
 	if n == 1 {
 		return "1 " + word
+	}
+	if strings.HasSuffix(word, "y") {
+		return fmt.Sprintf("%d %sies", n, strings.TrimSuffix(word, "y"))
 	}
 	return fmt.Sprintf("%d %ss", n, word)
 }

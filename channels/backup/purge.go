@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/slipway-dev/slipway/channels/backup/sysarchive"
 	"github.com/slipway-dev/slipway/store"
 )
 
@@ -72,6 +73,7 @@ func (m *Manager) remove(ctx context.Context, l Log, b store.Backup) (bool, erro
 			l.Logf("       Could not remove %s: %s", b.File, err)
 			return false, nil
 		}
+		os.Remove(filepath.Join(m.cfg.Dir, b.File) + sysarchive.SidecarSuffix) // a system backup's .sha256
 	}
 	if err := m.store.DeleteBackup(ctx, b.ID); err != nil {
 		return false, err

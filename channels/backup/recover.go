@@ -43,6 +43,11 @@ func (m *Manager) removePartialFiles() {
 		if err == nil && !d.IsDir() && (strings.HasSuffix(path, ".part") || strings.Contains(filepath.Base(path), ".verify-")) {
 			os.Remove(path)
 		}
+		// A system backup's scratch directories (.system-*, .verify-system-*).
+		if err == nil && d.IsDir() && (strings.HasPrefix(d.Name(), ".system-") || strings.HasPrefix(d.Name(), ".verify-system-")) {
+			os.RemoveAll(path)
+			return filepath.SkipDir
+		}
 		return nil
 	})
 }

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/slipway-dev/slipway/channels/backup/sysarchive"
 	"github.com/slipway-dev/slipway/store"
 )
 
@@ -38,9 +39,13 @@ func (m *Manager) verify(ctx context.Context, b store.Backup) error {
 	if err := checkFileSum(path, b); err != nil {
 		return err
 	}
-	if b.Kind == store.BackupKindStore {
+	switch b.Kind {
+	case store.BackupKindStore:
 		_, err := m.checkStoreBackup(ctx, path)
 		return err
+	case store.BackupKindSystem:
+		_, err := sysarchive.Verify(ctx, path, b.SHA256, filepath.Dir(path))
+		return m.cancelled(ctx, "test restore", err)
 	}
 	if m.vols == nil {
 		return ErrNoVolumeSupport

@@ -36,6 +36,8 @@ func main() {
 		os.Exit(runSetup("setup", setup.Run, os.Args[2:]))
 	case "image":
 		os.Exit(image(os.Args[2:]))
+	case "restore-system":
+		os.Exit(restoreSystem(os.Args[2:]))
 	case "hook":
 		if len(os.Args) != 3 {
 			fmt.Fprintln(os.Stderr, "usage: slipway hook pre-receive|post-receive")
@@ -62,6 +64,9 @@ func usage() {
   proxy stop
           stop the proxy (slipway serve leaves it running when it exits)
   setup   make this host ready: Incus, storage pool, base image (--debian: the Debian one too)
+  restore-system ARCHIVE --data DIR
+          restore a system backup (store, keys, repositories) into a new data
+          directory, before the first slipway serve on it
   image   rebuild the busybox base image and re-import it if it changed
   image build busybox|debian [flags]
           build a base image; debian makes slipway/debian for Python, Node,
@@ -142,6 +147,7 @@ func serve(args []string) int {
 	ef.str(&cfg.BackupDir, "backup-dir", "backup files (default <data>/backups)")
 	ef.str(&cfg.BackupSchedule, "backup-schedule", "default cron schedule (UTC) of backups of installations with volumes, or off")
 	ef.str(&cfg.StoreBackupSchedule, "store-backup-schedule", "cron schedule (UTC) of the store's backup, or off")
+	ef.str(&cfg.SystemBackupSchedule, "system-backup-schedule", "cron schedule (UTC) of the backup of slipway itself (store, keys, repositories), or off")
 	ef.int(&cfg.BackupKeepDaily, "backup-keep-daily", "keep the newest backup of each of the last N days")
 	ef.int(&cfg.BackupKeepWeekly, "backup-keep-weekly", "keep the newest backup of each of the last N weeks")
 	maxPushMB := int(cfg.MaxPushBytes >> 20)

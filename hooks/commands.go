@@ -88,7 +88,10 @@ func (s *Server) runCommand(sess ssh.Session, user store.User, args []string) in
 		writeUsage(c.out, cmd)
 		return 0
 	}
-	err := cmd.gate(s, c, splitArgs(rest))
+	err := checkNoFlags(cmd.usage, rest)
+	if err == nil {
+		err = cmd.gate(s, c, splitArgs(rest))
+	}
 	if err == nil {
 		err = cmd.run(s, c, rest)
 	}

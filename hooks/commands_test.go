@@ -2,6 +2,7 @@ package hooks
 
 import (
 	"flag"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -64,11 +65,14 @@ func TestFlagErrorsInSlipwaysWords(t *testing.T) {
 	fs := newFlagSetForTest()
 	fs.Bool("json", false, "")
 	fs.Int("limit", 50, "")
+	fs.Duration("wait", 0, "")
 	for args, want := range map[string]string{
-		"--jsn":        "there is no flag --jsn",
-		"--limit x":    `--limit: "x" is not a whole number`,
+		"--jsn":        "unknown flag --jsn",
+		"-x":           "unknown flag -x",
+		"--limit x":    `--limit "x": not a number`,
 		"--limit":      "--limit needs a value",
-		"--json=maybe": `--json: "maybe" is not true or false`,
+		"--json=maybe": `--json "maybe": not true or false`,
+		"--wait 3":     `--wait "3": not a duration such as 30s`,
 	} {
 		_, err := parseFlags(fs, strings.Fields(args))
 		if err == nil || err.Error() != want {
@@ -112,3 +116,46 @@ func TestFlagsAfterArguments(t *testing.T) {
 }
 
 func newFlagSetForTest() *flag.FlagSet { return flag.NewFlagSet("t", flag.ContinueOnError) }
+
+func TestCommandsWithoutFlagsRefuseThem(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"restart", "a/b", "--force"}, "unknown flag --force"},
+		{[]string{"cancel", "-x", "12"}, "unknown flag -x"},
+		{[]string{"track", "a/b", "--branch=main"}, "unknown flag --branch"},
+		{[]string{"restart", "a/b"}, ""},
+		{[]string{"run", "a/b", "--", "ls", "-l"}, ""},
+		{[]string{"status", "--jsn"}, ""}, // status parses its own flags
+	} {
+		cmd, rest, ok := lookupCommand(tc.args)
+		if !ok {
+			t.Fatalf("no command %v", tc.args)
+		}
+		err := checkNoFlags(cmd.usage, rest)
+		if got := fmt.Sprint(err); (tc.want == "" && err != nil) || (tc.want != "" && got != tc.want) {
+			t.Errorf("%v: %v, want %q", tc.args, err, tc.want)
+		}
+	}
+}
+
+func TestEveryCommandHasItsOwnHelp(t *testing.T) {
+	for key, cmd := range commands {
+		var b strings.Builder
+		if err := (&Server{}).cmdHelp(&call{out: &b}, strings.Fields(key)); err != nil {
+			t.Errorf("help %s: %v", key, err)
+		}
+		if want := "usage: " + strings.Fields(cmd.usage)[0]; !strings.HasPrefix(b.String(), want) {
+			t.Errorf("help %s: %q, want it to start %q", key, b.String(), want)
+		}
+		for _, line := range strings.Split(b.String(), "\n") {
+			if len(line) > helpWidth {
+				t.Errorf("help %s: line of %d columns: %q", key, len(line), line)
+			}
+		}
+		if !wantsHelp(append(strings.Fields(key)[1:], "--help")) {
+			t.Errorf("%s --help is not a request for help", key)
+		}
+	}
+}

@@ -74,26 +74,52 @@ var (
 func flagMessage(fs *flag.FlagSet, err error) string {
 	msg := err.Error()
 	if m := unknownFlag.FindStringSubmatch(msg); m != nil {
-		return fmt.Sprintf("there is no flag --%s", m[1])
+		return "unknown flag " + flagName(m[1])
 	}
 	if m := badValue.FindStringSubmatch(msg); m != nil {
-		want := "a value it takes"
+		want := "not a value it takes"
 		if f := fs.Lookup(m[2]); f != nil {
 			if g, ok := f.Value.(flag.Getter); ok {
 				switch g.Get().(type) {
 				case int, int64, uint, uint64:
-					want = "a whole number"
+					want = "not a number"
 				case bool:
-					want = "true or false"
+					want = "not true or false"
 				case time.Duration:
-					want = "a duration such as 30s"
+					want = "not a duration such as 30s"
 				}
 			}
 		}
-		return fmt.Sprintf("--%s: %q is not %s", m[2], m[1], want)
+		return fmt.Sprintf("%s %q: %s", flagName(m[2]), m[1], want)
 	}
 	if m := needsValue.FindStringSubmatch(msg); m != nil {
-		return fmt.Sprintf("--%s needs a value", m[1])
+		return flagName(m[1]) + " needs a value"
 	}
 	return msg
+}
+
+// flagName is how help writes a flag: -f, --json.
+func flagName(name string) string {
+	if len(name) == 1 {
+		return "-" + name
+	}
+	return "--" + name
+}
+
+// checkNoFlags is the flag check of a command that takes no flags: a word
+// before "--" that looks like one is a usage error, not an argument.
+func checkNoFlags(usage string, args []string) error {
+	if strings.Contains(" "+usage, " -") || strings.Contains(usage, "[-") {
+		return nil // the command parses its own flags
+	}
+	for _, a := range args {
+		if a == "--" {
+			return nil
+		}
+		if len(a) > 1 && a[0] == '-' {
+			name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+			return usageError("unknown flag " + flagName(name))
+		}
+	}
+	return nil
 }

@@ -262,6 +262,8 @@ func TestBadInputGetsOneClearLine(t *testing.T) {
 	}
 	if out, _, code := d.ssh("version"); code != 0 || !strings.HasPrefix(out, "slipway ") || !strings.Contains(out, "(commit ") {
 		t.Errorf("version: exit %d %q", code, out)
+	} else if local := run(t, d.dir, nil, slipwayBin, "version"); local != out {
+		t.Errorf("slipway version prints %q, ssh ... version %q", local, out)
 	}
 	pub := run(t, d.dir, nil, "cat", d.key+".pub")
 	if _, errOut, code := d.sshAs(d.key, pub+pub, "key", "add", "admin"); code == 0 || !strings.Contains(errOut, "stdin holds 2 keys") {

@@ -1,6 +1,7 @@
 // Command slipway is the deployment daemon: `slipway serve` runs it, `slipway
 // setup` prepares the host, `slipway image` re-imports the base image alone,
-// `slipway hook` is called by git during a push.
+// `slipway hook` is called by git during a push, `slipway version` says
+// which build this is.
 package main
 
 import (
@@ -19,6 +20,7 @@ import (
 	"github.com/slipway-dev/slipway/channels/container/baseimage"
 	"github.com/slipway-dev/slipway/daemon"
 	"github.com/slipway-dev/slipway/daemon/setup"
+	"github.com/slipway-dev/slipway/daemon/version"
 	"github.com/slipway-dev/slipway/hooks"
 )
 
@@ -44,6 +46,12 @@ func main() {
 			os.Exit(2)
 		}
 		os.Exit(hooks.RunHook(os.Args[2], os.Stdin, os.Stderr))
+	case "version", "--version":
+		if len(os.Args) != 2 {
+			fmt.Fprintln(os.Stderr, "slipway: version takes no arguments\nusage: slipway version")
+			os.Exit(2)
+		}
+		fmt.Println(version.Get())
 	case "help", "-h", "--help":
 		usage()
 	default:
@@ -70,7 +78,8 @@ func usage() {
   image   rebuild the busybox base image and re-import it if it changed
   image build busybox|debian [flags]
           build a base image; debian makes slipway/debian for Python, Node,
-          Ruby and Go apps (slipway image build debian -h for flags)`)
+          Ruby and Go apps (slipway image build debian -h for flags)
+  version the version, commit and build date of this binary (ssh ... version: the daemon's)`)
 }
 
 // envFlags registers flags whose defaults come from SLIPWAY_* variables.

@@ -244,14 +244,14 @@ func TestVolumeOutlivesDeploysAndRestoresFromBackup(t *testing.T) {
 		t.Errorf("backup list:\n%s", table)
 	}
 	var st struct{ Instance string }
-	d.sshJSON(&st, "status", "shop/production", "--json")
+	d.statusJSON(&st, "shop/production")
 	out, errOut, code = d.ssh("restore", "shop/production", fmt.Sprint(first.ID))
 	lines := strings.Split(strings.TrimSpace(errOut), "\n")
 	if code == 0 || len(lines) != 1 || !strings.Contains(errOut, fmt.Sprintf("backup %d is damaged", first.ID)) || !strings.Contains(errOut, "nothing was changed") {
 		t.Fatalf("restore of a damaged backup: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
 	}
 	var after struct{ Instance string }
-	d.sshJSON(&after, "status", "shop/production", "--json")
+	d.statusJSON(&after, "shop/production")
 	if after.Instance != st.Instance || d.readLog(host) != backedUp {
 		t.Fatalf("a refused restore changed the installation: %s -> %s", st.Instance, after.Instance)
 	}

@@ -169,7 +169,7 @@ func TestBrowserRollsBackToAnOlderCommit(t *testing.T) {
 
 	d.serves(host, "version one")
 	var st struct{ Commit, Channel string }
-	d.sshJSON(&st, "status", "hello/production", "--json")
+	d.statusJSON(&st, "hello/production")
 	if st.Commit != first || st.Channel != "commit "+first {
 		t.Fatalf("status after the rollback: %+v, want commit %s pinned", st, first)
 	}
@@ -209,7 +209,7 @@ func TestBrowserRollsBackToAnOlderCommit(t *testing.T) {
 	if resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("form post without its token: %d, want 403", resp.StatusCode)
 	}
-	d.sshJSON(&st, "status", "hello/production", "--json")
+	d.statusJSON(&st, "hello/production")
 	if st.Channel != "commit "+first {
 		t.Fatalf("a refused form changed the channel to %q", st.Channel)
 	}

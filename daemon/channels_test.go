@@ -29,7 +29,7 @@ func TestPinTrackAndPushWhilePinned(t *testing.T) {
 	}
 	d.serves(host, "version one")
 	var st struct{ Channel, Commit string }
-	d.sshJSON(&st, "status", "news/production", "--json")
+	d.statusJSON(&st, "news/production")
 	if st.Channel != "commit "+v1 || st.Commit != v1 {
 		t.Fatalf("status after pin: %+v", st)
 	}
@@ -42,15 +42,13 @@ func TestPinTrackAndPushWhilePinned(t *testing.T) {
 	}
 	d.serves(host, "version one")
 
-	var h struct {
-		Commits []struct {
-			ID               string
-			Served, Deployed bool
-		}
+	var h []struct {
+		ID               string
+		Served, Deployed bool
 	}
 	d.sshJSON(&h, "history", "news/production", "--json")
-	if len(h.Commits) < 3 || h.Commits[0].ID != v3 || h.Commits[0].Deployed || h.Commits[1].ID != v2 || !h.Commits[1].Deployed || h.Commits[2].ID != v1 || !h.Commits[2].Served {
-		t.Fatalf("history while pinned: %+v", h.Commits)
+	if len(h) < 3 || h[0].ID != v3 || h[0].Deployed || h[1].ID != v2 || !h[1].Deployed || h[2].ID != v1 || !h[2].Served {
+		t.Fatalf("history while pinned: %+v", h)
 	}
 
 	// Track the branch again: its head (v3) is deployed.
@@ -59,7 +57,7 @@ func TestPinTrackAndPushWhilePinned(t *testing.T) {
 		t.Fatalf("track output:\n%s", out)
 	}
 	d.serves(host, "version three")
-	d.sshJSON(&st, "status", "news/production", "--json")
+	d.statusJSON(&st, "news/production")
 	if st.Channel != "branch main" || st.Commit != v3 {
 		t.Fatalf("status after track: %+v", st)
 	}

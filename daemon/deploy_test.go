@@ -64,7 +64,7 @@ func TestPushDeploysAndReplaces(t *testing.T) {
 	var st struct {
 		Commit, Instance, State, Channel string
 	}
-	d.sshJSON(&st, "status", "hello/production", "--json")
+	d.statusJSON(&st, "hello/production")
 	if st.Commit != first || st.State != "running" || st.Channel != "branch main" {
 		t.Fatalf("status after first push: %+v", st)
 	}
@@ -77,7 +77,7 @@ func TestPushDeploysAndReplaces(t *testing.T) {
 	if code, body, _ := d.get(host, "/"); code != 200 || body != "version two\n" {
 		t.Fatalf("after second push: %d %q", code, body)
 	}
-	d.sshJSON(&st, "status", "hello/production", "--json")
+	d.statusJSON(&st, "hello/production")
 	if st.Commit != second || st.Instance == firstInstance {
 		t.Fatalf("status after second push: %+v (first instance %s)", st, firstInstance)
 	}
@@ -316,7 +316,7 @@ func TestPushLargerThanTheLimitIsRefused(t *testing.T) {
 	}
 	d.serves(host, "small")
 	var st struct{ Commit string }
-	d.sshJSON(&st, "status", "big/production", "--json")
+	d.statusJSON(&st, "big/production")
 	if st.Commit == w.head() {
 		t.Fatal("the refused commit was deployed")
 	}

@@ -230,6 +230,19 @@ func (d *slipwayd) sshJSON(v any, args ...string) {
 	}
 }
 
+// statusJSON reads `status APP/ENV --json`, an array of one installation, into v.
+func (d *slipwayd) statusJSON(v any, resource string) {
+	d.t.Helper()
+	var list []json.RawMessage
+	d.sshJSON(&list, "status", resource, "--json")
+	if len(list) != 1 {
+		d.t.Fatalf("status %s --json: %d installations, want 1", resource, len(list))
+	}
+	if err := json.Unmarshal(list[0], v); err != nil {
+		d.t.Fatalf("status %s --json: %v\n%s", resource, err, list[0])
+	}
+}
+
 // get fetches path of host through the front proxy.
 func (d *slipwayd) get(host, path string) (int, string, error) {
 	req, _ := http.NewRequest(http.MethodGet, "http://"+d.addrs["proxy"]+path, nil)

@@ -33,7 +33,7 @@ func TestLimitsBoundTheServingInstance(t *testing.T) {
 			MemoryBytes int64 `json:"memory_bytes"`
 		}
 	}
-	d.sshJSON(&st, "status", "lim/production", "--json")
+	d.statusJSON(&st, "lim/production")
 	if st.Limits.CPU != 1 || st.Limits.MemoryBytes != 256<<20 {
 		t.Errorf("status limits: %+v", st.Limits)
 	}

@@ -232,10 +232,10 @@ func TestConfigSecretsMaintenanceRunRestartDeprovision(t *testing.T) {
 	d.serves(host, "hi")
 
 	var before struct{ Instance string }
-	d.sshJSON(&before, "status", "conf/production", "--json")
+	d.statusJSON(&before, "conf/production")
 	d.mustSSH("restart", "conf/production")
 	var after struct{ Instance, Commit string }
-	d.sshJSON(&after, "status", "conf/production", "--json")
+	d.statusJSON(&after, "conf/production")
 	if after.Instance == before.Instance {
 		t.Fatalf("restart kept instance %s", after.Instance)
 	}

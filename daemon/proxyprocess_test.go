@@ -142,7 +142,7 @@ func (d *slipwayd) routesTo() map[string]string {
 func (d *slipwayd) reconciled(host string) {
 	d.t.Helper()
 	var st struct{ Instance, Commit string }
-	d.sshJSON(&st, "status", strings.SplitN(host, ".", 3)[0]+"/"+strings.SplitN(host, ".", 3)[1], "--json")
+	d.statusJSON(&st, strings.SplitN(host, ".", 3)[0]+"/"+strings.SplitN(host, ".", 3)[1])
 	eventually(d.t, 45*time.Second, "only the serving instance left", func() (bool, string) {
 		names := d.instances()
 		return len(names) == 1 && names[0] == st.Instance, fmt.Sprintf("instances %v, serving %s", names, st.Instance)

@@ -65,10 +65,16 @@ func (s *Server) appLogs(c *call, resource string, f appLogFlags, follow, asJSON
 	if err != nil {
 		return err
 	}
+	// --json: an array of records, or with -f one record a line as they come.
 	enc := json.NewEncoder(c.out)
+	records := []appLineView{}
 	err = s.engine.AppLogs(c.ctx, app, env, c.user.Name, channels.AppLogRequest{Filter: filter, Follow: follow}, func(r applog.Record) error {
+		if asJSON && follow {
+			return enc.Encode(viewAppLine(r))
+		}
 		if asJSON {
-			return enc.Encode(r)
+			records = append(records, viewAppLine(r))
+			return nil
 		}
 		_, err := fmt.Fprintln(c.out, formatAppLine(r))
 		return err
@@ -76,7 +82,23 @@ func (s *Server) appLogs(c *call, resource string, f appLogFlags, follow, asJSON
 	if err != nil && c.ctx.Err() != nil {
 		return nil // the reader went away
 	}
+	if err == nil && asJSON && !follow {
+		return writeJSON(c.out, records)
+	}
 	return err
+}
+
+// appLineView is the --json shape of a line an app's process printed.
+type appLineView struct {
+	Time     time.Time `json:"time"`
+	Instance string    `json:"instance"`
+	Process  string    `json:"process"`
+	Stream   string    `json:"stream"` // stdout, stderr or event (the supervisor's own)
+	Line     string    `json:"line"`
+}
+
+func viewAppLine(r applog.Record) appLineView {
+	return appLineView{Time: r.Time, Instance: r.Instance, Process: r.Process, Stream: r.Stream, Line: strings.TrimRight(r.Line, "\r")}
 }
 
 // formatAppLine is one line as people read it: time, process and instance,

@@ -16,7 +16,7 @@ func init() {
 	register([]command{
 		{"track APP/ENV BRANCH", "follow a branch again and deploy its head", onInstallation(channels.ActionDeploy), (*Server).cmdTrack},
 		{"pin APP/ENV COMMIT|TAG", "serve one commit (the rollback); pushes are ignored until track", onInstallation(channels.ActionDeploy), (*Server).cmdPin},
-		{"history APP/ENV [--json]", "the channel's recent commits, marking the served and deployed ones", onInstallation(channels.ActionView), (*Server).cmdHistory},
+		{"history APP/ENV [--limit N] [--json]", "the channel's recent commits, marking the served and deployed ones", onInstallation(channels.ActionView), (*Server).cmdHistory},
 		{"login", "print a one-time sign-in link for the web page (valid 5 minutes)", anyone, (*Server).cmdLogin},
 	}...)
 }
@@ -85,11 +85,8 @@ func (s *Server) followOperation(ctx context.Context, w io.Writer, op store.Oper
 	return nil
 }
 
-type historyView struct {
-	Installation installationView `json:"installation"`
-	Commits      []commitView     `json:"commits"`
-}
-
+// commitView is the --json shape of a commit of history: newest first, the
+// installation itself is status's.
 type commitView struct {
 	ID       string    `json:"id"`
 	Subject  string    `json:"subject"`
@@ -119,9 +116,9 @@ func (s *Server) cmdHistory(c *call, args []string) error {
 		return err
 	}
 	if *asJSON {
-		v := historyView{Installation: s.viewInstallation(h.Installation), Commits: []commitView{}}
+		v := []commitView{}
 		for _, e := range h.Commits {
-			v.Commits = append(v.Commits, commitView{ID: e.ID, Subject: e.Subject, Author: e.Author,
+			v = append(v, commitView{ID: e.ID, Subject: e.Subject, Author: e.Author,
 				Date: time.Unix(e.When, 0).UTC(), Served: e.Served, Deployed: e.Deployed})
 		}
 		return writeJSON(c.out, v)

@@ -152,6 +152,14 @@ func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
+// jsonFlagOnly parses the flags of a command whose one flag is --json.
+func jsonFlagOnly(name string, args []string) ([]string, bool, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "")
+	pos, err := parseFlags(fs, args)
+	return pos, *asJSON, err
+}
+
 func (s *Server) cmdHelp(c *call, args []string) error {
 	if len(args) > 0 {
 		cmd, _, ok := lookupCommand(args)
@@ -359,10 +367,7 @@ func (s *Server) cmdStatus(c *call, args []string) error {
 		for _, i := range insts {
 			views = append(views, s.viewInstallation(i))
 		}
-		if len(pos) == 1 {
-			return writeJSON(c.out, views[0])
-		}
-		return writeJSON(c.out, views)
+		return writeJSON(c.out, views) // an array, also for one APP/ENV
 	}
 	tw := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "INSTALLATION\tCHANNEL\tCOMMIT\tINSTANCE\tHOST\tLIMITS\tSTATE")

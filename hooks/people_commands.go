@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	gossh "golang.org/x/crypto/ssh"
 
@@ -17,14 +18,14 @@ func init() {
 	register([]command{
 		{"user add NAME [--admin]", "add a user (then: key add NAME < key.pub)", serverAdmin, (*Server).cmdUserAdd},
 		{"user remove NAME", "remove a user; their past operations keep their name", serverAdmin, (*Server).cmdUserRemove},
-		{"users", "list users", serverAdmin, (*Server).cmdUsers},
+		{"users [--json]", "list users", serverAdmin, (*Server).cmdUsers},
 		{"key add NAME", "register the public key on stdin for user NAME", ownAccount(0, "you may add keys only to your own account"), (*Server).cmdKeyAdd},
-		{"key list [NAME]", "list registered keys", ownAccount(0, "you may list only your own keys"), (*Server).cmdKeyList},
+		{"key list [NAME] [--json]", "list registered keys", ownAccount(0, "you may list only your own keys"), (*Server).cmdKeyList},
 		{"key remove FINGERPRINT", "unregister a key", anyone, (*Server).cmdKeyRemove},
 		{"grant USER ENV viewer|deployer|admin|backup", "give USER a role in ENV", onEnvironment(1, true), (*Server).cmdGrant},
 		{"revoke USER ENV", "take USER's role in ENV away", onEnvironment(1, true), (*Server).cmdRevoke},
-		{"access [ENV]", "who holds which role where", eitherEnvironmentOrServer, (*Server).cmdAccess},
-		{"report list ENV", "the weekly activity reports of ENV", onEnvironment(0, false), (*Server).cmdReportList},
+		{"access [ENV] [--json]", "who holds which role where", eitherEnvironmentOrServer, (*Server).cmdAccess},
+		{"report list ENV [--json]", "the weekly activity reports of ENV", onEnvironment(0, false), (*Server).cmdReportList},
 		{"report get ENV WEEK", "one report as CSV on stdout (WEEK like 2026-W47)", onEnvironment(0, false), (*Server).cmdReportGet},
 		{"report make ENV WEEK", "make (or remake) a week's report now", onEnvironment(0, true), (*Server).cmdReportMake},
 	}...)
@@ -60,10 +61,31 @@ func (s *Server) cmdUserRemove(c *call, args []string) error {
 	return nil
 }
 
+// userView is the --json shape of a user.
+type userView struct {
+	Name      string    `json:"name"`
+	Admin     bool      `json:"admin"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
 func (s *Server) cmdUsers(c *call, args []string) error {
+	pos, asJSON, err := jsonFlagOnly("users", args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return usageError("users takes no arguments")
+	}
 	users, err := s.store.Users(c.ctx)
 	if err != nil {
 		return err
+	}
+	if asJSON {
+		views := []userView{}
+		for _, u := range users {
+			views = append(views, userView{Name: u.Name, Admin: u.Admin, CreatedAt: u.CreatedAt})
+		}
+		return writeJSON(c.out, views)
 	}
 	for _, u := range users {
 		role := ""
@@ -109,7 +131,19 @@ func countKeyLines(text []byte) int {
 	return n
 }
 
+// keyView is the --json shape of a registered key.
+type keyView struct {
+	User        string    `json:"user"`
+	Fingerprint string    `json:"fingerprint"`
+	Type        string    `json:"type"`
+	CreatedAt   time.Time `json:"created_at"`
+}
+
 func (s *Server) cmdKeyList(c *call, args []string) error {
+	args, asJSON, err := jsonFlagOnly("key list", args)
+	if err != nil {
+		return err
+	}
 	if len(args) > 1 {
 		return usageError("key list takes at most a user name")
 	}
@@ -122,6 +156,14 @@ func (s *Server) cmdKeyList(c *call, args []string) error {
 	keys, err := s.store.Keys(c.ctx, user)
 	if err != nil {
 		return err
+	}
+	if asJSON {
+		views := []keyView{}
+		for _, k := range keys {
+			kind, _, _ := strings.Cut(k.PublicKey, " ")
+			views = append(views, keyView{User: k.User, Fingerprint: k.Fingerprint, Type: kind, CreatedAt: k.CreatedAt})
+		}
+		return writeJSON(c.out, views)
 	}
 	tw := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "USER\tFINGERPRINT\tTYPE\tADDED")
@@ -181,7 +223,18 @@ func (s *Server) cmdRevoke(c *call, args []string) error {
 	return nil
 }
 
+// grantView is the --json shape of a role held in an environment.
+type grantView struct {
+	Environment string `json:"environment"`
+	User        string `json:"user"`
+	Role        string `json:"role"`
+}
+
 func (s *Server) cmdAccess(c *call, args []string) error {
+	args, asJSON, err := jsonFlagOnly("access", args)
+	if err != nil {
+		return err
+	}
 	if len(args) > 1 {
 		return usageError("access takes at most one environment")
 	}
@@ -192,6 +245,13 @@ func (s *Server) cmdAccess(c *call, args []string) error {
 	grants, err := s.store.Grants(c.ctx, env)
 	if err != nil {
 		return err
+	}
+	if asJSON {
+		views := []grantView{}
+		for _, g := range grants {
+			views = append(views, grantView{Environment: g.Environment, User: g.User, Role: g.Role})
+		}
+		return writeJSON(c.out, views)
 	}
 	tw := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ENVIRONMENT\tUSER\tROLE")
@@ -213,13 +273,34 @@ func (s *Server) envForView(c *call, env string) error {
 	return fmt.Errorf("unknown environment %s", env)
 }
 
+// reportView is the --json shape of a weekly report (its CSV: report get).
+type reportView struct {
+	Environment string    `json:"environment"`
+	Week        string    `json:"week"`
+	Operations  int       `json:"operations"`
+	OperationID int64     `json:"operation_id"`
+	CreatedAt   time.Time `json:"created_at"`
+}
+
 func (s *Server) cmdReportList(c *call, args []string) error {
+	args, asJSON, err := jsonFlagOnly("report list", args)
+	if err != nil {
+		return err
+	}
 	if len(args) != 1 {
 		return usageError("report list takes an environment")
 	}
 	reports, err := s.store.Reports(c.ctx, args[0])
 	if err != nil {
 		return err
+	}
+	if asJSON {
+		views := []reportView{}
+		for _, r := range reports {
+			views = append(views, reportView{Environment: r.Environment, Week: r.Week, Operations: r.Rows,
+				OperationID: r.OperationID, CreatedAt: r.CreatedAt})
+		}
+		return writeJSON(c.out, views)
 	}
 	tw := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "WEEK\tOPERATIONS\tMADE")

@@ -188,15 +188,15 @@ type appStatus struct {
 }
 
 func (d *daemon) status(ctx context.Context, app string) (appStatus, error) {
-	var st appStatus
+	var list []appStatus // status --json is an array, also of one installation
 	out, err := d.sshCmd(ctx, "status", app+"/production", "--json")
 	if err != nil {
-		return st, err
+		return appStatus{}, err
 	}
-	if err := json.Unmarshal([]byte(out), &st); err != nil {
-		return st, fmt.Errorf("status %s --json: %v: %q", app, err, out)
+	if err := json.Unmarshal([]byte(out), &list); err != nil || len(list) != 1 {
+		return appStatus{}, fmt.Errorf("status %s --json: %v: %q", app, err, out)
 	}
-	return st, nil
+	return list[0], nil
 }
 
 // get fetches / of host through the front proxy.

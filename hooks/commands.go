@@ -290,6 +290,33 @@ type installationView struct {
 	// LastOperation is the installation's newest operation, so a failed
 	// deploy shows where people look first.
 	LastOperation *operationView `json:"last_operation"`
+	// LastFailure is the newest operation that was to change what serves,
+	// when it did not succeed, even if reads (logs --app) or runs came after:
+	// an installation whose deploys all failed says why. Null otherwise.
+	LastFailure *operationView `json:"last_failure"`
+}
+
+// servingTypes are the operations that change what an installation serves.
+var servingTypes = map[string]bool{
+	string(store.OpDeploy): true, string(store.OpSwitch): true, string(store.OpRestart): true,
+	string(store.OpConfigure): true, string(store.OpRebuild): true, string(store.OpRestore): true,
+	string(store.OpMaintenance): true, string(store.OpDeprovision): true,
+}
+
+// lastFailure is the newest of ops (newest first) that changes what serves,
+// when it ended without succeeding.
+func lastFailure(ops []store.Operation) *operationView {
+	for _, o := range ops {
+		if !servingTypes[string(o.Type)] {
+			continue
+		}
+		if o.Status != store.StatusFailed && o.Status != store.StatusCancelled {
+			return nil
+		}
+		v := viewOperation(o)
+		return &v
+	}
+	return nil
 }
 
 func (s *Server) viewInstallation(i store.Installation) installationView {
@@ -302,9 +329,10 @@ func (s *Server) viewInstallation(i store.Installation) installationView {
 		ChannelKind: i.Following.Kind, ChannelRef: i.Following.Ref, Commit: i.Commit, Instance: i.Instance,
 		State: i.State, Draining: draining, CreatedAt: i.CreatedAt,
 		Limits: limitsView{CPU: i.Limits.CPU, MemoryBytes: i.Limits.Memory, Text: i.Limits.String()}}
-	if ops, err := s.store.Operations(context.Background(), store.OperationFilter{InstallationID: i.ID, Limit: 1}); err == nil && len(ops) == 1 {
+	if ops, err := s.store.Operations(context.Background(), store.OperationFilter{InstallationID: i.ID, Limit: 50}); err == nil && len(ops) > 0 {
 		last := viewOperation(ops[0])
 		v.LastOperation = &last
+		v.LastFailure = lastFailure(ops)
 	}
 	return v
 }
@@ -317,15 +345,25 @@ type limitsView struct {
 }
 
 // stateLine is the STATE column of status: the state, and the newest
-// operation when it did not succeed.
+// operation when it did not succeed, or else the newest that was to change
+// what serves when that one did not; with nothing served and no operation,
+// what to do.
 func stateLine(v installationView) string {
 	last := v.LastOperation
-	if last == nil || last.Status == store.StatusSucceeded {
+	if last != nil && last.Status == store.StatusSucceeded {
+		last = v.LastFailure
+	}
+	if last == nil {
+		if v.Instance == "" && v.LastOperation == nil && v.ChannelKind == store.ChannelBranch {
+			return v.State + ", nothing deployed yet: push branch " + v.ChannelRef
+		}
 		return v.State
 	}
 	line := fmt.Sprintf("%s, last %s %s", v.State, last.Type, last.Status)
 	if last.Reason != "" {
 		line += ": " + last.Reason
+	} else {
+		line += fmt.Sprintf(" (see: logs %d)", last.ID)
 	}
 	return line
 }

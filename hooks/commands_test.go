@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/slipway-dev/slipway/store"
 )
 
 func TestLookupCommand(t *testing.T) {
@@ -157,5 +159,32 @@ func TestEveryCommandHasItsOwnHelp(t *testing.T) {
 		if !wantsHelp(append(strings.Fields(key)[1:], "--help")) {
 			t.Errorf("%s --help is not a request for help", key)
 		}
+	}
+}
+
+func TestStateLineSaysWhyNothingServes(t *testing.T) {
+	failed := operationView{ID: 3, Type: "deploy", Status: store.StatusFailed, Reason: "app never became healthy"}
+	read := operationView{ID: 4, Type: "logs", Status: store.StatusSucceeded}
+	lost := operationView{ID: 5, Type: "deploy", Status: store.StatusFailed}
+	for _, tc := range []struct {
+		v    installationView
+		want string
+	}{
+		{installationView{State: "new", LastOperation: &failed, LastFailure: &failed}, "new, last deploy failed: app never became healthy"},
+		{installationView{State: "new", LastOperation: &read, LastFailure: &failed}, "new, last deploy failed: app never became healthy"},
+		{installationView{State: "new", LastOperation: &lost, LastFailure: &lost}, "new, last deploy failed (see: logs 5)"},
+		{installationView{State: "new", ChannelKind: store.ChannelBranch, ChannelRef: "main"}, "new, nothing deployed yet: push branch main"},
+		{installationView{State: "running", Instance: "x", LastOperation: &read}, "running"},
+	} {
+		if got := stateLine(tc.v); got != tc.want {
+			t.Errorf("stateLine = %q, want %q", got, tc.want)
+		}
+	}
+	ops := []store.Operation{{Type: store.OpLogs, Status: store.StatusSucceeded}, {Type: store.OpDeploy, Status: store.StatusFailed, Reason: "r"}, {Type: store.OpDeploy, Status: store.StatusSucceeded}}
+	if f := lastFailure(ops); f == nil || f.Reason != "r" {
+		t.Errorf("lastFailure = %+v, want the failed deploy", f)
+	}
+	if f := lastFailure(ops[2:]); f != nil {
+		t.Errorf("lastFailure after a success = %+v", f)
 	}
 }

@@ -318,7 +318,7 @@ func (s *Server) cmdConfig(c *call, args []string) error {
 		return writeJSON(c.out, views)
 	}
 	if len(vars) == 0 {
-		fmt.Fprintf(c.out, "%s has no environment variables; set some with: config set %s KEY=VALUE\n", pos[0], pos[0])
+		fmt.Fprintf(c.out, "no variables set for %s (set some with: config set %s KEY=VALUE)\n", pos[0], pos[0])
 	}
 	for _, v := range vars {
 		fmt.Fprintf(c.out, "%s=%s\n", v.Key, v.Masked())

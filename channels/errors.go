@@ -31,4 +31,7 @@ var (
 	ErrUnknownKey = errors.New("unknown key")
 	// ErrNotRunning means the operation is not queued or running.
 	ErrNotRunning = errors.New("operation is not running")
+	// ErrExecFailed means a one-off command got no exit status: it could not
+	// start, or its instance went away under it.
+	ErrExecFailed = errors.New("the command could not run")
 )

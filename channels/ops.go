@@ -242,13 +242,36 @@ func (e *Engine) Execute(ctx context.Context, app, env string, cmd []string, std
 	status, reason := store.StatusSucceeded, ""
 	switch {
 	case err != nil:
-		status, reason = store.StatusFailed, err.Error()
+		status, reason = store.StatusFailed, e.execFailure(ctx, inst, err)
+		l.Logf("Operation %d failed: %s", op.ID, reason)
 	case code != 0:
 		status, reason = store.StatusFailed, fmt.Sprintf("exited with status %d", code)
+		l.Logf("Operation %d failed: the command exited with status %d", op.ID, code)
+	default:
+		l.Logf("Operation %d succeeded (exit status 0)", op.ID)
 	}
-	l.Logf("Operation %d %s (exit status %d)", op.ID, status, code)
 	e.finish(op, status, reason)
+	if err != nil && ctx.Err() == nil {
+		err = failf(ErrExecFailed, "%s", reason)
+	}
 	return op, code, err
+}
+
+// execFailure says why a one-off command has no exit status: the command
+// line it came from went away, the instance was replaced or stopped under
+// it, or the runtime's own error.
+func (e *Engine) execFailure(ctx context.Context, was store.Installation, err error) string {
+	if ctx.Err() != nil {
+		return "the SSH session ended before the command did (the client went away, or slipway stopped), so the command was killed"
+	}
+	now, nerr := e.store.InstallationByName(context.Background(), was.App, was.Environment)
+	switch {
+	case nerr == nil && now.Instance != was.Instance:
+		return fmt.Sprintf("instance %s was replaced while the command ran (a deploy, restart or deprovision), so the command ended with it: %v", was.Instance, err)
+	case strings.Contains(strings.ToLower(err.Error()), "not running"):
+		return fmt.Sprintf("instance %s is not running, so the command could not run there (see: status %s)", was.Instance, was.Resource())
+	}
+	return "the command could not run or lost its instance: " + err.Error()
 }
 
 // servedAppEnv is the environment the served commit's app adds (a venv's

@@ -64,7 +64,7 @@ func kindOf(sentinel error) Kind {
 		return KindForbidden
 	case ErrExists, ErrInUse, ErrNotRunning, ErrPinned:
 		return KindConflict
-	case ErrShuttingDown:
+	case ErrShuttingDown, ErrExecFailed:
 		return KindUnavailable
 	}
 	return KindInternal

@@ -24,6 +24,8 @@ func TestCommandsExplainThemselves(t *testing.T) {
 		{[]string{"users", "--jsn"}, "slipway: unknown flag --jsn\nusage: users [--json]"},
 		{[]string{"status", "--jsn"}, "slipway: unknown flag --jsn\nusage: status [APP/ENV] [--json]"},
 		{[]string{"history", "cli/production", "--limit", "x"}, "slipway: --limit \"x\": not a number\nusage: history APP/ENV [--limit N] [--json]"},
+		{[]string{"history", "cli/production", "--limit", "0"}, "slipway: --limit 0: give a number of commits, 1 or more\nusage: history "},
+		{[]string{"status", "cli"}, "slipway: \"cli\": write the installation as APP/ENV\nusage: status "},
 		{[]string{"restart", "cli/production", "--force"}, "slipway: unknown flag --force\nusage: restart APP/ENV"},
 		{[]string{"logs", "cli/production", "--app", "-n"}, "slipway: -n needs a value\nusage: logs OP|APP/ENV [-f] [--json] | logs APP/ENV --app [-f] [-n N] [--since 1h]"},
 		{[]string{"ops", "--type", "nope"}, "slipway: --type \"nope\": give one of deploy, switch, restart, configure, maintenance, execute, deprovision, backup, restore, purge, report, logs, rebuild\nusage: ops "},
@@ -39,6 +41,13 @@ func TestCommandsExplainThemselves(t *testing.T) {
 	// Roles are checked with the valid ones listed.
 	if _, errOut, _ := d.ssh("grant", "admin", "production", "boss"); !strings.Contains(errOut, "viewer") || !strings.Contains(errOut, "deployer") {
 		t.Errorf("grant with a bad role: %q", errOut)
+	}
+
+	// The slipway binary's own flags too.
+	serve := exec.Command(slipwayBin, "serve", "--max-parallel", "x")
+	if out, err := serve.CombinedOutput(); serve.ProcessState.ExitCode() != 2 ||
+		string(out) != "slipway serve: --max-parallel \"x\": not a number\nusage: slipway serve [flags] (slipway serve -h lists them)\n" {
+		t.Errorf("slipway serve --max-parallel x: %v %q", err, out)
 	}
 
 	// Help for two-word commands, exit 0.

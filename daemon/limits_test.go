@@ -53,7 +53,9 @@ func TestLimitsBoundTheServingInstance(t *testing.T) {
 	}
 
 	_, errOut, code := d.ssh("limits", "lim/production", "--memory", "12KB")
-	if code == 0 || strings.Count(strings.TrimSpace(errOut), "\n") != 0 || !strings.Contains(errOut, "--memory 12KB is below 32 MiB") {
+	// One line saying what is wrong, then the usage.
+	if lines := strings.Split(strings.TrimSpace(errOut), "\n"); code == 0 || len(lines) != 2 ||
+		!strings.Contains(lines[0], "--memory 12KB is below 32 MiB") || !strings.HasPrefix(lines[1], "usage: limits APP/ENV") {
 		t.Errorf("bad size: exit %d %q", code, errOut)
 	}
 	if out := d.mustSSH("limits", "lim/production"); out != "lim/production: 1 CPU, 256 MiB memory\n" {

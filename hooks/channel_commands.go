@@ -107,6 +107,9 @@ func (s *Server) cmdHistory(c *call, args []string) error {
 	if len(pos) != 1 {
 		return usageError("history takes APP/ENV")
 	}
+	if *limit < 1 {
+		return usageError(fmt.Sprintf("--limit %d: give a number of commits, 1 or more", *limit))
+	}
 	app, env, err := channels.ParseResource(pos[0])
 	if err != nil {
 		return err

@@ -103,9 +103,10 @@ func (s *Server) runCommand(sess ssh.Session, user store.User, args []string) in
 		return int(code)
 	}
 	fmt.Fprintf(c.errOut, "slipway: %s\n", userMessage(err))
+	// A name written wrongly (APP/ENV without its /) is a usage error too.
 	var ue usageError
-	if errors.As(err, &ue) {
-		fmt.Fprintf(c.errOut, "usage: %s\n", cmd.usage)
+	if errors.As(err, &ue) || errors.Is(err, channels.ErrInvalidName) {
+		writeWrapped(c.errOut, "usage: ", cmd.usage)
 	}
 	return 1
 }

@@ -70,6 +70,11 @@ var (
 	needsValue  = regexp.MustCompile(`^flag needs an argument: -+(.*)$`)
 )
 
+// FlagMessage says in slipway's words what the flag package found wrong
+// (unknown flag --jsn, --limit "x": not a number), for the slipway binary's
+// own flags too.
+func FlagMessage(fs *flag.FlagSet, err error) string { return flagMessage(fs, err) }
+
 // flagMessage says in slipway's words what the flag package found wrong.
 func flagMessage(fs *flag.FlagSet, err error) string {
 	msg := err.Error()

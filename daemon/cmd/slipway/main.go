@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -80,6 +81,26 @@ func usage() {
           build a base image; debian makes slipway/debian for Python, Node,
           Ruby and Go apps (slipway image build debian -h for flags)
   version the version, commit and build date of this binary (ssh ... version: the daemon's)`)
+}
+
+// parseFlags parses a command's flags. -h lists them (exit 0); a mistake is
+// one line in slipway's words and where the flags are listed (exit 2). done
+// says the command ends here with code.
+func parseFlags(fs *flag.FlagSet, args []string) (code int, done bool) {
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	switch {
+	case err == nil:
+		return 0, false
+	case errors.Is(err, flag.ErrHelp):
+		fmt.Printf("usage: slipway %s [flags]\n", fs.Name())
+		fs.SetOutput(os.Stdout)
+		fs.PrintDefaults()
+		return 0, true
+	}
+	fmt.Fprintf(os.Stderr, "slipway %s: %s\nusage: slipway %s [flags] (slipway %s -h lists them)\n",
+		fs.Name(), hooks.FlagMessage(fs, err), fs.Name(), fs.Name())
+	return 2, true
 }
 
 // envFlags registers flags whose defaults come from SLIPWAY_* variables.
@@ -164,8 +185,8 @@ func serve(args []string) int {
 	ef.duration(&cfg.LogRetention, "log-retention", "how long logs of deprovisioned installations are kept")
 	logLevel := "info"
 	ef.str(&logLevel, "log-level", "debug, info, warn or error")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, done := parseFlags(fs, args); done {
+		return code
 	}
 	if ef.err != nil {
 		fmt.Fprintf(os.Stderr, "slipway: %s\n", ef.err)
@@ -245,8 +266,8 @@ func runSetup(name string, run func(context.Context, setup.Options, io.Writer) e
 		opts.Debian.CacheDir = baseimage.DefaultCacheDir
 		fs.StringVar(&opts.Debian.CacheDir, "cache", opts.Debian.CacheDir, "directory keeping built Debian image tarballs")
 	}
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, done := parseFlags(fs, args); done {
+		return code
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "slipway %s: unexpected argument %q\n", name, fs.Arg(0))

@@ -33,8 +33,8 @@ func proxyCmd(args []string) int {
 	ef.str(&cfg.Addr, "proxy-addr", "address apps are served on")
 	ef.str(&cfg.Project, "incus-project", "Incus project of the instances it routes to")
 	ef.int(&cfg.MaxConnsPerIP, "proxy-max-conns-per-ip", "client connections kept open from one address, or 0 for no cap")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, done := parseFlags(fs, args); done {
+		return code
 	}
 	if ef.err != nil || fs.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "slipway proxy: %s\n", firstOf(ef.err, fs.Args()))
@@ -58,8 +58,8 @@ func proxyControl(what string, args []string) int {
 	ef := &envFlags{fs: fs}
 	data := daemon.Defaults().DataDir
 	ef.str(&data, "data", "slipway's data directory")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, done := parseFlags(fs, args); done {
+		return code
 	}
 	if ef.err != nil || fs.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "slipway proxy %s: %s\n", what, firstOf(ef.err, fs.Args()))

@@ -18,13 +18,13 @@ func restoreSystem(args []string) int {
 	ef := &envFlags{fs: fs}
 	ef.str(&data, "data", "the new data directory; it must not hold a store yet")
 	// ARCHIVE may come before or after --data.
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, done := parseFlags(fs, args); done {
+		return code
 	}
 	rest := fs.Args()
 	if len(rest) > 0 {
-		if err := fs.Parse(rest[1:]); err != nil {
-			return 2
+		if code, done := parseFlags(fs, rest[1:]); done {
+			return code
 		}
 		rest = append(rest[:1], fs.Args()...)
 	}

@@ -106,7 +106,7 @@ func (s *Server) runCommand(sess ssh.Session, user store.User, args []string) in
 	// A name written wrongly (APP/ENV without its /) is a usage error too.
 	var ue usageError
 	if errors.As(err, &ue) || errors.Is(err, channels.ErrInvalidName) {
-		writeWrapped(c.errOut, "usage: ", cmd.usage)
+		writeUsageLine(c.errOut, cmd)
 	}
 	return 1
 }

@@ -188,3 +188,17 @@ func TestStateLineSaysWhyNothingServes(t *testing.T) {
 		t.Errorf("lastFailure after a success = %+v", f)
 	}
 }
+
+func TestWrappedUsageHangsUnderTheCommand(t *testing.T) {
+	var b strings.Builder
+	writeUsage(&b, commands["ops"])
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	if len(lines) < 3 || !strings.HasPrefix(lines[0], "usage: ops [--app A]") || !strings.HasPrefix(lines[1], "         [") {
+		t.Fatalf("usage of ops:\n%s", b.String())
+	}
+	for _, l := range lines {
+		if len(l) > helpWidth {
+			t.Errorf("line of %d columns: %q", len(l), l)
+		}
+	}
+}

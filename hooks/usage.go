@@ -28,15 +28,20 @@ var helpTopics = []struct {
 const helpWidth = 100
 
 // writeWrapped writes text after indent, wrapped at word boundaries so no
-// line is wider than helpWidth.
+// line is wider than helpWidth; lines after the first are indented two more.
 func writeWrapped(w io.Writer, indent, text string) {
-	line := indent
-	for _, word := range strings.Fields(text) {
-		if len(line) > len(indent) && len(line)+1+len(word) > helpWidth {
+	writeHanging(w, indent, indent+"  ", text)
+}
+
+// writeHanging writes text after first, and its wrapped lines after rest.
+func writeHanging(w io.Writer, first, rest, text string) {
+	line, start := first, first
+	for _, word := range wrapUnits(text) {
+		if len(line) > len(start) && len(line)+1+len(word) > helpWidth {
 			fmt.Fprintln(w, line)
-			line = indent + "  "
+			line, start = rest, rest
 		}
-		if len(line) > len(indent) && !strings.HasSuffix(line, "  ") {
+		if len(line) > len(start) {
 			line += " "
 		}
 		line += word
@@ -44,9 +49,31 @@ func writeWrapped(w io.Writer, indent, text string) {
 	fmt.Fprintln(w, line)
 }
 
+// wrapUnits are text's words, a bracketed group ([--limit N]) kept as one.
+func wrapUnits(text string) []string {
+	var units []string
+	open := 0
+	for _, w := range strings.Fields(text) {
+		if open > 0 {
+			units[len(units)-1] += " " + w
+		} else {
+			units = append(units, w)
+		}
+		open += strings.Count(w, "[") - strings.Count(w, "]")
+		open = max(open, 0)
+	}
+	return units
+}
+
+// writeUsageLine writes "usage: " and the command's usage, its wrapped
+// lines under the command's first word.
+func writeUsageLine(w io.Writer, cmd command) {
+	writeHanging(w, "usage: ", "         ", cmd.usage)
+}
+
 // writeUsage is what help COMMAND and COMMAND --help print.
 func writeUsage(w io.Writer, cmd command) {
-	writeWrapped(w, "usage: ", cmd.usage)
+	writeUsageLine(w, cmd)
 	writeWrapped(w, "  ", cmd.help)
 }
 

@@ -245,8 +245,8 @@ func (e *Engine) Execute(ctx context.Context, app, env string, cmd []string, std
 		status, reason = store.StatusFailed, e.execFailure(ctx, inst, err)
 		l.Logf("Operation %d failed: %s", op.ID, reason)
 	case code != 0:
-		status, reason = store.StatusFailed, fmt.Sprintf("exited with status %d", code)
-		l.Logf("Operation %d failed: the command exited with status %d", op.ID, code)
+		status, reason = store.StatusFailed, exitReason(code)
+		l.Logf("Operation %d failed: the command %s", op.ID, reason)
 	default:
 		l.Logf("Operation %d succeeded (exit status 0)", op.ID)
 	}
@@ -255,6 +255,23 @@ func (e *Engine) Execute(ctx context.Context, app, env string, cmd []string, std
 		err = failf(ErrExecFailed, "%s", reason)
 	}
 	return op, code, err
+}
+
+// exitReason says what a one-off command's non-zero exit status means
+// when the shell gives it a meaning.
+func exitReason(code int) string {
+	reason := fmt.Sprintf("exited with status %d", code)
+	switch {
+	case code == 127:
+		reason += ": command not found"
+	case code == 126:
+		reason += ": command not executable"
+	case code == 137:
+		reason += ": killed (SIGKILL; out of memory?)"
+	case code > 128 && code < 128+32:
+		reason += fmt.Sprintf(": killed by signal %d", code-128)
+	}
+	return reason
 }
 
 // execFailure says why a one-off command has no exit status: the command

@@ -169,4 +169,11 @@ func TestCommandsExplainThemselves(t *testing.T) {
 	if o := d.ops("--type", "execute", "--limit", "1"); len(o) != 1 || o[0].Reason != "exited with status 4" {
 		t.Errorf("run exit 4: %+v", o)
 	}
+	// A command that is not there: sh's status 127, not "exit status -1".
+	if out, errOut, code := d.ssh("run", "cli/production", "--", "nosuchcmd"); code != 127 || !strings.Contains(out, "nosuchcmd: not found") || errOut != "" {
+		t.Errorf("run nosuchcmd: exit %d, out %q, stderr %q", code, out, errOut)
+	}
+	if o := d.ops("--type", "execute", "--limit", "1"); len(o) != 1 || o[0].Reason != "exited with status 127: command not found" {
+		t.Errorf("run nosuchcmd: %+v", o)
+	}
 }

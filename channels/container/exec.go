@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
@@ -62,6 +63,16 @@ func (c *Incus) Exec(ctx context.Context, name string, cmd []string, env map[str
 		kill(control)
 		return -1, ctx.Err()
 	}
+	if code, ok := shellStatus(err); ok {
+		// Incus reports these statuses as errors; they are the command's
+		// (sh's "not found"), and the output that said so may still come.
+		select {
+		case <-dataDone:
+		case <-ctx.Done():
+		case <-time.After(5 * time.Second):
+		}
+		return code, nil
+	}
 	if err != nil {
 		return -1, execErr(err, name)
 	}
@@ -77,6 +88,20 @@ func (c *Incus) Exec(ctx context.Context, name string, cmd []string, env map[str
 		return -1, fmt.Errorf("exec in %s: incus reported no exit code", name)
 	}
 	return int(code), nil
+}
+
+// shellStatus is the exit status Incus turned into an error: 127 for
+// "Command not found", 126 for "Command not executable".
+func shellStatus(err error) (int, bool) {
+	switch {
+	case err == nil:
+		return 0, false
+	case strings.Contains(err.Error(), "Command not found"):
+		return 127, true
+	case strings.Contains(err.Error(), "Command not executable"):
+		return 126, true
+	}
+	return 0, false
 }
 
 func execErr(err error, name string) error {

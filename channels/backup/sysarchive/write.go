@@ -16,6 +16,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/slipway-dev/slipway/channels/backup/atomicfile"
 )
 
 // CopyStore writes a consistent copy of the live store to path.
@@ -104,25 +106,13 @@ func makeBundle(ctx context.Context, repo, bundle string) (bool, error) {
 // writeArchive writes the members in sources and then the manifest, and
 // returns the archive's size and SHA-256.
 func writeArchive(path string, m manifest, sources map[string]string) (int64, string, error) {
-	tmp := path + ".part"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return 0, "", err
-	}
 	h := sha256.New()
-	counter := &countingWriter{w: io.MultiWriter(f, h)}
-	err = writeMembers(counter, m, sources)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
+	var counter *countingWriter
+	err := atomicfile.Write(path, 0o600, func(f io.Writer) error {
+		counter = &countingWriter{w: io.MultiWriter(f, h)}
+		return writeMembers(counter, m, sources)
+	})
 	if err != nil {
-		os.Remove(tmp)
 		return 0, "", err
 	}
 	return counter.n, hex.EncodeToString(h.Sum(nil)), nil

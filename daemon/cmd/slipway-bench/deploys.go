@@ -280,17 +280,8 @@ func (b *bench) failedRequests(ctx context.Context) error {
 	}
 
 	stop := make(chan struct{})
-	gen := openLoop{
-		URL: "http://" + b.d.proxy + "/", Host: host, Rate: float64(rate),
-		// Bounds: 20 deploys take well under a minute here.
-		MaxDuration: 5 * time.Minute, MaxInFlight: 2000, Timeout: 10 * time.Second,
-		Check: func(res *http.Response, body []byte) error {
-			if res.StatusCode != 200 || !strings.HasPrefix(string(body), "busy ") {
-				return fmt.Errorf("%d %q", res.StatusCode, truncate(string(body), 60))
-			}
-			return nil
-		},
-	}
+	// Bounds: 20 deploys take well under a minute here.
+	gen := b.appLoad(host, "busy ", float64(rate), 5*time.Minute, 2000)
 	var results []loadResult
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -496,4 +487,19 @@ func (b *bench) deployAll(ctx context.Context, hosts []string, trees []*workTree
 		return 0, fmt.Errorf("%d of %d parallel deploys lost: %s", len(lost), len(trees), strings.Join(lost, "; "))
 	}
 	return last.Sub(start), nil
+}
+
+// appLoad is an open loop through the proxy to host whose answers must be
+// 200 with a body starting with prefix.
+func (b *bench) appLoad(host, prefix string, rate float64, maxDuration time.Duration, maxInFlight int) openLoop {
+	return openLoop{
+		URL: "http://" + b.d.proxy + "/", Host: host, Rate: rate,
+		MaxDuration: maxDuration, MaxInFlight: maxInFlight, Timeout: 10 * time.Second,
+		Check: func(res *http.Response, body []byte) error {
+			if res.StatusCode != 200 || !strings.HasPrefix(string(body), prefix) {
+				return fmt.Errorf("%d %q", res.StatusCode, truncate(string(body), 60))
+			}
+			return nil
+		},
+	}
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os/exec"
 	"strings"
 	"sync"
@@ -27,16 +26,7 @@ func (b *bench) resilience(ctx context.Context) error {
 		return err
 	}
 	stop := make(chan struct{})
-	gen := openLoop{
-		URL: "http://" + b.d.proxy + "/", Host: host, Rate: rate,
-		MaxDuration: 10 * time.Minute, MaxInFlight: 500, Timeout: 10 * time.Second,
-		Check: func(res *http.Response, body []byte) error {
-			if res.StatusCode != 200 || !strings.HasPrefix(string(body), "steady ") {
-				return fmt.Errorf("%d %q", res.StatusCode, truncate(string(body), 60))
-			}
-			return nil
-		},
-	}
+	gen := b.appLoad(host, "steady ", rate, 10*time.Minute, 500)
 	var results []loadResult
 	var wg sync.WaitGroup
 	wg.Add(1)

@@ -86,6 +86,7 @@ func TestCommandsExplainThemselves(t *testing.T) {
 		{"ops", "--json"}, {"logs", fmt.Sprint(ops[0].ID), "--json"}, {"logs", "cli/production", "--app", "--json"},
 		{"users", "--json"}, {"key", "list", "--json"}, {"access", "--json"}, {"report", "list", "production", "--json"},
 		{"config", "cli/production", "--json"}, {"backup", "list", "cli/production", "--json"},
+		{"limits", "cli/production", "--json"},
 	} {
 		var list []json.RawMessage
 		out := d.mustSSH(args...)
@@ -108,6 +109,14 @@ func TestCommandsExplainThemselves(t *testing.T) {
 	d.sshJSON(&keys, "key", "list", "--json")
 	if len(keys) != 1 || keys[0].User != "admin" || !strings.HasPrefix(keys[0].Fingerprint, "SHA256:") || keys[0].Type != "ssh-ed25519" {
 		t.Errorf("key list --json: %+v", keys)
+	}
+	var limits []struct {
+		CPU  int
+		Text string
+	}
+	d.sshJSON(&limits, "limits", "cli/production", "--json")
+	if len(limits) != 1 || limits[0].CPU != 0 || limits[0].Text == "" {
+		t.Errorf("limits --json: %+v", limits)
 	}
 	var lines []struct{ Process, Line string }
 	d.sshJSON(&lines, "logs", "cli/production", "--app", "--json")

@@ -329,7 +329,7 @@ func (s *Server) viewInstallation(i store.Installation) installationView {
 	v := installationView{App: i.App, Environment: i.Environment, Host: i.Host, Channel: i.Channel(),
 		ChannelKind: i.Following.Kind, ChannelRef: i.Following.Ref, Commit: i.Commit, Instance: i.Instance,
 		State: i.State, Draining: draining, CreatedAt: i.CreatedAt,
-		Limits: limitsView{CPU: i.Limits.CPU, MemoryBytes: i.Limits.Memory, Text: i.Limits.String()}}
+		Limits: viewLimits(i.Limits)}
 	if ops, err := s.store.Operations(context.Background(), store.OperationFilter{InstallationID: i.ID, Limit: 50}); err == nil && len(ops) > 0 {
 		last := viewOperation(ops[0])
 		v.LastOperation = &last
@@ -343,6 +343,10 @@ type limitsView struct {
 	CPU         int    `json:"cpu"`
 	MemoryBytes int64  `json:"memory_bytes"`
 	Text        string `json:"text"`
+}
+
+func viewLimits(l store.Limits) limitsView {
+	return limitsView{CPU: l.CPU, MemoryBytes: l.Memory, Text: l.String()}
 }
 
 // stateLine is the STATE column of status: the state, and the newest

@@ -9,7 +9,7 @@ import (
 
 func init() {
 	register([]command{
-		{"limits APP/ENV [--cpu N|none] [--memory SIZE|none]", "show the CPU and memory limits of the installation's instances; with --cpu or --memory (512MiB, 2GiB) change them and redeploy", limitsGate, (*Server).cmdLimits},
+		{"limits APP/ENV [--cpu N|none] [--memory SIZE|none] [--json]", "show the CPU and memory limits of the installation's instances; with --cpu or --memory (512MiB, 2GiB) change them and redeploy", limitsGate, (*Server).cmdLimits},
 	}...)
 }
 
@@ -27,6 +27,7 @@ func (s *Server) cmdLimits(c *call, args []string) error {
 	fs := flag.NewFlagSet("limits", flag.ContinueOnError)
 	cpuFlag := fs.String("cpu", "", "")
 	memoryFlag := fs.String("memory", "", "")
+	asJSON := fs.Bool("json", false, "")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -61,8 +62,14 @@ func (s *Server) cmdLimits(c *call, args []string) error {
 		if err != nil {
 			return fmt.Errorf("unknown installation %s/%s", app, env)
 		}
+		if *asJSON { // an array of one, as every reading command
+			return writeJSON(c.out, []limitsView{viewLimits(inst.Limits)})
+		}
 		fmt.Fprintf(c.out, "%s: %s\n", inst.Resource(), inst.Limits)
 		return nil
+	}
+	if *asJSON {
+		return usageError("--json reads the limits; it does not go with --cpu or --memory")
 	}
 	op, err := s.engine.SetLimits(c.ctx, app, env, cpus, memory, c.user.Name)
 	if err != nil {

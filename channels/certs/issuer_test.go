@@ -366,3 +366,32 @@ func TestAShortLivedCertificateIsDueAtTwoThirds(t *testing.T) {
 		t.Error("not due at two thirds of its life")
 	}
 }
+
+// Renewing while the CA still holds a valid authorization for the name: no
+// challenge is answered again.
+func TestObtainAgainReusesAValidAuthorization(t *testing.T) {
+	t.Parallel()
+	r := newTestResponder(t)
+	ca := pebbletest.Start(t, r.httpPort, r.tlsPort, pebbletest.Env("PEBBLE_AUTHZREUSE=100"))
+	d := openDir(t, filepath.Join(t.TempDir(), "certs"))
+	iss := &Issuer{Dir: d, DirectoryURL: ca.DirectoryURL, HTTPClient: ca.HTTPClient(), Responder: r}
+	if _, err := iss.Obtain(testContext(t), "renew.test", nil); err != nil {
+		t.Fatalf("first Obtain: %v", err)
+	}
+	crt := filepath.Join(d.Path(), "renew.test.crt")
+	firstPEM, _ := os.ReadFile(crt)
+	var log bytes.Buffer
+	if _, err := iss.Obtain(testContext(t), "renew.test", &log); err != nil {
+		t.Fatalf("second Obtain: %v", err)
+	}
+	if r.count(http01) != 1 {
+		t.Errorf("%d http-01 answers for two orders, want 1 (the authorization is reused)", r.count(http01))
+	}
+	if !strings.Contains(log.String(), "already authorized for renew.test") {
+		t.Errorf("the log does not say the authorization was reused:\n%s", log.String())
+	}
+	if secondPEM, _ := os.ReadFile(crt); bytes.Equal(firstPEM, secondPEM) {
+		t.Error("the second certificate did not replace the first")
+	}
+	verifyIssued(t, d, ca, "renew.test")
+}

@@ -54,8 +54,17 @@ func Validity(d time.Duration) Option {
 	return func(c *config) { c.validity = uint(d / time.Second) }
 }
 
+// Env sets environment variables of the pebble process, "NAME=value": Pebble
+// 2.4.0 reads PEBBLE_AUTHZREUSE (percent of orders that reuse a valid
+// authorization, default 50), PEBBLE_WFE_NONCEREJECT (percent of good nonces
+// rejected, default 5), PEBBLE_CHAIN_LENGTH and PEBBLE_ALTERNATE_ROOTS.
+func Env(kv ...string) Option {
+	return func(c *config) { c.env = append(c.env, kv...) }
+}
+
 type config struct {
 	validity uint
+	env      []string
 }
 
 // Start runs Pebble validating HTTP-01 on httpPort and TLS-ALPN-01 on tlsPort
@@ -145,7 +154,7 @@ func (ca *CA) start(t testing.TB, dir, certFile, keyFile string, httpPort, tlsPo
 	}
 
 	// PEBBLE_VA_NOSLEEP: Pebble otherwise waits up to 15 s before each validation.
-	peb, err := startProcess(t, "pebble", []string{"PEBBLE_VA_NOSLEEP=1"},
+	peb, err := startProcess(t, "pebble", append([]string{"PEBBLE_VA_NOSLEEP=1"}, cfg.env...),
 		"-config", confFile, "-dnsserver", addr(dns))
 	if err != nil {
 		return err

@@ -36,7 +36,8 @@ type Issuer struct {
 	DirectoryURL string
 	// Email is the account's contact, where the CA sends expiry warnings; may be "".
 	Email string
-	// HTTPClient talks to the CA; nil is http.DefaultClient.
+	// HTTPClient talks to the CA; nil is a client with the system's roots
+	// and a 30-second limit per request.
 	HTTPClient *http.Client
 	Responder  Responder
 }
@@ -100,10 +101,16 @@ func (o *order) run(ctx context.Context) (Info, error) {
 	if err != nil {
 		return Info{}, &IssueError{Domain: o.name, Reason: "the ACME account key cannot be read or made: " + err.Error(), Err: err}
 	}
+	httpClient := o.HTTPClient
+	if httpClient == nil {
+		// A CA that accepts the connection and never answers must not
+		// hold the operation until its context ends.
+		httpClient = &http.Client{Timeout: 30 * time.Second}
+	}
 	o.client = &acme.Client{
 		Key:          key,
 		DirectoryURL: o.DirectoryURL,
-		HTTPClient:   o.HTTPClient,
+		HTTPClient:   httpClient,
 		RetryBackoff: retryBackoff,
 		UserAgent:    "slipway",
 	}
@@ -311,8 +318,8 @@ func (o *order) answer(ctx context.Context, z *acme.Authorization, chal *acme.Ch
 // waitAuthorization polls the authorization until the CA decides. It polls
 // faster than acme.Client.WaitAuthorization's fixed second, since the CA
 // usually decides within a few hundred milliseconds.
-func (o *order) waitAuthorization(ctx context.Context, url, typ string) error {
-	ctx, cancel := context.WithTimeout(ctx, authorizationWait)
+func (o *order) waitAuthorization(parent context.Context, url, typ string) error {
+	ctx, cancel := context.WithTimeout(parent, authorizationWait)
 	defer cancel()
 	wait := 50 * time.Millisecond
 	for {
@@ -334,7 +341,11 @@ func (o *order) waitAuthorization(ctx context.Context, url, typ string) error {
 		}
 		select {
 		case <-ctx.Done():
-			return o.caError(ctx.Err())
+			if parent.Err() == nil {
+				return &IssueError{Kind: KindCAUnreachable, Domain: o.name, Err: ctx.Err(), Reason: fmt.Sprintf(
+					"the CA at %s did not decide on the %s challenge for %s within %v", o.DirectoryURL, typ, o.name, authorizationWait)}
+			}
+			return o.caError(parent.Err())
 		case <-time.After(wait):
 		}
 		wait = min(wait*2, 2*time.Second)
@@ -351,6 +362,6 @@ func retryBackoff(n int, r *http.Request, res *http.Response) time.Duration {
 	case res.StatusCode == http.StatusBadRequest:
 		return 10 * time.Millisecond
 	default:
-		return time.Duration(n) * 500 * time.Millisecond
+		return time.Duration(n) * 250 * time.Millisecond
 	}
 }

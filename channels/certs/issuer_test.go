@@ -395,3 +395,29 @@ func TestObtainAgainReusesAValidAuthorization(t *testing.T) {
 	}
 	verifyIssued(t, d, ca, "renew.test")
 }
+
+func TestObtainSaysTheCAFailsWhenItAnswersServerErrors(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int32
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		calls.Add(1)
+		w.Header().Set("Content-Type", "application/problem+json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		w.Write([]byte(`{"type":"urn:ietf:params:acme:error:serverInternal","detail":"down for maintenance"}`))
+	}))
+	t.Cleanup(srv.Close)
+	iss := &Issuer{Dir: openDir(t, t.TempDir()), DirectoryURL: srv.URL + "/dir", HTTPClient: srv.Client(), Responder: newTestResponder(t)}
+
+	_, err := iss.Obtain(testContext(t), "app.test", nil)
+	var ie *IssueError
+	if !errors.As(err, &ie) || ie.Kind != KindCAUnreachable {
+		t.Fatalf("Obtain = %v, want the CA unreachable", err)
+	}
+	want := "the CA at " + srv.URL + "/dir does not answer: it replied 503 (down for maintenance)"
+	if err.Error() != want {
+		t.Errorf("the reason is %q, want %q", err, want)
+	}
+	if n := calls.Load(); n < 2 {
+		t.Errorf("the CA was asked %d times: a server error is retried a few times", n)
+	}
+}

@@ -24,6 +24,8 @@ type Route struct {
 	Port        int    `json:"port,omitempty"`
 	Maintenance bool   `json:"maintenance,omitempty"`
 	Message     string `json:"message,omitempty"`
+	HTTPS       string `json:"https,omitempty"` // "" or off, on, redirect (see proxy.HTTPSMode)
+	HSTS        int    `json:"hsts,omitempty"`  // Strict-Transport-Security max-age on HTTPS, seconds; 0: none
 }
 
 // Dialer connects to port inside an instance.
@@ -31,9 +33,10 @@ type Dialer func(ctx context.Context, instance string, port int) (net.Conn, erro
 
 // Table is the route table. Its methods are safe for concurrent use.
 type Table struct {
-	px    *proxy.Proxy
-	dial  Dialer
-	state string // the state file, or "" for none
+	px      *proxy.Proxy
+	dial    Dialer
+	state   string // the state file, or "" for none
+	certDir string // the certificates (see proxy.LoadCerts), or "" for none
 
 	mu        sync.Mutex
 	over      bool                       // handed over to a new process: changes go there
@@ -76,6 +79,12 @@ func (t *Table) apply(r Route) (replaced string) {
 		t.px.SetMaintenance(r.Host, r.Message)
 	case prev.Maintenance:
 		t.px.ClearMaintenance(r.Host)
+	}
+	if r.HTTPS != prev.HTTPS || r.HSTS != prev.HSTS || !known {
+		// Checked by SetHTTPS, or by Open for a state file: a mode that no longer
+		// parses serves as off.
+		mode, _ := proxy.ParseHTTPSMode(r.HTTPS)
+		t.px.SetHTTPS(r.Host, mode, max(r.HSTS, 0))
 	}
 	r.Host = key
 	t.routes[key] = r
@@ -177,6 +186,69 @@ func (t *Table) Drain(ctx context.Context, instance string) error {
 	}
 	t.mu.Unlock()
 	return err
+}
+
+// SetHTTPS sets how host is served over TLS: mode "off" (or ""), "on" or
+// "redirect" (HTTP answers 308 to HTTPS), and the max-age in seconds of the
+// Strict-Transport-Security of its HTTPS responses (0: none). An unknown host is
+// added. The proxy serves HTTPS for host once a certificate covers it.
+func (t *Table) SetHTTPS(_ context.Context, host, mode string, hsts int) error {
+	if _, err := proxy.ParseHTTPSMode(mode); err != nil {
+		return fmt.Errorf("https %s: %w", host, err)
+	}
+	if hsts < 0 {
+		return fmt.Errorf("https %s: HSTS max-age %d is negative", host, hsts)
+	}
+	if mode == "off" {
+		mode = ""
+	}
+	_, err := t.change(host, func(r *Route) { r.HTTPS, r.HSTS = mode, hsts })
+	return err
+}
+
+// UseCertDir makes ReloadCerts read the certificates in dir.
+func (t *Table) UseCertDir(dir string) {
+	t.mu.Lock()
+	t.certDir = dir
+	t.mu.Unlock()
+}
+
+// ReloadCerts reads the certificate directory again (see proxy.LoadCerts): a pair
+// that does not load is logged and skipped, the others serve.
+func (t *Table) ReloadCerts(context.Context) (int, error) {
+	t.mu.Lock()
+	dir, over := t.certDir, t.over
+	t.mu.Unlock()
+	if over {
+		return 0, ErrHandedOver
+	}
+	if dir == "" {
+		return 0, errors.New("this proxy has no certificate directory")
+	}
+	return t.px.LoadCerts(dir)
+}
+
+// Challenge answers the ACME HTTP-01 token with keyAuth ("" removes it).
+func (t *Table) Challenge(_ context.Context, token, keyAuth string) error {
+	if t.handedOver() {
+		return ErrHandedOver
+	}
+	return t.px.SetChallenge(token, keyAuth)
+}
+
+// handedOver waits out a Freeze and reports whether a new process took over.
+func (t *Table) handedOver() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.over
+}
+
+// ALPNChallenge presents the TLS-ALPN-01 certificate for domain (empty removes it).
+func (t *Table) ALPNChallenge(_ context.Context, domain string, certPEM, keyPEM []byte) error {
+	if t.handedOver() {
+		return ErrHandedOver
+	}
+	return t.px.SetALPNChallenge(domain, certPEM, keyPEM)
 }
 
 // ErrHandedOver: a new proxy process took over; ask it.

@@ -18,9 +18,27 @@ import (
 // the new one takes the next.
 //
 // The new process gets the sockets as fds 3 (HTTP) and 4 (control), and the
-// write end of a pipe as fd 5, on which it says it serves.
+// write end of a pipe as fd 5, on which it says it serves; with HTTPS, its socket
+// as fd 6, said by handoverHTTPSEnv (so that a process of a slipway without HTTPS
+// can hand over to one with it, which then listens itself).
 
-const handoverEnv = "SLIPWAY_PROXY_HANDOVER"
+const (
+	handoverEnv      = "SLIPWAY_PROXY_HANDOVER"
+	handoverHTTPSEnv = "SLIPWAY_PROXY_HANDOVER_HTTPS"
+)
+
+// inheritedHTTPS returns the HTTPS socket handed over, or nil if none was.
+func inheritedHTTPS() (net.Listener, error) {
+	if !inherited() || os.Getenv(handoverHTTPSEnv) != "1" {
+		return nil, nil
+	}
+	os.Unsetenv(handoverHTTPSEnv)
+	ln, err := net.FileListener(os.NewFile(6, "https"))
+	if err != nil {
+		return nil, fmt.Errorf("the HTTPS socket handed over: %w", err)
+	}
+	return ln, nil
+}
 
 // readyTimeout bounds how long the old process waits for the new to serve.
 const readyTimeout = 15 * time.Second
@@ -73,6 +91,14 @@ func (p *process) upgrade() (func(), error) {
 		return nil, err
 	}
 	defer webFile.Close()
+	var secureFile *os.File
+	if p.secure != nil {
+		if secureFile, err = p.secure.(*net.TCPListener).File(); err != nil {
+			resume(false)
+			return nil, err
+		}
+		defer secureFile.Close()
+	}
 	p.control.SetUnlinkOnClose(false)
 	ctlFile, err := p.control.File()
 	if err != nil {
@@ -81,7 +107,7 @@ func (p *process) upgrade() (func(), error) {
 	}
 	defer ctlFile.Close()
 	p.control.Close() // connections wait in the socket's queue for the new process
-	if err := p.startSuccessor(webFile, ctlFile); err != nil {
+	if err := p.startSuccessor(webFile, ctlFile, secureFile); err != nil {
 		resume(false)
 		p.controlAgain(ctlFile)
 		return nil, err
@@ -92,7 +118,7 @@ func (p *process) upgrade() (func(), error) {
 
 // startSuccessor runs this proxy's binary, as installed now, with the
 // sockets, and waits until it says it serves.
-func (p *process) startSuccessor(web, control *os.File) error {
+func (p *process) startSuccessor(web, control, secure *os.File) error {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return err
@@ -101,6 +127,10 @@ func (p *process) startSuccessor(web, control *os.File) error {
 	cmd := exec.Command(p.binary, os.Args[1:]...)
 	cmd.Env = append(os.Environ(), handoverEnv+"=1")
 	cmd.ExtraFiles = []*os.File{web, control, w}
+	if secure != nil {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, secure)
+		cmd.Env = append(cmd.Env, handoverHTTPSEnv+"=1")
+	}
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	err = cmd.Start()

@@ -520,6 +520,9 @@ func (c *clientConn) writePage(page func(http.ResponseWriter)) {
 	if c.req.close || c.srv.closing.Load() {
 		c.bw.WriteString("Connection: close\r\n")
 	}
+	if c.hsts != nil && c.tls {
+		c.bw.Write(c.hsts)
+	}
 	c.bw.Write(c.srv.dateLine())
 	c.bw.WriteString("\r\n")
 	if !c.req.head {

@@ -276,7 +276,16 @@ func TestHTTPSServesTheAppWithForwardedProtoAndHSTS(t *testing.T) {
 				t.Errorf("HTTPS response's Strict-Transport-Security = %q, want max-age=600", hsts)
 			}
 
+			// A request with a body takes net/http's path on HTTP/1.1: the same fields.
+			res, body = fetchBody(t, c, "https://a.test/", nil, "a body")
+			got = nil
+			json.Unmarshal([]byte(body), &got)
+			if res.StatusCode != 200 || got["proto"] != "https" || res.Header.Get("Strict-Transport-Security") != "max-age=600" {
+				t.Errorf("a POST over HTTPS: %d, proto %q, HSTS %q", res.StatusCode, got["proto"], res.Header.Get("Strict-Transport-Security"))
+			}
+
 			res, body = fetch(t, c, "http://a.test/", nil)
+			got = nil
 			json.Unmarshal([]byte(body), &got)
 			if res.StatusCode != 200 || got["proto"] != "http" {
 				t.Errorf("over HTTP: %d, proto %q, want 200 http", res.StatusCode, got["proto"])

@@ -153,10 +153,12 @@ func (e *envFlags) prefixes(p *[]netip.Prefix, name, usage string) {
 		}
 		*p = ps
 	}
+	// The reason goes to e.err, said after parsing: flag's own message for a
+	// value a Func refuses would lose it.
 	e.fs.Func(name, usage+" ($"+envName(name)+")", func(v string) error {
 		ps, err := frontproxy.ParsePrefixes(v)
-		if err != nil {
-			return err
+		if err != nil && e.err == nil {
+			e.err = fmt.Errorf("--%s: %w", name, err)
 		}
 		*p = ps
 		return nil

@@ -139,7 +139,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case info.tls && rt.https == HTTPSOff:
 			writeNoHTTPS(w, host)
 			return
-		case !info.tls && rt.https == HTTPSRedirect && !strings.HasPrefix(r.URL.Path, acmeChallengePath):
+		case !info.tls && rt.https == HTTPSRedirect && !strings.HasPrefix(r.URL.Path, acmeChallengePath) && p.certFor(host) != nil:
+			// Without a certificate (not issued yet, or removed) the redirect would
+			// lead nowhere: HTTP serves until there is one.
 			writeRedirect(w, p.redirectTarget(host, r.URL.RequestURI()))
 			return
 		case rt.maintenance:

@@ -324,8 +324,11 @@ func TestRedirectModeSendsHTTPToHTTPS(t *testing.T) {
 	_, up := testBackend(t, "web", nameHandler("web"))
 	f.p.Swap("a.test", up)
 	f.p.SetHTTPS("a.test", HTTPSRedirect, 0)
-	f.issue(t, "a", time.Time{}, "a.test")
 	c := f.client(false)
+	if res, body := fetch(t, c, "http://a.test/", nil); res.StatusCode != 200 || body != "web" {
+		t.Errorf("redirect mode with no certificate yet: %d %q, want HTTP to serve", res.StatusCode, body)
+	}
+	f.issue(t, "a", time.Time{}, "a.test")
 
 	res, _ := fetch(t, c, "http://a.test/some/path?q=1&r=2", nil)
 	_, port, _ := net.SplitHostPort(f.httpsAddr)
@@ -348,6 +351,7 @@ func TestHTTP01ChallengeIsAnsweredBeforeRouting(t *testing.T) {
 	_, up := testBackend(t, "web", nameHandler("web"))
 	f.p.Swap("a.test", up)
 	f.p.SetHTTPS("a.test", HTTPSRedirect, 0)
+	f.issue(t, "a", time.Time{}, "a.test")
 	if err := f.p.SetChallenge("tok-1", "tok-1.thumb"); err != nil {
 		t.Fatal(err)
 	}

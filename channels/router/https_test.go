@@ -40,6 +40,15 @@ func TestSetHTTPSIsKeptInTheStateFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Redirects wait for a certificate.
+	certs := t.TempDir()
+	ca, _ := testcert.NewCA()
+	crt, key, _ := ca.Issue(time.Time{}, "a.test")
+	testcert.WritePair(certs, "a", crt, key)
+	tbl2.UseCertDir(certs)
+	if n, err := tbl2.ReloadCerts(ctx); n != 1 || err != nil {
+		t.Fatalf("reload: %d %v", n, err)
+	}
 	routes, _ := tbl2.Routes(ctx)
 	if len(routes) != 1 || routes[0].HTTPS != "redirect" || routes[0].HSTS != 31536000 || routes[0].Instance != "web-1" {
 		t.Fatalf("after a restart: %+v", routes)

@@ -507,3 +507,64 @@ func TestForwardedFieldsFromUntrustedAndTrustedPeers(t *testing.T) {
 		}
 	}
 }
+
+func TestTLSConnectionsCountAgainstThePerAddressCap(t *testing.T) {
+	f := newTLSFront(t, func(p *Proxy) { p.MaxConnsPerIP = 1 })
+	_, up := testBackend(t, "web", nameHandler("web"))
+	f.p.Swap("a.test", up)
+	f.p.SetHTTPS("a.test", HTTPSOn, 0)
+	f.issue(t, "a", time.Time{}, "a.test")
+	cfg := &tls.Config{ServerName: "a.test", RootCAs: f.ca.Pool(), NextProtos: []string{"h2"}}
+	first, err := tls.Dial("tcp", f.httpsAddr, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	if first.ConnectionState().NegotiatedProtocol != "h2" {
+		t.Fatalf("negotiated %q", first.ConnectionState().NegotiatedProtocol)
+	}
+	if second, err := tls.Dial("tcp", f.httpsAddr, cfg); err == nil {
+		second.Close()
+		t.Fatal("a second connection from the address was served, over a cap of one")
+	}
+	if f.p.Stats().RefusedConns != 1 {
+		t.Errorf("refused %d connections, want 1", f.p.Stats().RefusedConns)
+	}
+	// Once the HTTP/2 connection is closed its address is free again.
+	first.Close()
+	eventuallyTLS(t, func() bool {
+		c, err := tls.Dial("tcp", f.httpsAddr, cfg)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+}
+
+func TestShutdownClosesTheHTTPSListener(t *testing.T) {
+	f := newTLSFront(t, nil)
+	f.p.SetHTTPS("a.test", HTTPSOn, 0)
+	f.issue(t, "a", time.Time{}, "a.test")
+	if _, _, err := f.handshake("a.test"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := f.p.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if conn, err := net.Dial("tcp", f.httpsAddr); err == nil {
+		conn.Close()
+		t.Error("the HTTPS listener still accepts after Shutdown")
+	}
+}
+
+func eventuallyTLS(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatal("condition not met within 5 s")
+}

@@ -102,7 +102,11 @@ func (b *bench) httpsVsNginx(ctx context.Context) error {
 		if r%2 == 0 {
 			order = []string{"nginx", "slipway"}
 		}
-		rps, hs := map[string]float64{}, map[string]float64{}
+		rps, hs, hsCPU := map[string]float64{}, map[string]float64{}, map[string]float64{}
+		pids := map[string]int{"nginx": ngx.pid}
+		if pids["slipway"], err = b.d.proxyPID(); err != nil {
+			return err
+		}
 		for _, name := range order {
 			res, err := runWrk(ctx, targets[name], wrkDuration)
 			if err != nil {
@@ -114,16 +118,31 @@ func (b *bench) httpsVsNginx(ctx context.Context) error {
 			rps[name] = res.rps
 		}
 		for _, name := range order {
+			cpu0, err := treeCPU(pids[name])
+			if err != nil {
+				return err
+			}
 			n, failed, first := handshakes(ctx, host, addrs[name], handshakeWorkers, handshakeDuration)
 			if failed > 0 {
 				return fmt.Errorf("%d of %d handshakes with %s failed; first: %v", failed, n+failed, name, first)
 			}
+			cpu1, err := treeCPU(pids[name])
+			if err != nil {
+				return err
+			}
 			hs[name] = float64(n) / handshakeDuration.Seconds()
+			// On a small machine the clients can be what bounds the rate, so the
+			// server's own CPU per handshake is told too.
+			hsCPU[name] = float64((cpu1 - cpu0).Microseconds()) / float64(n)
 		}
 		b.results.add("https_rps_vs_nginx", rps["slipway"]/rps["nginx"])
 		b.results.note("https_rps_vs_nginx", "round %d: slipway %.0f req/s, nginx %.0f req/s", r, rps["slipway"], rps["nginx"])
 		b.results.add("tls_handshakes_vs_nginx", hs["slipway"]/hs["nginx"])
 		b.results.note("tls_handshakes_vs_nginx", "round %d: slipway %.0f handshakes/s, nginx %.0f", r, hs["slipway"], hs["nginx"])
+		if hsCPU["nginx"] > 0 {
+			b.results.add("tls_handshake_cpu_vs_nginx", hsCPU["slipway"]/hsCPU["nginx"])
+			b.results.note("tls_handshake_cpu_vs_nginx", "round %d: slipway %.0f µs, nginx %.0f µs of CPU per handshake", r, hsCPU["slipway"], hsCPU["nginx"])
+		}
 		b.log.Printf("HTTPS round %d: req/s slipway %.0f nginx %.0f; handshakes/s slipway %.0f nginx %.0f", r, rps["slipway"], rps["nginx"], hs["slipway"], hs["nginx"])
 		status("  round %d: HTTPS req/s slipway %.0f nginx %.0f (%.2f×); handshakes/s slipway %.0f nginx %.0f (%.2f×)", r,
 			rps["slipway"], rps["nginx"], rps["slipway"]/rps["nginx"], hs["slipway"], hs["nginx"], hs["slipway"]/hs["nginx"])

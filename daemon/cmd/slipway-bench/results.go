@@ -37,6 +37,7 @@ var metrics = []metric{
 	{"proxy_rps_vs_nginx", "proxy req/s ÷ nginx req/s", "×", "≥ 0.9×", 0.9, false, 2},
 	{"https_rps_vs_nginx", "proxy HTTPS req/s ÷ nginx HTTPS req/s, keep-alive", "×", "≥ 0.9×", 0.9, false, 2},
 	{"tls_handshakes_vs_nginx", "new TLS handshakes/s, proxy ÷ nginx", "×", "", 0, false, 2},
+	{"tls_handshake_cpu_vs_nginx", "server CPU per new TLS handshake, proxy ÷ nginx", "×", "", 0, true, 2},
 	{"proxy_p99_vs_direct", "proxy p99 ÷ direct p99 at fixed rate", "×", "≤ 1.2×", 1.2, true, 2},
 	{"proxy_cpu_us_per_req", "proxy CPU per request", "µs", "", 0, true, 1},
 	{"nginx_cpu_us_per_req", "nginx CPU per request (master and workers)", "µs", "", 0, true, 1},

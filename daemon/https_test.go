@@ -84,6 +84,23 @@ func TestHTTPSThroughTheProxyProcess(t *testing.T) {
 		}
 	}
 	check("after ReloadCerts and SetHTTPS")
+	// An ACME challenge set before the upgrade is still answered after it.
+	if err := pc.Challenge(ctx, "tok-upgrade", "tok-upgrade.key"); err != nil {
+		t.Fatal(err)
+	}
+	challenge := func(when string) {
+		t.Helper()
+		res, err := client.Get("http://any.example/.well-known/acme-challenge/tok-upgrade")
+		if err != nil {
+			t.Fatalf("%s: challenge: %v", when, err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 || string(body) != "tok-upgrade.key" {
+			t.Fatalf("%s: the challenge answers %d %q", when, res.StatusCode, body)
+		}
+	}
+	challenge("before the upgrade")
 
 	out, err := exec.Command(slipwayBin, "proxy", "upgrade", "--data", d.data).CombinedOutput()
 	if err != nil {
@@ -96,4 +113,5 @@ func TestHTTPSThroughTheProxyProcess(t *testing.T) {
 	waitGone(t, hello.PID)
 	client.CloseIdleConnections()
 	check("after slipway proxy upgrade")
+	challenge("after slipway proxy upgrade")
 }

@@ -41,6 +41,7 @@ type Table struct {
 	mu        sync.Mutex
 	over      bool                       // handed over to a new process: changes go there
 	routes    map[string]Route           // by canonical host
+	acme      Challenges                 // the ACME challenges set, kept for a successor (see Challenges)
 	upstreams map[string]*proxy.Upstream // by instance: serving, or replaced and not yet drained
 }
 
@@ -228,27 +229,69 @@ func (t *Table) ReloadCerts(context.Context) (int, error) {
 	return t.px.LoadCerts(dir)
 }
 
-// Challenge answers the ACME HTTP-01 token with keyAuth ("" removes it).
-func (t *Table) Challenge(_ context.Context, token, keyAuth string) error {
-	if t.handedOver() {
-		return ErrHandedOver
-	}
-	return t.px.SetChallenge(token, keyAuth)
+// Challenges are the ACME challenges a table has set: transient, so not in the
+// state file, but handed to the process that takes over on an upgrade, which
+// may come in the middle of a validation.
+type Challenges struct {
+	HTTP01 map[string]string    `json:"http01,omitempty"` // key authorization by token
+	ALPN   map[string][2][]byte `json:"alpn,omitempty"`   // certificate and key PEM by domain
 }
 
-// handedOver waits out a Freeze and reports whether a new process took over.
-func (t *Table) handedOver() bool {
+// Challenge answers the ACME HTTP-01 token with keyAuth ("" removes it).
+func (t *Table) Challenge(_ context.Context, token, keyAuth string) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.over
+	if t.over {
+		return ErrHandedOver
+	}
+	if err := t.px.SetChallenge(token, keyAuth); err != nil {
+		return err
+	}
+	if t.acme.HTTP01 == nil {
+		t.acme.HTTP01 = map[string]string{}
+	}
+	if keyAuth == "" {
+		delete(t.acme.HTTP01, token)
+	} else {
+		t.acme.HTTP01[token] = keyAuth
+	}
+	return nil
 }
 
 // ALPNChallenge presents the TLS-ALPN-01 certificate for domain (empty removes it).
 func (t *Table) ALPNChallenge(_ context.Context, domain string, certPEM, keyPEM []byte) error {
-	if t.handedOver() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.over {
 		return ErrHandedOver
 	}
-	return t.px.SetALPNChallenge(domain, certPEM, keyPEM)
+	if err := t.px.SetALPNChallenge(domain, certPEM, keyPEM); err != nil {
+		return err
+	}
+	if t.acme.ALPN == nil {
+		t.acme.ALPN = map[string][2][]byte{}
+	}
+	if len(certPEM) == 0 && len(keyPEM) == 0 {
+		delete(t.acme.ALPN, domain)
+	} else {
+		t.acme.ALPN[domain] = [2][]byte{certPEM, keyPEM}
+	}
+	return nil
+}
+
+// ChallengesFrozen returns the ACME challenges set, for a successor. Call it while the
+// table is frozen, so that none changes after.
+func (t *Table) ChallengesFrozen() Challenges { return t.acme }
+
+// RestoreChallenges sets the challenges a predecessor had; one that does not take
+// is skipped.
+func (t *Table) RestoreChallenges(ctx context.Context, c Challenges) {
+	for token, keyAuth := range c.HTTP01 {
+		t.Challenge(ctx, token, keyAuth)
+	}
+	for domain, pems := range c.ALPN {
+		t.ALPNChallenge(ctx, domain, pems[0], pems[1])
+	}
 }
 
 // ErrHandedOver: a new proxy process took over; ask it.

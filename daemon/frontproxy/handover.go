@@ -2,13 +2,18 @@ package frontproxy
 
 import (
 	"bufio"
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
 	"syscall"
 	"time"
+
+	"github.com/slipway-dev/slipway/channels/router"
 )
 
 // An upgrade starts the binary now installed as a new proxy process and
@@ -22,10 +27,29 @@ import (
 // as fd 6, said by handoverHTTPSEnv (so that a process of a slipway without HTTPS
 // can hand over to one with it, which then listens itself).
 
+// The ACME challenges set (transient, not in the state file) go along as JSON in
+// handoverACMEEnv: an upgrade may come in the middle of a validation.
+
 const (
 	handoverEnv      = "SLIPWAY_PROXY_HANDOVER"
 	handoverHTTPSEnv = "SLIPWAY_PROXY_HANDOVER_HTTPS"
+	handoverACMEEnv  = "SLIPWAY_PROXY_HANDOVER_ACME"
 )
+
+// inheritedChallenges sets the ACME challenges the previous process had.
+func inheritedChallenges(ctx context.Context, table *router.Table, logger *slog.Logger) {
+	data, ok := os.LookupEnv(handoverACMEEnv)
+	if !inherited() || !ok {
+		return
+	}
+	os.Unsetenv(handoverACMEEnv)
+	var c router.Challenges
+	if err := json.Unmarshal([]byte(data), &c); err != nil {
+		logger.Warn("The ACME challenges handed over do not read", "err", err)
+		return
+	}
+	table.RestoreChallenges(ctx, c)
+}
 
 // inheritedHTTPS returns the HTTPS socket handed over, or nil if none was.
 func inheritedHTTPS() (net.Listener, error) {
@@ -85,6 +109,11 @@ func ready() error {
 // frozen meanwhile, so the state file the new process reads is the last.
 func (p *process) upgrade() (func(), error) {
 	resume := p.table.Freeze()
+	acme, err := json.Marshal(p.table.ChallengesFrozen())
+	if err != nil {
+		resume(false)
+		return nil, err
+	}
 	webFile, err := p.web.(*net.TCPListener).File()
 	if err != nil {
 		resume(false)
@@ -107,7 +136,7 @@ func (p *process) upgrade() (func(), error) {
 	}
 	defer ctlFile.Close()
 	p.control.Close() // connections wait in the socket's queue for the new process
-	if err := p.startSuccessor(webFile, ctlFile, secureFile); err != nil {
+	if err := p.startSuccessor(webFile, ctlFile, secureFile, acme); err != nil {
 		resume(false)
 		p.controlAgain(ctlFile)
 		return nil, err
@@ -118,14 +147,14 @@ func (p *process) upgrade() (func(), error) {
 
 // startSuccessor runs this proxy's binary, as installed now, with the
 // sockets, and waits until it says it serves.
-func (p *process) startSuccessor(web, control, secure *os.File) error {
+func (p *process) startSuccessor(web, control, secure *os.File, acme []byte) error {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return err
 	}
 	defer r.Close()
 	cmd := exec.Command(p.binary, os.Args[1:]...)
-	cmd.Env = append(os.Environ(), handoverEnv+"=1")
+	cmd.Env = append(os.Environ(), handoverEnv+"=1", handoverACMEEnv+"="+string(acme))
 	cmd.ExtraFiles = []*os.File{web, control, w}
 	if secure != nil {
 		cmd.ExtraFiles = append(cmd.ExtraFiles, secure)

@@ -92,6 +92,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 			logger.Warn("No certificates loaded", "dir", cfg.CertDir, "err", err)
 		}
 	}
+	inheritedChallenges(ctx, table, logger)
 	web, control, err := listeners(cfg.Addr, paths.Socket)
 	if err != nil {
 		return err

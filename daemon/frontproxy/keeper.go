@@ -68,6 +68,9 @@ func (k *Keeper) adopt(hello router.Hello) {
 		k.log.Warn("The proxy runs another version of slipway; `slipway proxy upgrade` moves it to this one without dropping a request",
 			"proxy", hello.Version, "daemon", k.cfg.Version, "pid", hello.PID)
 	}
+	if k.cfg.HTTPSAddr != "" && hello.HTTPSAddr == "" {
+		k.log.Warn("The proxy already runs without HTTPS; stop it to have it serve HTTPS", "asked", k.cfg.HTTPSAddr, "pid", hello.PID)
+	}
 	k.cfg.Addr = hello.Addr
 	if hello.HTTPSAddr != "" {
 		k.cfg.HTTPSAddr = hello.HTTPSAddr

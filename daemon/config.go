@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"github.com/slipway-dev/slipway/channels/applog"
 	"net"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/slipway-dev/slipway/channels"
 	"github.com/slipway-dev/slipway/channels/backup/sysarchive"
 	"github.com/slipway-dev/slipway/channels/proxy"
+	"github.com/slipway-dev/slipway/daemon/frontproxy"
 	"github.com/slipway-dev/slipway/hooks"
 	"github.com/slipway-dev/slipway/store"
 )
@@ -22,25 +24,27 @@ import (
 // Config is the whole daemon configuration, filled from flags and SLIPWAY_*
 // environment variables by main.
 type Config struct {
-	DataDir            string        // SQLite store, repositories, host key
-	SSHAddr            string        // git push and SSH commands
-	WebAddr            string        // web page
-	MetricsAddr        string        // Prometheus /metrics; "off": none
-	ProxyAddr          string        // the front HTTP proxy apps are served on
-	ProxyMaxConnsPerIP int           // client connections the proxy keeps open from one address; 0: no cap
-	StartProxy         bool          // start the proxy process when none runs (false: a service manager does)
-	WebURL             string        // public base URL of the web page (default http://WebAddr)
-	IncusProject       string        // every instance lives in this Incus project
-	AdminKey           string        // public key file registered as admin on first start
-	BaseDomain         string        // installations default to APP.ENV.BaseDomain
-	MaxParallel        int           // operations running at once
-	MaxPushBytes       int64         // largest pack a push may send
-	DrainTimeout       time.Duration // in-flight requests' grace after a swap
-	AppPort            int           // $PORT inside instances
-	KeepImages         int           // images of earlier builds kept per installation for fast rollback
-	Binary             string        // this executable, for git hooks
-	Supervisor         string        // the static slipway-supervisor binary every instance runs as init (default: beside Binary)
-	AppLogBytes        int64         // app logs kept per installation
+	DataDir            string         // SQLite store, repositories, host key
+	SSHAddr            string         // git push and SSH commands
+	WebAddr            string         // web page
+	MetricsAddr        string         // Prometheus /metrics; "off": none
+	ProxyAddr          string         // the front HTTP proxy apps are served on
+	ProxyMaxConnsPerIP int            // client connections the proxy keeps open from one address; 0: no cap
+	HTTPSAddr          string         // the front proxy's HTTPS address; "": no HTTPS
+	TrustedProxies     []netip.Prefix // peers (a CDN, a load balancer) whose forwarding fields the proxy believes
+	StartProxy         bool           // start the proxy process when none runs (false: a service manager does)
+	WebURL             string         // public base URL of the web page (default http://WebAddr)
+	IncusProject       string         // every instance lives in this Incus project
+	AdminKey           string         // public key file registered as admin on first start
+	BaseDomain         string         // installations default to APP.ENV.BaseDomain
+	MaxParallel        int            // operations running at once
+	MaxPushBytes       int64          // largest pack a push may send
+	DrainTimeout       time.Duration  // in-flight requests' grace after a swap
+	AppPort            int            // $PORT inside instances
+	KeepImages         int            // images of earlier builds kept per installation for fast rollback
+	Binary             string         // this executable, for git hooks
+	Supervisor         string         // the static slipway-supervisor binary every instance runs as init (default: beside Binary)
+	AppLogBytes        int64          // app logs kept per installation
 
 	ReportSchedule string           // cron spec (UTC) of the weekly activity reports
 	LogRetention   time.Duration    // how long logs of deprovisioned installations are kept
@@ -63,6 +67,7 @@ func Defaults() Config {
 		MetricsAddr:        "127.0.0.1:8081",
 		ProxyAddr:          ":8000",
 		ProxyMaxConnsPerIP: proxy.DefaultMaxConnsPerIP,
+		HTTPSAddr:          ":443",
 		StartProxy:         true,
 		IncusProject:       "slipway",
 		BaseDomain:         "localhost",
@@ -84,6 +89,9 @@ func Defaults() Config {
 	}
 }
 
+// CertDir is where the proxy reads certificate pairs (NAME.crt, NAME.key).
+func (c *Config) CertDir() string { return frontproxy.CertDirIn(c.DataDir) }
+
 // Validate names the first bad field.
 func (c *Config) Validate() error {
 	if c.DataDir == "" {
@@ -96,6 +104,9 @@ func (c *Config) Validate() error {
 		if _, _, err := net.SplitHostPort(a.addr); err != nil {
 			return fmt.Errorf("%s: %q is not HOST:PORT", a.flag, a.addr)
 		}
+	}
+	if _, _, err := net.SplitHostPort(c.HTTPSAddr); c.HTTPSAddr != "" && err != nil {
+		return fmt.Errorf("--https-addr: %q is not HOST:PORT (or \"\" for no HTTPS)", c.HTTPSAddr)
 	}
 	if c.IncusProject == "" || strings.ContainsAny(c.IncusProject, "/ ") {
 		return fmt.Errorf("--incus-project: %q is not a valid Incus project name", c.IncusProject)

@@ -97,6 +97,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Daemon, error) 
 	d.proxy = frontproxy.NewKeeper(cfg.Binary, frontproxy.Config{
 		Addr: cfg.ProxyAddr, Dir: frontproxy.DirIn(cfg.DataDir), Project: cfg.IncusProject,
 		Version: version.Get().String(), MaxConnsPerIP: cfg.ProxyMaxConnsPerIP,
+		HTTPSAddr: cfg.HTTPSAddr, CertDir: cfg.CertDir(), TrustedProxies: cfg.TrustedProxies,
 	}, cfg.StartProxy, logger)
 	hello, err := d.proxy.Ensure(ctx)
 	if err != nil {
@@ -104,6 +105,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Daemon, error) 
 		return nil, err
 	}
 	d.addrs["proxy"] = hello.Addr
+	d.addrs["https"] = hello.HTTPSAddr
 	d.engine = channels.NewEngine(channels.Config{
 		ReposDir:     cfg.reposDir(),
 		BaseDomain:   cfg.BaseDomain,
@@ -159,7 +161,7 @@ func (d *Daemon) Start() error {
 	if err := d.startCron(); err != nil {
 		return err
 	}
-	d.log.Info("slipway is running", "ssh", d.addrs["ssh"], "proxy", d.addrs["proxy"], "web", d.addrs["web"], "metrics", d.addrs["metrics"], "data", d.cfg.DataDir)
+	d.log.Info("slipway is running", "ssh", d.addrs["ssh"], "proxy", d.addrs["proxy"], "web", d.addrs["web"], "metrics", d.addrs["metrics"], "https", d.addrs["https"], "data", d.cfg.DataDir)
 	return nil
 }
 

@@ -188,7 +188,7 @@ func TestProxyServesFromItsStateFileAlone(t *testing.T) {
 	waitGone(t, proxy.PID)
 
 	// Started the way a service manager does, with no daemon running.
-	cmd := exec.Command(slipwayBin, "proxy", "--data", d.data, "--proxy-addr", proxy.Addr, "--incus-project", d.project)
+	cmd := exec.Command(slipwayBin, "proxy", "--data", d.data, "--proxy-addr", proxy.Addr, "--https-addr", proxy.HTTPSAddr, "--incus-project", d.project)
 	logf, err := os.Create(filepath.Join(d.dir, "manual-proxy.log"))
 	if err != nil {
 		t.Fatal(err)

@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -31,11 +33,14 @@ const (
 
 // clientConn is a client connection on Serve's fast path, served by one goroutine.
 type clientConn struct {
-	srv   *server
-	proxy *Proxy
-	conn  net.Conn
-	ip    string // the client's address as X-Forwarded-For has it; "" sends none
-	state atomic.Int32
+	srv     *server
+	proxy   *Proxy
+	conn    net.Conn
+	ip      string // the client's address as X-Forwarded-For has it; "" sends none
+	state   atomic.Int32
+	tls     bool   // conn is a *tls.Conn, served by ServeTLS
+	trusted bool   // ip is a trusted proxy: its forwarding fields are kept
+	hsts    []byte // the Strict-Transport-Security line of the request's route, on TLS
 
 	buf      []byte // read from the client; buf[r:w] is not handled yet
 	r, w     int
@@ -60,13 +65,16 @@ type clientConn struct {
 }
 
 func newClientConn(s *server, conn net.Conn, ip string) *clientConn {
+	_, isTLS := conn.(*tls.Conn)
 	c := &clientConn{
-		srv:   s,
-		proxy: s.proxy,
-		conn:  conn,
-		ip:    ip,
-		buf:   make([]byte, clientBufferSize),
-		bw:    bufio.NewWriterSize(conn, clientBufferSize),
+		srv:     s,
+		proxy:   s.proxy,
+		conn:    conn,
+		ip:      ip,
+		tls:     isTLS,
+		trusted: trusts(s.proxy.TrustedProxies, ip),
+		buf:     make([]byte, clientBufferSize),
+		bw:      bufio.NewWriterSize(conn, clientBufferSize),
 	}
 	c.state.Store(connIdle)
 	c.onStall, c.exchange = c.stalled, c.send
@@ -98,6 +106,18 @@ func (c *clientConn) serve() {
 		}
 		c.srv.removeConn(c)
 	}()
+	if tc, ok := c.conn.(*tls.Conn); ok {
+		if !c.handshake(tc) {
+			return
+		}
+		switch tc.ConnectionState().NegotiatedProtocol {
+		case "h2":
+			handedOff = c.handOffH2(tc)
+			return
+		case acmeALPNProto:
+			return // the validator has seen the challenge certificate: all it wants
+		}
+	}
 	for {
 		end, err := c.readHead()
 		if err != nil {
@@ -108,10 +128,16 @@ func (c *clientConn) serve() {
 			v = handItOff
 		}
 		var fw *forwarder
+		if v == forwardIt && !c.tls && c.proxy.hasChallenges() &&
+			bytes.HasPrefix(c.buf[c.req.path.start:c.req.path.end], []byte(acmeChallengePath)) {
+			v = handItOff // ServeHTTP answers ACME
+		}
 		if v == forwardIt {
 			c.hostKey = appendHostKey(c.hostKey[:0], c.buf[c.req.host.start:c.req.host.end])
-			if fw = c.proxy.acquireServing(c.hostKey); fw == nil {
-				v = handItOff // a page: ServeHTTP writes it
+			if rt := c.proxy.acquireServing(c.hostKey, c.tls); rt != nil {
+				fw, c.hsts = rt.forwarder, rt.hsts
+			} else {
+				v = handItOff // a page or a redirect: ServeHTTP writes it
 			}
 		}
 		switch v {
@@ -232,7 +258,9 @@ func (c *clientConn) handOff() bool {
 	}
 	c.conn.SetReadDeadline(time.Time{})
 	ip := c.ip
-	return c.srv.handoff.give(newGateConn(c.conn, c.buf, c.r, c.w, func() { c.srv.releaseIP(ip) }))
+	g := newGateConn(c.conn, c.buf, c.r, c.w, func() { c.srv.releaseIP(ip) })
+	g.tls, g.ip = c.tls, c.ip
+	return c.srv.handoff.give(g)
 }
 
 // reject answers a refused request as net/http answers a malformed one, and closes
@@ -333,14 +361,28 @@ func (c *clientConn) writeRequest(bw *bufio.Writer) {
 			bw.Write(buf[f.start:f.end])
 		}
 	}
-	if c.ip != "" {
+	switch {
+	case c.trusted:
+		c.writeTrustedForwarded(bw)
+	case c.ip != "":
 		bw.WriteString("X-Forwarded-For: ")
+		bw.WriteString(c.ip)
+		bw.WriteString("\r\nX-Real-Ip: ")
 		bw.WriteString(c.ip)
 		bw.WriteString("\r\n")
 	}
 	bw.WriteString("X-Forwarded-Host: ")
 	bw.Write(buf[q.host.start:q.host.end])
-	bw.WriteString("\r\nX-Forwarded-Proto: http\r\n")
+	switch {
+	case c.trusted && q.hasXFP:
+		bw.WriteString("\r\nX-Forwarded-Proto: ")
+		bw.Write(buf[q.xfp.start:q.xfp.end])
+		bw.WriteString("\r\n")
+	case c.tls:
+		bw.WriteString("\r\nX-Forwarded-Proto: https\r\n")
+	default:
+		bw.WriteString("\r\nX-Forwarded-Proto: http\r\n")
+	}
 	if q.teTrailers {
 		bw.WriteString("Te: trailers\r\n")
 	}
@@ -348,6 +390,54 @@ func (c *clientConn) writeRequest(bw *bufio.Writer) {
 		bw.WriteString("Cache-Control: no-cache\r\n")
 	}
 	bw.WriteString("\r\n")
+}
+
+// writeTrustedForwarded writes the forwarding fields of a request from a trusted
+// proxy (see forwarded.go): its X-Forwarded-For chain with the peer appended, its
+// CF-Connecting-IP, and the client address it vouches for.
+func (c *clientConn) writeTrustedForwarded(bw *bufio.Writer) {
+	q, buf := &c.req, c.buf
+	var chain []byte
+	for i, v := range q.xff {
+		if i > 0 {
+			chain = append(chain, ", "...)
+		}
+		chain = append(chain, buf[v.start:v.end]...)
+	}
+	cfIP := ""
+	if q.hasCFIP {
+		cfIP = string(buf[q.cfIP.start:q.cfIP.end])
+		bw.WriteString("Cf-Connecting-Ip: ")
+		bw.WriteString(cfIP)
+		bw.WriteString("\r\n")
+	}
+	bw.WriteString("X-Real-Ip: ")
+	bw.WriteString(clientAddress(c.proxy.TrustedProxies, cfIP, string(chain), c.ip))
+	bw.WriteString("\r\nX-Forwarded-For: ")
+	if len(chain) > 0 {
+		bw.Write(chain)
+		bw.WriteString(", ")
+	}
+	bw.WriteString(c.ip)
+	bw.WriteString("\r\n")
+}
+
+// handshake runs the TLS handshake, bounded by the proxy's HandshakeTimeout so a
+// client that stalls in it cannot hold the connection's goroutine.
+func (c *clientConn) handshake(tc *tls.Conn) bool {
+	tc.SetDeadline(time.Now().Add(c.proxy.HandshakeTimeout))
+	if err := tc.HandshakeContext(c.srv.ctx); err != nil {
+		c.proxy.logger.Debug("TLS handshake failed", "client", c.ip, "err", err)
+		return false
+	}
+	return tc.SetDeadline(time.Time{}) == nil
+}
+
+// handOffH2 gives a connection that negotiated HTTP/2 to the net/http server as it
+// is: net/http speaks h2 on a *tls.Conn only. Its address is released by the
+// server's ConnState hook.
+func (c *clientConn) handOffH2(tc *tls.Conn) bool {
+	return c.srv.handoff.give(tc)
 }
 
 // relay reads the upstream's response and writes it to the client. It reports whether
@@ -429,6 +519,9 @@ func (c *clientConn) writePage(page func(http.ResponseWriter)) {
 	c.bw.WriteString("\r\n")
 	if c.req.close || c.srv.closing.Load() {
 		c.bw.WriteString("Connection: close\r\n")
+	}
+	if c.hsts != nil && c.tls {
+		c.bw.Write(c.hsts)
 	}
 	c.bw.Write(c.srv.dateLine())
 	c.bw.WriteString("\r\n")

@@ -28,7 +28,7 @@ type forwarder struct {
 func (p *Proxy) newForwarder(host string, up *Upstream) *forwarder {
 	f := &forwarder{proxy: p, host: host, upstream: up}
 	f.rp = httputil.ReverseProxy{
-		Rewrite:      rewrite,
+		Rewrite:      f.rewrite,
 		Transport:    f,
 		BufferPool:   p.buffers,
 		ErrorHandler: f.handleError,
@@ -77,11 +77,11 @@ func withClientBody(w http.ResponseWriter, r *http.Request, rate bodyRate) (*htt
 	return r, body
 }
 
-func rewrite(pr *httputil.ProxyRequest) {
+func (f *forwarder) rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.URL.Scheme = "http"
 	pr.Out.URL.Host = upstreamURLHost
 	pr.Out.Host = pr.In.Host
-	pr.SetXForwarded()
+	f.proxy.setForwarded(pr.Out.Header, pr.In, f.proxy.infoOf(pr.In))
 }
 
 // RoundTrip sends req to f's upstream. If connecting fails, nothing of the request has

@@ -31,6 +31,8 @@ type gateConn struct {
 	failed     atomic.Bool
 	onClose    func()
 	closeOnce  sync.Once
+	tls        bool   // Conn is a *tls.Conn (net/http cannot see it through the gate)
+	ip         string // the client's address, as X-Forwarded-For has it
 }
 
 type gateState uint8

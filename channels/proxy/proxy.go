@@ -4,12 +4,19 @@
 package proxy
 
 import (
+	"crypto/tls"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 )
+
+// DefaultHandshakeTimeout bounds a TLS handshake unless told otherwise: a client that
+// stalls in it must not hold a goroutine and a connection for long.
+const DefaultHandshakeTimeout = 10 * time.Second
 
 // DefaultMaxConnsPerIP is how many connections Serve keeps open from one client address
 // unless told otherwise: far more than a browser opens (six per host), or a few dozen
@@ -25,6 +32,15 @@ type Proxy struct {
 	// before Serve.
 	MaxConnsPerIP int
 
+	// TrustedProxies are the peers whose forwarding fields (X-Forwarded-For,
+	// X-Forwarded-Proto, CF-Connecting-IP) are believed (see forwarded.go). Set it
+	// before Serve.
+	TrustedProxies []netip.Prefix
+
+	// HandshakeTimeout bounds a TLS handshake on ServeTLS (DefaultHandshakeTimeout from
+	// New). Set it before ServeTLS.
+	HandshakeTimeout time.Duration
+
 	logger  *slog.Logger
 	buffers *bufferPool
 	front   server // Serve's
@@ -33,6 +49,14 @@ type Proxy struct {
 	// so a request reads it with one atomic load and no lock.
 	mu     sync.Mutex
 	routes atomic.Pointer[routeTable]
+
+	// TLS: the certificates by name (certs.go), and the ACME challenges (acme.go),
+	// each copied on write like the routes.
+	certs     atomic.Pointer[certIndex]
+	acmeMu    sync.Mutex
+	tokens    atomic.Pointer[map[string]string]
+	alpnCerts atomic.Pointer[map[string]*tls.Certificate]
+	httpsPort atomic.Int32 // the port ServeTLS listens on, for redirects
 
 	// bodyRate is the slowest a request body may arrive at (see minBodyRate); a field
 	// so that tests can make it quick.
@@ -62,6 +86,8 @@ type route struct {
 	forwarder   *forwarder // nil: the host is known but nothing is deployed yet
 	maintenance bool
 	message     string
+	https       HTTPSMode
+	hsts        []byte // the Strict-Transport-Security line for HTTPS responses, or nil
 }
 
 func (r *route) upstream() *Upstream {
@@ -76,8 +102,12 @@ func New(logger *slog.Logger) *Proxy {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	p := &Proxy{logger: logger, buffers: newBufferPool(), bodyRate: defaultBodyRate, MaxConnsPerIP: DefaultMaxConnsPerIP}
+	p := &Proxy{logger: logger, buffers: newBufferPool(), bodyRate: defaultBodyRate, MaxConnsPerIP: DefaultMaxConnsPerIP,
+		HandshakeTimeout: DefaultHandshakeTimeout}
 	p.routes.Store(&routeTable{})
+	p.certs.Store(&certIndex{})
+	p.tokens.Store(&map[string]string{})
+	p.alpnCerts.Store(&map[string]*tls.Certificate{})
 	p.front.init(p)
 	return p
 }
@@ -85,6 +115,13 @@ func New(logger *slog.Logger) *Proxy {
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.requests.Add(1)
 	host := canonicalHost(r.Host)
+	info := p.infoOf(r)
+	if !info.tls && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		if keyAuth, ok := p.challengeAnswer(r.URL.Path); ok {
+			writeChallenge(w, keyAuth)
+			return
+		}
+	}
 	if isUpgrade(r.Header) {
 		w = &closeUnlessSwitched{ResponseWriter: w}
 	}
@@ -92,9 +129,20 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var drained *Upstream
 	for {
 		rt := (*p.routes.Load())[host]
+		if rt != nil && info.tls && rt.hsts != nil {
+			w.Header().Set("Strict-Transport-Security", rt.hstsValue())
+		}
 		switch {
 		case rt == nil:
 			writeUnknownHost(w, host)
+			return
+		case info.tls && rt.https == HTTPSOff:
+			writeNoHTTPS(w, host)
+			return
+		case !info.tls && rt.https == HTTPSRedirect && !strings.HasPrefix(r.URL.Path, acmeChallengePath) && p.certFor(host) != nil:
+			// Without a certificate (not issued yet, or removed) the redirect would
+			// lead nowhere: HTTP serves until there is one.
+			writeRedirect(w, p.redirectTarget(host, r.URL.RequestURI()))
 			return
 		case rt.maintenance:
 			writeMaintenance(w, host, rt.message)
@@ -172,17 +220,20 @@ func (p *Proxy) acquire(host string) *forwarder {
 	}
 }
 
-// acquireServing is acquire for Serve's fast path, with the route key as bytes; it
-// returns nil for a host in maintenance too: ServeHTTP writes the pages.
-func (p *Proxy) acquireServing(host []byte) *forwarder {
+// acquireServing is acquire for Serve's fast path, with the route key as bytes, and
+// returns the route whose forwarder it acquired; it returns nil for a host in
+// maintenance, or not served over the connection's protocol (a redirect, a refusal)
+// too: ServeHTTP writes those.
+func (p *Proxy) acquireServing(host []byte, tls bool) *route {
 	var drained *Upstream
 	for {
 		rt := (*p.routes.Load())[string(host)]
-		if rt == nil || rt.maintenance || rt.forwarder == nil || rt.forwarder.upstream == drained {
+		if rt == nil || rt.maintenance || rt.forwarder == nil || rt.forwarder.upstream == drained ||
+			tls && rt.https == HTTPSOff || !tls && rt.https == HTTPSRedirect {
 			return nil
 		}
 		if rt.forwarder.upstream.acquire() {
-			return rt.forwarder
+			return rt
 		}
 		drained = rt.forwarder.upstream
 	}

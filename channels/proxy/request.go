@@ -46,6 +46,8 @@ const (
 	fieldXForwardedFor
 	fieldXForwardedHost
 	fieldXForwardedProto
+	fieldXRealIP
+	fieldCFConnectingIP
 	fieldPragma
 	fieldCacheControl
 	fieldDate
@@ -79,8 +81,11 @@ func fieldOf(name []byte) fieldKind {
 			return fieldTrailer
 		}
 	case 9:
-		if equalFold(name, "forwarded") {
+		switch {
+		case equalFold(name, "forwarded"):
 			return fieldForwarded
+		case equalFold(name, "x-real-ip"):
+			return fieldXRealIP
 		}
 	case 10:
 		switch {
@@ -107,6 +112,8 @@ func fieldOf(name []byte) fieldKind {
 			return fieldXForwardedHost
 		case equalFold(name, "proxy-connection"):
 			return fieldProxyConnection
+		case equalFold(name, "cf-connecting-ip"):
+			return fieldCFConnectingIP
 		}
 	case 17:
 		switch {
@@ -294,6 +301,14 @@ type request struct {
 	chunked bool
 	upgrade bool // asks to switch protocols: what follows the head may not be HTTP
 	status  int  // with rejectIt: 400, 431 or 501
+
+	// The forwarding claims, dropped and written again as the peer is trusted or not
+	// (see forwarded.go): the X-Forwarded-For values in order, the first
+	// X-Forwarded-Proto, CF-Connecting-IP.
+	xff       []span
+	xfp, cfIP span
+	hasXFP    bool
+	hasCFIP   bool
 }
 
 // parse parses the head buf[start:end] (headEnd found end) and decides what to do
@@ -301,7 +316,7 @@ type request struct {
 // that RFC 9112 has a proxy refuse (Content-Length with Transfer-Encoding, obs-fold,
 // Transfer-Encoding in HTTP/1.0), and reads them its own way once it has them.
 func (q *request) parse(buf []byte, start, end int) verdict {
-	*q = request{fields: q.fields[:0], tokens: q.tokens[:0], length: -1}
+	*q = request{fields: q.fields[:0], tokens: q.tokens[:0], xff: q.xff[:0], length: -1}
 	if end-start > maxHead {
 		return q.refuse(431)
 	}
@@ -377,8 +392,21 @@ func (q *request) parse(buf []byte, start, end int) verdict {
 		case fieldTE:
 			f.drop = true
 			q.teTrailers = q.teTrailers || hasToken(value, "trailers")
+		case fieldXForwardedFor:
+			f.drop = true
+			q.xff = append(q.xff, spanOf(buf, value))
+		case fieldXForwardedProto:
+			f.drop = true
+			if !q.hasXFP {
+				q.xfp, q.hasXFP = spanOf(buf, value), true
+			}
+		case fieldCFConnectingIP:
+			f.drop = true
+			if !q.hasCFIP {
+				q.cfIP, q.hasCFIP = spanOf(buf, value), true
+			}
 		case fieldTrailer, fieldKeepAlive, fieldProxyConnection, fieldProxyAuthenticate, fieldProxyAuthorization,
-			fieldForwarded, fieldXForwardedFor, fieldXForwardedHost, fieldXForwardedProto:
+			fieldForwarded, fieldXForwardedHost, fieldXRealIP:
 			// Hop-by-hop, or forwarding claims the proxy sets itself (httputil drops the
 			// same ones).
 			f.drop = true

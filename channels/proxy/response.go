@@ -208,6 +208,9 @@ func (c *clientConn) writeResponseHead(final, closeClient bool) {
 		if closeClient {
 			c.bw.WriteString("Connection: close\r\n")
 		}
+		if c.hsts != nil && c.tls {
+			c.bw.Write(c.hsts)
+		}
 		if !rs.hasDate {
 			// RFC 9110, 6.6.1: a proxy adds the Date an origin did not send, and
 			// net/http's server did so on the handler path.

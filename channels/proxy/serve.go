@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
@@ -44,6 +45,7 @@ type server struct {
 
 	handoff  *handoffListener
 	http     *http.Server
+	tls      *tls.Config   // ServeTLS's
 	httpDone chan struct{} // http.Serve has returned
 
 	date atomic.Pointer[dateLine]
@@ -61,15 +63,38 @@ func (s *server) init(p *Proxy) {
 		ReadHeaderTimeout: headerTimeout,
 		IdleTimeout:       idleTimeout,
 		ErrorLog:          slog.NewLogLogger(p.logger.Handler(), slog.LevelWarn),
+		ConnContext:       s.connContext,
+		ConnState:         s.connState,
 	}
 	s.httpDone = make(chan struct{})
+	s.tls = p.tlsConfig()
+}
+
+// connState releases the address of an HTTP/2 connection (handed to net/http as it
+// is, see handOffH2) once it is closed; the others release theirs through gateConn.
+func (s *server) connState(c net.Conn, state http.ConnState) {
+	if tc, ok := c.(*tls.Conn); ok && (state == http.StateClosed || state == http.StateHijacked) {
+		s.releaseIP(clientIP(tc))
+	}
 }
 
 // Serve accepts client connections on ln and serves them until Shutdown or Close, when
 // it returns http.ErrServerClosed; it closes ln. It may serve several listeners at once.
 // Requests are answered as ServeHTTP answers them.
-func (p *Proxy) Serve(ln net.Listener) error {
-	s := &p.front
+func (p *Proxy) Serve(ln net.Listener) error { return p.front.serve(ln, false) }
+
+// ServeTLS is Serve for HTTPS: it serves TLS on ln with the certificates LoadCerts
+// loaded, to hosts whose HTTPS mode is on or redirect. HTTP/1.1 takes the same fast
+// path as Serve; HTTP/2 is served by net/http. Redirects from HTTP go to ln's port.
+func (p *Proxy) ServeTLS(ln net.Listener) error {
+	if a, ok := ln.Addr().(*net.TCPAddr); ok {
+		p.httpsPort.Store(int32(a.Port))
+	}
+	return p.front.serve(ln, true)
+}
+
+func (s *server) serve(ln net.Listener, useTLS bool) error {
+	p := s.proxy
 	if !s.addListener(ln) {
 		ln.Close()
 		return http.ErrServerClosed
@@ -93,6 +118,9 @@ func (p *Proxy) Serve(ln net.Listener) error {
 			continue
 		}
 		backoff = 0
+		if useTLS {
+			conn = tls.Server(conn, s.tls)
+		}
 		c, err := s.addConn(conn)
 		if err != nil {
 			conn.Close()

@@ -133,6 +133,35 @@ func (c *Client) Stats(ctx context.Context) (proxy.Stats, error) {
 	return r.Stats, err
 }
 
+// SetHTTPS sets host's HTTPS mode ("off" or "", "on", "redirect") and the HSTS
+// max-age, in seconds, of its HTTPS responses (0: none). It is kept in the state
+// file.
+func (c *Client) SetHTTPS(ctx context.Context, host, mode string, hsts int) error {
+	_, err := c.call(ctx, request{Op: "https", Host: host, Mode: mode, HSTS: hsts})
+	return err
+}
+
+// ReloadCerts has the proxy read its certificate directory again.
+func (c *Client) ReloadCerts(ctx context.Context) error {
+	_, err := c.call(ctx, request{Op: "certs"})
+	return err
+}
+
+// Challenge has the proxy answer the ACME HTTP-01 token with keyAuth, for any
+// host, on its HTTP listener; an empty keyAuth removes it.
+func (c *Client) Challenge(ctx context.Context, token, keyAuth string) error {
+	_, err := c.call(ctx, request{Op: "challenge", Token: token, KeyAuth: keyAuth})
+	return err
+}
+
+// ALPNChallenge has the proxy present certPEM/keyPEM (the TLS-ALPN-01 challenge
+// certificate) to a TLS client asking for domain with acme-tls/1; empty PEMs remove
+// it.
+func (c *Client) ALPNChallenge(ctx context.Context, domain string, certPEM, keyPEM []byte) error {
+	_, err := c.call(ctx, request{Op: "alpn", Domain: domain, CertPEM: certPEM, KeyPEM: keyPEM})
+	return err
+}
+
 // Upgrade asks the proxy to hand its sockets to a new process of the binary
 // now installed, and returns once that one serves.
 func (c *Client) Upgrade(ctx context.Context) error {

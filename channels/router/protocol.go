@@ -11,12 +11,19 @@ import (
 // its own connection, so a drain that waits holds up nothing else.
 
 type request struct {
-	Op       string `json:"op"` // hello, add, route, maintenance, remove, drain, routes, stats, watch, upgrade
+	Op       string `json:"op"` // hello, add, route, maintenance, remove, drain, routes, stats, watch, upgrade, https, certs, challenge, alpn
 	Host     string `json:"host,omitempty"`
 	Instance string `json:"instance,omitempty"`
 	Port     int    `json:"port,omitempty"`
 	On       bool   `json:"on,omitempty"`
 	Message  string `json:"message,omitempty"`
+	Mode     string `json:"mode,omitempty"`     // https
+	HSTS     int    `json:"hsts,omitempty"`     // https
+	Token    string `json:"token,omitempty"`    // challenge
+	KeyAuth  string `json:"key_auth,omitempty"` // challenge; "" removes
+	Domain   string `json:"domain,omitempty"`   // alpn
+	CertPEM  []byte `json:"cert_pem,omitempty"` // alpn; empty removes
+	KeyPEM   []byte `json:"key_pem,omitempty"`  // alpn
 	// Wait bounds a drain, from the client's deadline (the server cannot
 	// see the client's context).
 	Wait time.Duration `json:"wait,omitempty"`
@@ -26,6 +33,7 @@ type response struct {
 	Error    string      `json:"error,omitempty"`
 	Retry    bool        `json:"retry,omitempty"` // ask again: a new process takes over
 	Replaced string      `json:"replaced,omitempty"`
+	Certs    int         `json:"certs,omitempty"` // pairs loaded by certs
 	Routes   []Route     `json:"routes,omitempty"`
 	Stats    proxy.Stats `json:"stats"`
 	Hello    Hello       `json:"hello"`
@@ -33,7 +41,8 @@ type response struct {
 
 // Hello is what a proxy process says about itself.
 type Hello struct {
-	PID     int    `json:"pid"`
-	Addr    string `json:"addr"` // where it serves HTTP
-	Version string `json:"version"`
+	PID       int    `json:"pid"`
+	Addr      string `json:"addr"`                 // where it serves HTTP
+	HTTPSAddr string `json:"https_addr,omitempty"` // where it serves HTTPS; "": it does not
+	Version   string `json:"version"`
 }

@@ -146,6 +146,14 @@ func (s *Server) answer(req request) response {
 		out.Routes, err = s.table.Routes(ctx)
 	case "stats":
 		out.Stats, err = s.table.Stats(ctx)
+	case "https":
+		err = s.table.SetHTTPS(ctx, req.Host, req.Mode, req.HSTS)
+	case "certs":
+		out.Certs, err = s.table.ReloadCerts(ctx)
+	case "challenge":
+		err = s.table.Challenge(ctx, req.Token, req.KeyAuth)
+	case "alpn":
+		err = s.table.ALPNChallenge(ctx, req.Domain, req.CertPEM, req.KeyPEM)
 	default:
 		err = fmt.Errorf("unknown request %q", req.Op)
 	}

@@ -24,6 +24,8 @@ type Route struct {
 	Port        int    `json:"port,omitempty"`
 	Maintenance bool   `json:"maintenance,omitempty"`
 	Message     string `json:"message,omitempty"`
+	HTTPS       string `json:"https,omitempty"` // "" or off, on, redirect (see proxy.HTTPSMode)
+	HSTS        int    `json:"hsts,omitempty"`  // Strict-Transport-Security max-age on HTTPS, seconds; 0: none
 }
 
 // Dialer connects to port inside an instance.
@@ -31,13 +33,15 @@ type Dialer func(ctx context.Context, instance string, port int) (net.Conn, erro
 
 // Table is the route table. Its methods are safe for concurrent use.
 type Table struct {
-	px    *proxy.Proxy
-	dial  Dialer
-	state string // the state file, or "" for none
+	px      *proxy.Proxy
+	dial    Dialer
+	state   string // the state file, or "" for none
+	certDir string // the certificates (see proxy.LoadCerts), or "" for none
 
 	mu        sync.Mutex
 	over      bool                       // handed over to a new process: changes go there
 	routes    map[string]Route           // by canonical host
+	acme      Challenges                 // the ACME challenges set, kept for a successor (see Challenges)
 	upstreams map[string]*proxy.Upstream // by instance: serving, or replaced and not yet drained
 }
 
@@ -76,6 +80,12 @@ func (t *Table) apply(r Route) (replaced string) {
 		t.px.SetMaintenance(r.Host, r.Message)
 	case prev.Maintenance:
 		t.px.ClearMaintenance(r.Host)
+	}
+	if r.HTTPS != prev.HTTPS || r.HSTS != prev.HSTS || !known {
+		// Checked by SetHTTPS, or by Open for a state file: a mode that no longer
+		// parses serves as off.
+		mode, _ := proxy.ParseHTTPSMode(r.HTTPS)
+		t.px.SetHTTPS(r.Host, mode, max(r.HSTS, 0))
 	}
 	r.Host = key
 	t.routes[key] = r
@@ -177,6 +187,111 @@ func (t *Table) Drain(ctx context.Context, instance string) error {
 	}
 	t.mu.Unlock()
 	return err
+}
+
+// SetHTTPS sets how host is served over TLS: mode "off" (or ""), "on" or
+// "redirect" (HTTP answers 308 to HTTPS), and the max-age in seconds of the
+// Strict-Transport-Security of its HTTPS responses (0: none). An unknown host is
+// added. The proxy serves HTTPS for host once a certificate covers it.
+func (t *Table) SetHTTPS(_ context.Context, host, mode string, hsts int) error {
+	if _, err := proxy.ParseHTTPSMode(mode); err != nil {
+		return fmt.Errorf("https %s: %w", host, err)
+	}
+	if hsts < 0 {
+		return fmt.Errorf("https %s: HSTS max-age %d is negative", host, hsts)
+	}
+	if mode == "off" {
+		mode = ""
+	}
+	_, err := t.change(host, func(r *Route) { r.HTTPS, r.HSTS = mode, hsts })
+	return err
+}
+
+// UseCertDir makes ReloadCerts read the certificates in dir.
+func (t *Table) UseCertDir(dir string) {
+	t.mu.Lock()
+	t.certDir = dir
+	t.mu.Unlock()
+}
+
+// ReloadCerts reads the certificate directory again (see proxy.LoadCerts): a pair
+// that does not load is logged and skipped, the others serve.
+func (t *Table) ReloadCerts(context.Context) (int, error) {
+	t.mu.Lock()
+	dir, over := t.certDir, t.over
+	t.mu.Unlock()
+	if over {
+		return 0, ErrHandedOver
+	}
+	if dir == "" {
+		return 0, errors.New("this proxy has no certificate directory")
+	}
+	return t.px.LoadCerts(dir)
+}
+
+// Challenges are the ACME challenges a table has set: transient, so not in the
+// state file, but handed to the process that takes over on an upgrade, which
+// may come in the middle of a validation.
+type Challenges struct {
+	HTTP01 map[string]string    `json:"http01,omitempty"` // key authorization by token
+	ALPN   map[string][2][]byte `json:"alpn,omitempty"`   // certificate and key PEM by domain
+}
+
+// Challenge answers the ACME HTTP-01 token with keyAuth ("" removes it).
+func (t *Table) Challenge(_ context.Context, token, keyAuth string) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.over {
+		return ErrHandedOver
+	}
+	if err := t.px.SetChallenge(token, keyAuth); err != nil {
+		return err
+	}
+	if t.acme.HTTP01 == nil {
+		t.acme.HTTP01 = map[string]string{}
+	}
+	if keyAuth == "" {
+		delete(t.acme.HTTP01, token)
+	} else {
+		t.acme.HTTP01[token] = keyAuth
+	}
+	return nil
+}
+
+// ALPNChallenge presents the TLS-ALPN-01 certificate for domain (empty removes it).
+func (t *Table) ALPNChallenge(_ context.Context, domain string, certPEM, keyPEM []byte) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.over {
+		return ErrHandedOver
+	}
+	if err := t.px.SetALPNChallenge(domain, certPEM, keyPEM); err != nil {
+		return err
+	}
+	if t.acme.ALPN == nil {
+		t.acme.ALPN = map[string][2][]byte{}
+	}
+	if len(certPEM) == 0 && len(keyPEM) == 0 {
+		delete(t.acme.ALPN, domain)
+	} else {
+		t.acme.ALPN[domain] = [2][]byte{certPEM, keyPEM}
+	}
+	return nil
+}
+
+// ChallengesFrozen returns the ACME challenges set, for a successor. Call it while the
+// table is frozen, so that none changes after.
+func (t *Table) ChallengesFrozen() Challenges { return t.acme }
+
+// RestoreChallenges sets the challenges a predecessor had; one that does not take
+// is skipped.
+func (t *Table) RestoreChallenges(ctx context.Context, c Challenges) {
+	for token, keyAuth := range c.HTTP01 {
+		t.Challenge(ctx, token, keyAuth)
+	}
+	for domain, pems := range c.ALPN {
+		t.ALPNChallenge(ctx, domain, pems[0], pems[1])
+	}
 }
 
 // ErrHandedOver: a new proxy process took over; ask it.

@@ -37,7 +37,7 @@ type Options struct {
 
 // Daemon is one running slipway.
 type Daemon struct {
-	Addrs  map[string]string // bound addresses by name: ssh, proxy, web, metrics
+	Addrs  map[string]string // bound addresses by name: ssh, proxy, https, web, metrics
 	cmd    *exec.Cmd
 	exited chan struct{}
 }
@@ -45,12 +45,12 @@ type Daemon struct {
 // ReadyTimeout bounds how long Start waits for the daemon to listen.
 const ReadyTimeout = 60 * time.Second
 
-var running = regexp.MustCompile(`msg="slipway is running" ssh=(\S+) proxy=(\S+) web=(\S+) metrics=(\S+)`)
+var running = regexp.MustCompile(`msg="slipway is running" ssh=(\S+) proxy=(\S+) web=(\S+) metrics=(\S+)(?: https=(\S*))?`)
 
 // Start runs the daemon and returns once it listens.
 func Start(ctx context.Context, o Options) (*Daemon, error) {
 	args := append([]string{"serve", "--data", o.Data, "--incus-project", o.Project, "--admin-key", o.AdminKey,
-		"--ssh-addr", "127.0.0.1:0", "--web-addr", "127.0.0.1:0", "--proxy-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"}, o.Flags...)
+		"--ssh-addr", "127.0.0.1:0", "--web-addr", "127.0.0.1:0", "--proxy-addr", "127.0.0.1:0", "--https-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"}, o.Flags...)
 	d := &Daemon{cmd: exec.Command(o.Binary, args...), exited: make(chan struct{})}
 	d.cmd.Env = o.Env
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -72,7 +72,7 @@ func Start(ctx context.Context, o Options) (*Daemon, error) {
 				fmt.Fprintln(o.Log, line)
 			}
 			if m := running.FindStringSubmatch(line); m != nil {
-				ready <- map[string]string{"ssh": m[1], "proxy": m[2], "web": m[3], "metrics": m[4]}
+				ready <- map[string]string{"ssh": m[1], "proxy": m[2], "web": m[3], "metrics": m[4], "https": m[5]}
 			}
 		}
 		d.cmd.Wait()

@@ -2,13 +2,18 @@ package frontproxy
 
 import (
 	"bufio"
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
 	"syscall"
 	"time"
+
+	"github.com/slipway-dev/slipway/channels/router"
 )
 
 // An upgrade starts the binary now installed as a new proxy process and
@@ -18,9 +23,46 @@ import (
 // the new one takes the next.
 //
 // The new process gets the sockets as fds 3 (HTTP) and 4 (control), and the
-// write end of a pipe as fd 5, on which it says it serves.
+// write end of a pipe as fd 5, on which it says it serves; with HTTPS, its socket
+// as fd 6, said by handoverHTTPSEnv (so that a process of a slipway without HTTPS
+// can hand over to one with it, which then listens itself).
 
-const handoverEnv = "SLIPWAY_PROXY_HANDOVER"
+// The ACME challenges set (transient, not in the state file) go along as JSON in
+// handoverACMEEnv: an upgrade may come in the middle of a validation.
+
+const (
+	handoverEnv      = "SLIPWAY_PROXY_HANDOVER"
+	handoverHTTPSEnv = "SLIPWAY_PROXY_HANDOVER_HTTPS"
+	handoverACMEEnv  = "SLIPWAY_PROXY_HANDOVER_ACME"
+)
+
+// inheritedChallenges sets the ACME challenges the previous process had.
+func inheritedChallenges(ctx context.Context, table *router.Table, logger *slog.Logger) {
+	data, ok := os.LookupEnv(handoverACMEEnv)
+	if !inherited() || !ok {
+		return
+	}
+	os.Unsetenv(handoverACMEEnv)
+	var c router.Challenges
+	if err := json.Unmarshal([]byte(data), &c); err != nil {
+		logger.Warn("The ACME challenges handed over do not read", "err", err)
+		return
+	}
+	table.RestoreChallenges(ctx, c)
+}
+
+// inheritedHTTPS returns the HTTPS socket handed over, or nil if none was.
+func inheritedHTTPS() (net.Listener, error) {
+	if !inherited() || os.Getenv(handoverHTTPSEnv) != "1" {
+		return nil, nil
+	}
+	os.Unsetenv(handoverHTTPSEnv)
+	ln, err := net.FileListener(os.NewFile(6, "https"))
+	if err != nil {
+		return nil, fmt.Errorf("the HTTPS socket handed over: %w", err)
+	}
+	return ln, nil
+}
 
 // readyTimeout bounds how long the old process waits for the new to serve.
 const readyTimeout = 15 * time.Second
@@ -67,12 +109,25 @@ func ready() error {
 // frozen meanwhile, so the state file the new process reads is the last.
 func (p *process) upgrade() (func(), error) {
 	resume := p.table.Freeze()
+	acme, err := json.Marshal(p.table.ChallengesFrozen())
+	if err != nil {
+		resume(false)
+		return nil, err
+	}
 	webFile, err := p.web.(*net.TCPListener).File()
 	if err != nil {
 		resume(false)
 		return nil, err
 	}
 	defer webFile.Close()
+	var secureFile *os.File
+	if p.secure != nil {
+		if secureFile, err = p.secure.(*net.TCPListener).File(); err != nil {
+			resume(false)
+			return nil, err
+		}
+		defer secureFile.Close()
+	}
 	p.control.SetUnlinkOnClose(false)
 	ctlFile, err := p.control.File()
 	if err != nil {
@@ -81,7 +136,7 @@ func (p *process) upgrade() (func(), error) {
 	}
 	defer ctlFile.Close()
 	p.control.Close() // connections wait in the socket's queue for the new process
-	if err := p.startSuccessor(webFile, ctlFile); err != nil {
+	if err := p.startSuccessor(webFile, ctlFile, secureFile, acme); err != nil {
 		resume(false)
 		p.controlAgain(ctlFile)
 		return nil, err
@@ -92,15 +147,19 @@ func (p *process) upgrade() (func(), error) {
 
 // startSuccessor runs this proxy's binary, as installed now, with the
 // sockets, and waits until it says it serves.
-func (p *process) startSuccessor(web, control *os.File) error {
+func (p *process) startSuccessor(web, control, secure *os.File, acme []byte) error {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return err
 	}
 	defer r.Close()
 	cmd := exec.Command(p.binary, os.Args[1:]...)
-	cmd.Env = append(os.Environ(), handoverEnv+"=1")
+	cmd.Env = append(os.Environ(), handoverEnv+"=1", handoverACMEEnv+"="+string(acme))
 	cmd.ExtraFiles = []*os.File{web, control, w}
+	if secure != nil {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, secure)
+		cmd.Env = append(cmd.Env, handoverHTTPSEnv+"=1")
+	}
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	err = cmd.Start()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -67,7 +68,13 @@ func (k *Keeper) adopt(hello router.Hello) {
 		k.log.Warn("The proxy runs another version of slipway; `slipway proxy upgrade` moves it to this one without dropping a request",
 			"proxy", hello.Version, "daemon", k.cfg.Version, "pid", hello.PID)
 	}
+	if k.cfg.HTTPSAddr != "" && hello.HTTPSAddr == "" {
+		k.log.Warn("The proxy already runs without HTTPS; stop it to have it serve HTTPS", "asked", k.cfg.HTTPSAddr, "pid", hello.PID)
+	}
 	k.cfg.Addr = hello.Addr
+	if hello.HTTPSAddr != "" {
+		k.cfg.HTTPSAddr = hello.HTTPSAddr
+	}
 }
 
 // start runs `slipway proxy` in a session of its own, so it outlives the
@@ -96,13 +103,54 @@ func (k *Keeper) start(ctx context.Context) (router.Hello, error) {
 		return router.Hello{}, fmt.Errorf("the proxy did not start (its log: %s): %w%s", paths.Log, err, lastLine(paths.Log))
 	}
 	k.cfg.Addr = hello.Addr
-	k.log.Info("Started the proxy", "pid", hello.PID, "addr", hello.Addr, "log", paths.Log)
+	if hello.HTTPSAddr != "" {
+		k.cfg.HTTPSAddr = hello.HTTPSAddr
+	}
+	k.log.Info("Started the proxy", "pid", hello.PID, "addr", hello.Addr, "https", hello.HTTPSAddr, "log", paths.Log)
 	return hello, nil
 }
 
 func (k *Keeper) args() []string {
-	return []string{"proxy", "--data", filepath.Dir(k.cfg.Dir), "--proxy-addr", k.cfg.Addr, "--incus-project", k.cfg.Project,
-		"--proxy-max-conns-per-ip", strconv.Itoa(k.cfg.MaxConnsPerIP)}
+	args := []string{"proxy", "--data", filepath.Dir(k.cfg.Dir), "--proxy-addr", k.cfg.Addr, "--incus-project", k.cfg.Project,
+		"--proxy-max-conns-per-ip", strconv.Itoa(k.cfg.MaxConnsPerIP), "--https-addr", k.cfg.HTTPSAddr}
+	if k.cfg.CertDir != "" {
+		args = append(args, "--cert-dir", k.cfg.CertDir)
+	}
+	if len(k.cfg.TrustedProxies) > 0 {
+		args = append(args, "--trusted-proxies", FormatPrefixes(k.cfg.TrustedProxies))
+	}
+	return args
+}
+
+// ParsePrefixes reads a comma-separated list of CIDR prefixes (an address alone
+// is one address), as --trusted-proxies takes it.
+func ParsePrefixes(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			a, aerr := netip.ParseAddr(f)
+			if aerr != nil {
+				return nil, fmt.Errorf("%q is not a CIDR prefix such as 173.245.48.0/20", f)
+			}
+			p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+// FormatPrefixes is the inverse of ParsePrefixes.
+func FormatPrefixes(ps []netip.Prefix) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ",")
 }
 
 // waitHello asks the new proxy until it answers, it exits or time is up.

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -31,7 +32,14 @@ type Config struct {
 	Version string // said in its Hello
 
 	MaxConnsPerIP int // client connections kept open from one address; 0: no cap
+
+	HTTPSAddr      string         // where it serves HTTPS; "": no HTTPS listener
+	CertDir        string         // NAME.crt and NAME.key pairs, read at start and on ReloadCerts
+	TrustedProxies []netip.Prefix // peers whose X-Forwarded-For, -Proto and CF-Connecting-IP are kept
 }
+
+// CertDirIn is the certificate directory in slipway's data directory.
+func CertDirIn(data string) string { return filepath.Join(data, "certs") }
 
 // DirIn is the proxy's directory in slipway's data directory.
 func DirIn(data string) string { return filepath.Join(data, "proxy") }
@@ -73,15 +81,29 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	defer rt.Close()
 	px := proxy.New(logger)
 	px.MaxConnsPerIP = cfg.MaxConnsPerIP
+	px.TrustedProxies = cfg.TrustedProxies
 	table, err := router.Open(px, rt.Dial, paths.State)
 	if err != nil {
 		return err
 	}
+	if cfg.CertDir != "" {
+		table.UseCertDir(cfg.CertDir)
+		if _, err := table.ReloadCerts(ctx); err != nil {
+			logger.Warn("No certificates loaded", "dir", cfg.CertDir, "err", err)
+		}
+	}
+	inheritedChallenges(ctx, table, logger)
 	web, control, err := listeners(cfg.Addr, paths.Socket)
 	if err != nil {
 		return err
 	}
-	p := &process{cfg: cfg, paths: paths, binary: binary, logger: logger, px: px, table: table, web: web, control: control,
+	secure, err := httpsListener(cfg.HTTPSAddr)
+	if err != nil {
+		web.Close()
+		control.Close()
+		return err
+	}
+	p := &process{cfg: cfg, paths: paths, binary: binary, logger: logger, px: px, table: table, web: web, secure: secure, control: control,
 		handedOver: make(chan struct{})}
 	return p.serve(ctx)
 }
@@ -95,6 +117,7 @@ type process struct {
 	px      *proxy.Proxy
 	table   *router.Table
 	web     net.Listener
+	secure  net.Listener // HTTPS, or nil
 	control *net.UnixListener
 	server  *router.Server
 
@@ -103,17 +126,23 @@ type process struct {
 
 func (p *process) serve(ctx context.Context) error {
 	hello := router.Hello{PID: os.Getpid(), Addr: p.web.Addr().String(), Version: p.cfg.Version}
+	if p.secure != nil {
+		hello.HTTPSAddr = p.secure.Addr().String()
+	}
 	p.server = router.NewServer(p.table, hello, p.logger)
 	p.server.Upgrade = p.upgrade
 	if err := writePID(p.paths.PID); err != nil {
 		return err
 	}
 	go p.px.Serve(p.web)
+	if p.secure != nil {
+		go p.px.ServeTLS(p.secure)
+	}
 	go p.server.Serve(p.control)
 	if err := ready(); err != nil {
 		p.logger.Warn("Could not tell systemd the proxy serves", "err", err)
 	}
-	p.logger.Info("slipway proxy is serving", "addr", hello.Addr, "pid", hello.PID, "control", p.paths.Socket)
+	p.logger.Info("slipway proxy is serving", "addr", hello.Addr, "https", hello.HTTPSAddr, "pid", hello.PID, "control", p.paths.Socket)
 	select {
 	case <-ctx.Done():
 		p.control.Close() // and the socket file with it: no one answers there now
@@ -147,6 +176,22 @@ func listeners(addr, socket string) (net.Listener, *net.UnixListener, error) {
 		return nil, nil, err
 	}
 	return web, control, nil
+}
+
+// httpsListener returns the HTTPS listener: the one a previous process handed
+// over, or a new one; nil when addr is "".
+func httpsListener(addr string) (net.Listener, error) {
+	if addr == "" {
+		return nil, nil
+	}
+	if ln, err := inheritedHTTPS(); ln != nil || err != nil {
+		return ln, err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen for HTTPS on %s: %w", addr, err)
+	}
+	return ln, nil
 }
 
 // listenControl listens on the control socket, replacing a stale socket file

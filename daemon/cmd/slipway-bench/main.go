@@ -46,7 +46,7 @@ func (c config) runs(item string) bool {
 	return false
 }
 
-var items = []string{"live", "rollback", "load", "resilience", "proxy", "bigpush", "parallel", "apps"}
+var items = []string{"live", "rollback", "load", "resilience", "proxy", "https", "bigpush", "parallel", "apps"}
 
 func main() {
 	if len(os.Args) == 4 && os.Args[1] == "backend" {
@@ -223,6 +223,7 @@ func (b *bench) runAll(ctx context.Context) error {
 		// at the start of the push, which a proxy under load raises.
 		{"bigpush", b.bigPush},
 		{"proxy", b.proxyVsNginx},
+		{"https", b.httpsVsNginx},
 		{"apps", b.apps},
 	}
 	var first error

@@ -66,7 +66,7 @@ func (b *bench) proxyVsNginx(ctx context.Context) error {
 		return err
 	}
 	defer backend.close()
-	ngx, err := startNginx(ctx, filepath.Join(b.tmp, "nginx"), backend.hostAddr)
+	ngx, err := startNginx(ctx, filepath.Join(b.tmp, "nginx"), backend.hostAddr, nil)
 	if err != nil {
 		return err
 	}
@@ -191,7 +191,10 @@ func (b *bench) proxyVsNginx(ctx context.Context) error {
 // appPort is $PORT inside instances (slipway's default).
 func (d *daemon) appPort() int { return 5000 }
 
-type target struct{ url, host string }
+type target struct {
+	url, host string
+	hosts     string // a hosts file wrk resolves url's host with, for HTTPS; "" for none
+}
 
 func (t target) check(ctx context.Context) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.url, nil)
@@ -379,7 +382,10 @@ type nginx struct {
 	exited chan struct{}
 }
 
-func startNginx(ctx context.Context, prefix, backendAddr string) (*nginx, error) {
+// nginxTLS has nginx serve HTTPS with a certificate (chain) and key file.
+type nginxTLS struct{ cert, key string }
+
+func startNginx(ctx context.Context, prefix, backendAddr string, withTLS *nginxTLS) (*nginx, error) {
 	for _, d := range []string{"", "tmp"} {
 		if err := os.MkdirAll(filepath.Join(prefix, d), 0o755); err != nil {
 			return nil, err
@@ -388,6 +394,12 @@ func startNginx(ctx context.Context, prefix, backendAddr string) (*nginx, error)
 	addr, err := freePort()
 	if err != nil {
 		return nil, err
+	}
+	listen := addr
+	if withTLS != nil {
+		// TLS 1.2 and 1.3 as Go's server has them; no session cache, as the
+		// proxy keeps none (the handshake bench's clients resume nothing).
+		listen = fmt.Sprintf("%s ssl;\n\t\tssl_certificate %s;\n\t\tssl_certificate_key %s;\n\t\tssl_protocols TLSv1.2 TLSv1.3", addr, withTLS.cert, withTLS.key)
 	}
 	// Keep-alive both ways and no per-connection request limit (Go's
 	// server and transport have none), access log off, workers = CPUs.
@@ -424,7 +436,7 @@ http {
 		}
 	}
 }
-`, prefix, backendAddr, addr)
+`, prefix, backendAddr, listen)
 	confPath := filepath.Join(prefix, "nginx.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		return nil, err
@@ -512,7 +524,15 @@ var (
 
 // runWrk runs wrk (closed loop: 2 threads, 64 connections) against t.
 func runWrk(ctx context.Context, t target, d time.Duration) (wrkResult, error) {
-	cmd := exec.CommandContext(ctx, "wrk", "-t2", "-c64", "-d"+strconv.Itoa(int(d.Seconds()))+"s", "-H", "Host: "+t.host, t.url)
+	args := []string{"-t2", "-c64", "-d" + strconv.Itoa(int(d.Seconds())) + "s", "-H", "Host: " + t.host, t.url}
+	cmd := exec.CommandContext(ctx, "wrk", args...)
+	if t.hosts != "" {
+		// wrk sends the URL's host as SNI, which must be the app's name: it
+		// resolves it through a hosts file of its own, bound over /etc/hosts
+		// in a mount namespace of its own (the host's is untouched).
+		cmd = exec.CommandContext(ctx, "unshare", append([]string{"-m", "--propagation", "private", "sh", "-c",
+			`mount --bind "$0" /etc/hosts && exec wrk "$@"`, t.hosts}, args...)...)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	out, err := cmd.CombinedOutput()
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strconv"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/slipway-dev/slipway/channels/container/baseimage"
 	"github.com/slipway-dev/slipway/daemon"
+	"github.com/slipway-dev/slipway/daemon/frontproxy"
 	"github.com/slipway-dev/slipway/daemon/setup"
 	"github.com/slipway-dev/slipway/daemon/version"
 	"github.com/slipway-dev/slipway/hooks"
@@ -142,6 +144,27 @@ func (e *envFlags) bool(p *bool, name, usage string) {
 	e.fs.BoolVar(p, name, *p, usage+" ($"+envName(name)+")")
 }
 
+// prefixes is a --flag of comma-separated CIDR prefixes.
+func (e *envFlags) prefixes(p *[]netip.Prefix, name, usage string) {
+	if v, ok := os.LookupEnv(envName(name)); ok {
+		ps, err := frontproxy.ParsePrefixes(v)
+		if err != nil && e.err == nil {
+			e.err = fmt.Errorf("$%s: %w", envName(name), err)
+		}
+		*p = ps
+	}
+	// The reason goes to e.err, said after parsing: flag's own message for a
+	// value a Func refuses would lose it.
+	e.fs.Func(name, usage+" ($"+envName(name)+")", func(v string) error {
+		ps, err := frontproxy.ParsePrefixes(v)
+		if err != nil && e.err == nil {
+			e.err = fmt.Errorf("--%s: %w", name, err)
+		}
+		*p = ps
+		return nil
+	})
+}
+
 func (e *envFlags) duration(p *time.Duration, name, usage string) {
 	if v, ok := os.LookupEnv(envName(name)); ok {
 		d, err := time.ParseDuration(v)
@@ -163,6 +186,8 @@ func serve(args []string) int {
 	ef.str(&cfg.MetricsAddr, "metrics-addr", "Prometheus /metrics address, or off")
 	ef.str(&cfg.ProxyAddr, "proxy-addr", "front HTTP proxy address apps are served on")
 	ef.int(&cfg.ProxyMaxConnsPerIP, "proxy-max-conns-per-ip", "client connections the proxy keeps open from one address, or 0 for no cap")
+	ef.str(&cfg.HTTPSAddr, "https-addr", `front proxy's HTTPS address, or "" for no HTTPS`)
+	ef.prefixes(&cfg.TrustedProxies, "trusted-proxies", "CIDR,... of proxies in front (a CDN, a load balancer) whose X-Forwarded-For, X-Forwarded-Proto and CF-Connecting-IP are kept")
 	ef.bool(&cfg.StartProxy, "start-proxy", "start the proxy process when none runs (false under a service manager that runs slipway proxy)")
 	ef.str(&cfg.WebURL, "web-url", "public base URL of the web page (default http://<web-addr>)")
 	ef.str(&cfg.IncusProject, "incus-project", "Incus project for instances")

@@ -28,11 +28,15 @@ func proxyCmd(args []string) int {
 	ef := &envFlags{fs: fs}
 	data := defaults.DataDir
 	cfg := frontproxy.Config{Addr: defaults.ProxyAddr, Project: defaults.IncusProject, MaxConnsPerIP: defaults.ProxyMaxConnsPerIP,
-		Version: version.Get().String()}
+		HTTPSAddr: defaults.HTTPSAddr, Version: version.Get().String()}
+	certDir := ""
 	ef.str(&data, "data", "slipway's data directory; the proxy's files are in its proxy/")
 	ef.str(&cfg.Addr, "proxy-addr", "address apps are served on")
 	ef.str(&cfg.Project, "incus-project", "Incus project of the instances it routes to")
 	ef.int(&cfg.MaxConnsPerIP, "proxy-max-conns-per-ip", "client connections kept open from one address, or 0 for no cap")
+	ef.str(&cfg.HTTPSAddr, "https-addr", `address apps are served on over HTTPS, or "" for no HTTPS`)
+	ef.str(&certDir, "cert-dir", "certificate pairs NAME.crt and NAME.key (default <data>/certs)")
+	ef.prefixes(&cfg.TrustedProxies, "trusted-proxies", "CIDR,... of proxies in front whose X-Forwarded-For, X-Forwarded-Proto and CF-Connecting-IP are kept")
 	if code, done := parseFlags(fs, args); done {
 		return code
 	}
@@ -41,6 +45,10 @@ func proxyCmd(args []string) int {
 		return 2
 	}
 	cfg.Dir = frontproxy.DirIn(data)
+	cfg.CertDir = certDir
+	if cfg.CertDir == "" {
+		cfg.CertDir = frontproxy.CertDirIn(data)
+	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -78,7 +86,11 @@ func proxyControl(what string, args []string) int {
 			fmt.Fprintf(os.Stderr, "slipway proxy status: %s\n", err)
 			return 1
 		}
-		fmt.Printf("the proxy serves on %s: pid %d, %s, %d hosts\n", before.Addr, before.PID, before.Version, len(routes))
+		https := ""
+		if before.HTTPSAddr != "" {
+			https = " and HTTPS on " + before.HTTPSAddr
+		}
+		fmt.Printf("the proxy serves on %s%s: pid %d, %s, %d hosts\n", before.Addr, https, before.PID, before.Version, len(routes))
 		return 0
 	}
 	if what == "stop" {

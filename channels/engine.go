@@ -36,6 +36,7 @@ type Config struct {
 	KeepImages   int           // images of earlier builds kept per installation for fast rollback
 	Backups      BackupConfig  // persistent volumes' and the store's backups (package backup)
 	AppLogs      *applog.Store // where the apps' own output is kept (nil: nowhere)
+	HTTPS        HTTPSConfig   // certificates and how they are obtained
 }
 
 // Engine queues and runs operations.

@@ -137,11 +137,22 @@ func (e *Engine) Deprovision(ctx context.Context, app, env, user string) (store.
 		if err != nil {
 			return err
 		}
-		old, err := e.router.RemoveHost(ctx, now.Host)
+		hosts, err := e.hostsOf(ctx, now)
 		if err != nil {
 			return err
 		}
-		l.Logf("-----> %s no longer routes to %s", now.Host, now.Resource())
+		var old string
+		for i, h := range hosts {
+			was, err := e.router.RemoveHost(ctx, h)
+			if err != nil {
+				return err
+			}
+			if i == 0 {
+				old = was
+			}
+			l.Logf("-----> %s no longer routes to %s", h, now.Resource())
+			e.dropCertificate(ctx, l, h)
+		}
 		e.retire(l, old, now, e.markRetiring(old, now))
 		e.dropImages(ctx, l, now.ID)
 		instances, err := e.rt.List(ctx)
@@ -185,10 +196,16 @@ func (e *Engine) Maintenance(ctx context.Context, app, env string, on bool, mess
 		if err := e.store.SetMaintenance(ctx, inst.ID, on, message); err != nil {
 			return err
 		}
-		if err := e.router.Maintenance(ctx, inst.Host, on, message); err != nil {
+		hosts, err := e.hostsOf(ctx, inst)
+		if err != nil {
 			return err
 		}
-		l.Logf("-----> Maintenance mode %s for %s", state, inst.Host)
+		for _, h := range hosts {
+			if err := e.router.Maintenance(ctx, h, on, message); err != nil {
+				return err
+			}
+			l.Logf("-----> Maintenance mode %s for %s", state, h)
+		}
 		return nil
 	})
 }

@@ -300,7 +300,7 @@ func (d *deployment) swap(endUrgent func()) error {
 	// Recorded: the new instance is the one to serve from now on, so nothing
 	// is undone even when the proxy is slow to take it.
 	d.undo.Success()
-	old, err := e.route(inst.Host, d.name)
+	old, err := e.routeAll(inst, d.name)
 	endUrgent()
 	if err != nil {
 		return err

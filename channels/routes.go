@@ -23,11 +23,35 @@ type Router interface {
 	// Drain waits for the requests in flight to an instance no host routes to.
 	Drain(ctx context.Context, instance string) error
 	Routes(ctx context.Context) ([]router.Route, error)
+	// SetHTTPS says how host is served over TLS (store.HTTPSOff, On,
+	// Redirect) and its HSTS max-age in seconds.
+	SetHTTPS(ctx context.Context, host, mode string, hsts int) error
+	// ReloadCerts has the proxy read the certificate directory again.
+	ReloadCerts(ctx context.Context) error
 }
 
 // routeRetry is how long a swap keeps asking a proxy that does not answer:
 // long enough for the proxy process to be started again.
 const routeRetry = 15 * time.Second
+
+// routeAll moves every name inst answers on to instance and returns the
+// instance its own host was served from.
+func (e *Engine) routeAll(inst store.Installation, instance string) (replaced string, err error) {
+	hosts, err := e.hostsOf(context.Background(), inst)
+	if err != nil {
+		return "", err
+	}
+	for i, h := range hosts {
+		old, err := e.route(h, instance)
+		if err != nil {
+			return "", err
+		}
+		if i == 0 {
+			replaced = old
+		}
+	}
+	return replaced, nil
+}
 
 // route moves host to instance, asking again while the proxy process is
 // being restarted.
@@ -57,34 +81,30 @@ func (e *Engine) SyncRoutes(ctx context.Context) error {
 	return err
 }
 
-// syncRoutes makes the proxy's routes what the store says: each
-// installation's host to its serving instance, with its maintenance page,
-// and no host the store does not know. A proxy that kept serving while the
-// daemon was down mostly has them already; one started afresh gets them all.
-// It returns the serving instances.
+// syncRoutes makes the proxy's routes what the store says: each name an
+// installation answers on to its serving instance, with its maintenance page
+// and HTTPS, and no host the store does not know. A proxy that kept serving
+// while the daemon was down mostly has them already; one started afresh gets
+// them all. It returns the serving instances.
 func (e *Engine) syncRoutes(ctx context.Context, insts []store.Installation) (map[string]bool, error) {
 	serving := map[string]bool{}
-	hosts := map[string]bool{}
+	known := map[string]bool{}
 	for _, inst := range insts {
 		if inst.State == store.StateDeprovisioned {
 			continue
 		}
-		hosts[proxy.CanonicalHost(inst.Host)] = true
-		if err := e.router.AddHost(ctx, inst.Host); err != nil {
-			return nil, err
-		}
 		if inst.Instance != "" {
 			serving[inst.Instance] = true
-			if _, err := e.router.Route(ctx, inst.Host, inst.Instance, e.cfg.AppPort); err != nil {
+		}
+		hosts, err := e.hostsOf(ctx, inst)
+		if err != nil {
+			return nil, err
+		}
+		for _, h := range hosts {
+			known[proxy.CanonicalHost(h)] = true
+			if err := e.syncHost(ctx, inst, h); err != nil {
 				return nil, err
 			}
-		}
-		msg := ""
-		if inst.Maintenance != nil {
-			msg = *inst.Maintenance
-		}
-		if err := e.router.Maintenance(ctx, inst.Host, inst.Maintenance != nil, msg); err != nil {
-			return nil, err
 		}
 	}
 	routes, err := e.router.Routes(ctx)
@@ -92,7 +112,7 @@ func (e *Engine) syncRoutes(ctx context.Context, insts []store.Installation) (ma
 		return nil, err
 	}
 	for _, r := range routes {
-		if !hosts[r.Host] {
+		if !known[r.Host] {
 			old, err := e.router.RemoveHost(ctx, r.Host)
 			if err != nil {
 				return nil, err
@@ -101,4 +121,25 @@ func (e *Engine) syncRoutes(ctx context.Context, insts []store.Installation) (ma
 		}
 	}
 	return serving, nil
+}
+
+// syncHost gives the proxy host's route as inst has it: its serving
+// instance, its maintenance page and its HTTPS.
+func (e *Engine) syncHost(ctx context.Context, inst store.Installation, host string) error {
+	if err := e.router.AddHost(ctx, host); err != nil {
+		return err
+	}
+	if inst.Instance != "" {
+		if _, err := e.router.Route(ctx, host, inst.Instance, e.cfg.AppPort); err != nil {
+			return err
+		}
+	}
+	msg := ""
+	if inst.Maintenance != nil {
+		msg = *inst.Maintenance
+	}
+	if err := e.router.Maintenance(ctx, host, inst.Maintenance != nil, msg); err != nil {
+		return err
+	}
+	return e.syncHTTPS(ctx, inst, host)
 }

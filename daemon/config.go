@@ -7,6 +7,7 @@ import (
 	"github.com/slipway-dev/slipway/channels/applog"
 	"net"
 	"net/netip"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"time"
@@ -56,7 +57,21 @@ type Config struct {
 	SystemBackupSchedule string // cron spec (UTC) of the backup of slipway itself (store, keys, repositories); "off": none
 	BackupKeepDaily      int    // keep the newest backup of each of the last N days
 	BackupKeepWeekly     int    // and of each of the last M weeks
+
+	ACME ACMEConfig // how certificates are obtained for HTTPS
 }
+
+// ACMEConfig is where slipway gets its certificates.
+type ACMEConfig struct {
+	URL           string        // the CA's ACME directory; "off": own certificates only
+	Email         string        // the account's contact, for the CA's expiry notices
+	Roots         string        // PEM file of CAs trusted for the directory's own HTTPS ("": the system's)
+	RenewSchedule string        // cron spec (UTC) of the look for certificates due
+	RenewBefore   time.Duration // renew this long before expiry
+}
+
+// LetsEncrypt is Let's Encrypt's production ACME directory.
+const LetsEncrypt = "https://acme-v02.api.letsencrypt.org/directory"
 
 // Defaults returns the configuration slipway runs with when nothing is set.
 func Defaults() Config {
@@ -86,6 +101,8 @@ func Defaults() Config {
 		SystemBackupSchedule: "45 2 * * *", // after the store's and the volumes' backups
 		BackupKeepDaily:      7,
 		BackupKeepWeekly:     4,
+
+		ACME: ACMEConfig{URL: LetsEncrypt, RenewSchedule: "17 * * * *", RenewBefore: channels.DefaultRenewBefore},
 	}
 }
 
@@ -132,6 +149,9 @@ func (c *Config) Validate() error {
 	if _, err := cron.ParseStandard(c.ReportSchedule); err != nil {
 		return fmt.Errorf("--report-schedule: %q is not a cron schedule: %v", c.ReportSchedule, err)
 	}
+	if err := c.ACME.validate(); err != nil {
+		return err
+	}
 	for _, s := range []struct{ flag, spec string }{{"--backup-schedule", c.BackupSchedule}, {"--store-backup-schedule", c.StoreBackupSchedule}, {"--system-backup-schedule", c.SystemBackupSchedule}} {
 		if s.spec == "" || s.spec == "off" {
 			continue
@@ -151,6 +171,30 @@ func (c *Config) Validate() error {
 	}
 	return nil
 }
+
+func (a *ACMEConfig) validate() error {
+	if a.URL != "off" {
+		u, err := url.Parse(a.URL)
+		if err != nil || u.Scheme != "https" || u.Host == "" {
+			return fmt.Errorf("--acme-url: %q is not an https:// ACME directory URL (or off)", a.URL)
+		}
+	}
+	if a.Email != "" && !strings.Contains(a.Email, "@") {
+		return fmt.Errorf("--acme-email: %q is not an email address", a.Email)
+	}
+	if _, err := cron.ParseStandard(a.RenewSchedule); err != nil {
+		return fmt.Errorf("--renew-schedule: %q is not a cron schedule: %v", a.RenewSchedule, err)
+	}
+	if a.RenewBefore <= 0 {
+		return fmt.Errorf("--renew-before: must be more than 0, such as 720h")
+	}
+	return nil
+}
+
+// certsDirName holds the certificates the proxy serves and the ACME account.
+const certsDirName = "certs"
+
+func (c *Config) certsDir() string { return filepath.Join(c.DataDir, certsDirName) }
 
 // webURL is the base URL sign-in links point at: --web-url, or the address
 // the web page is bound to (which knows the port when --web-addr asked for 0).
@@ -174,11 +218,12 @@ func (c *Config) reposDir() string  { return filepath.Join(c.DataDir, SystemLayo
 
 // SystemLayout is what a system backup archives of the data directory and
 // restore-system puts back: the store, the keys slipway keeps (the store's
-// sealing key beside it, the SSH host key) and the repositories. The rest is
+// sealing key beside it, the SSH host key, the certificates with their keys
+// and the ACME account key) and the repositories. The rest is
 // made again at start (git hooks, supervisor, the proxy's state) or is not
 // slipway's to restore (app logs, backup files).
 func SystemLayout() sysarchive.Layout {
-	return sysarchive.Layout{Store: "slipway.db", Repos: "repos", Keys: []string{store.KeyFileName, hooks.HostKeyFile}}
+	return sysarchive.Layout{Store: "slipway.db", Repos: "repos", Keys: []string{store.KeyFileName, hooks.HostKeyFile, certsDirName + "/"}}
 }
 func (c *Config) appLogsDir() string { return filepath.Join(c.DataDir, "applogs") }
 

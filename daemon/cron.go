@@ -36,6 +36,14 @@ func (d *Daemon) startCron() error {
 	if err := d.scheduleBackups(); err != nil {
 		return err
 	}
+	// Certificates due (or missing, or past their back-off), renewed.
+	if _, err := d.cron.AddFunc(d.cfg.ACME.RenewSchedule, func() {
+		if ops := d.engine.RenewDue(context.Background()); len(ops) > 0 {
+			d.log.Info("Certificate renewals queued", "operations", len(ops))
+		}
+	}); err != nil {
+		return fmt.Errorf("--renew-schedule %q: %w", d.cfg.ACME.RenewSchedule, err)
+	}
 	d.cron.Start()
 	return nil
 }

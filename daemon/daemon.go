@@ -106,6 +106,11 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Daemon, error) 
 	}
 	d.addrs["proxy"] = hello.Addr
 	d.addrs["https"] = hello.HTTPSAddr
+	https, err := d.httpsConfig()
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
 	d.engine = channels.NewEngine(channels.Config{
 		ReposDir:     cfg.reposDir(),
 		BaseDomain:   cfg.BaseDomain,
@@ -114,6 +119,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Daemon, error) 
 		DrainTimeout: cfg.DrainTimeout,
 		KeepImages:   cfg.KeepImages,
 		AppLogs:      d.appLogs,
+		HTTPS:        https,
 		Backups: channels.BackupConfig{
 			Dir:        cfg.backupDir(),
 			KeepDaily:  cfg.BackupKeepDaily,

@@ -81,14 +81,21 @@ type slipwayd struct {
 	addrs   map[string]string
 	log     daemontest.LogBuffer // every start's log, in order
 	env     []string             // extra environment for the daemon
+	flags   []string             // extra serve flags
 	bin     string               // the slipway binary it runs, if not the shared one
 }
 
 func startDaemon(t *testing.T, env ...string) *slipwayd {
 	t.Helper()
+	return startDaemonOpts(t, nil, env)
+}
+
+// startDaemonOpts starts a daemon with more serve flags and environment.
+func startDaemonOpts(t *testing.T, flags, env []string) *slipwayd {
+	t.Helper()
 	requireIntegration(t)
 	dir := t.TempDir()
-	d := &slipwayd{t: t, dir: dir, data: filepath.Join(dir, "data"), project: "slipway-test-" + randomHex(4), env: env}
+	d := &slipwayd{t: t, dir: dir, data: filepath.Join(dir, "data"), project: "slipway-test-" + randomHex(4), env: env, flags: flags}
 	d.key = filepath.Join(dir, "admin_key")
 	run(t, dir, nil, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", d.key)
 	t.Cleanup(d.cleanupProject)
@@ -108,7 +115,7 @@ func (d *slipwayd) start() {
 	proc, err := daemontest.Start(context.Background(), daemontest.Options{
 		Binary: bin, Data: d.data, Project: d.project, AdminKey: d.key + ".pub",
 		Env:   append(append(os.Environ(), "SLIPWAY_MAX_PARALLEL=4"), d.env...),
-		Flags: []string{"--log-level", "debug"},
+		Flags: append([]string{"--log-level", "debug"}, d.flags...),
 		Log:   &d.log,
 	})
 	if err != nil {
@@ -257,6 +264,18 @@ func (d *slipwayd) get(host, path string) (int, string, error) {
 }
 
 var httpClient = &http.Client{Timeout: 10 * time.Second}
+
+// metrics returns what /metrics says now.
+func (d *slipwayd) metrics() string {
+	d.t.Helper()
+	resp, err := httpClient.Get("http://" + d.addrs["metrics"] + "/metrics")
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return string(body)
+}
 
 // workTree is a local clone an app's developer pushes from.
 type workTree struct {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"net/http"
+	"sort"
 	"strconv"
 
 	"github.com/slipway-dev/slipway/store"
@@ -91,6 +92,19 @@ func (d *Daemon) metricsHandler() http.Handler {
 				ts = lastVerified.Unix()
 			}
 			fmt.Fprintf(b, "slipway_backup_last_verified_timestamp_seconds %d\n", ts)
+		}
+
+		if expiries := d.engine.CertificateExpiries(); len(expiries) > 0 {
+			fmt.Fprintln(b, "# HELP slipway_certificate_expiry_timestamp_seconds When each certificate the proxy serves expires.")
+			fmt.Fprintln(b, "# TYPE slipway_certificate_expiry_timestamp_seconds gauge")
+			domains := make([]string, 0, len(expiries))
+			for dom := range expiries {
+				domains = append(domains, dom)
+			}
+			sort.Strings(domains)
+			for _, dom := range domains {
+				fmt.Fprintf(b, "slipway_certificate_expiry_timestamp_seconds{domain=%q} %d\n", dom, expiries[dom].Unix())
+			}
 		}
 
 		fmt.Fprintln(b, "# HELP slipway_instances_running Instances serving an installation.")

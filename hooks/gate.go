@@ -24,7 +24,7 @@ type cmdArgs struct {
 }
 
 // boolFlags are the flags that take no value; every other flag takes one.
-var boolFlags = map[string]bool{"json": true, "secret": true, "admin": true, "f": true, "follow": true, "store": true, "system": true, "app": true}
+var boolFlags = map[string]bool{"json": true, "secret": true, "admin": true, "f": true, "follow": true, "store": true, "system": true, "app": true, "force": true}
 
 func splitArgs(args []string) cmdArgs {
 	a := cmdArgs{flags: map[string]string{}}

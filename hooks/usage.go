@@ -18,6 +18,7 @@ var helpTopics = []struct {
 	{"Deploys and rollback", []string{"history", "track", "pin", "restart", "rebuild"}},
 	{"Operations", []string{"ops", "logs", "cancel", "run"}},
 	{"Configuration", []string{"config", "config set", "config unset", "limits", "maintenance"}},
+	{"Domains and HTTPS", []string{"domains list", "domains add", "domains remove", "https", "certs list", "certs set", "certs renew"}},
 	{"Backups", []string{"backup now", "backup list", "backup verify", "backup schedule", "backup purge", "restore"}},
 	{"People and access", []string{"login", "users", "user add", "user remove", "key add", "key list", "key remove", "grant", "revoke", "access"}},
 	{"Reports", []string{"report list", "report get", "report make"}},

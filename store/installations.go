@@ -32,6 +32,8 @@ type Installation struct {
 	Maintenance *string // maintenance message when in maintenance mode
 	EnvHash     string  // the environment Instance was built with
 	Limits      Limits  // what its instances may use
+	HTTPS       string  // HTTPSOff, HTTPSOn or HTTPSRedirect
+	HSTS        int     // Strict-Transport-Security max-age in seconds; 0: none
 	CreatedAt   time.Time
 }
 
@@ -47,13 +49,20 @@ func (i Installation) Follows(branch string) bool {
 	return i.Following == Branch(branch) && i.State != StateDeprovisioned
 }
 
-const installationColumns = `i.id, a.name, e.name, i.host, i.channel_kind, i.channel_ref, i.commit_sha, i.instance, i.state, i.maintenance, i.env_hash, i.limit_cpu, i.limit_memory, i.created_at`
+const installationColumns = `i.id, a.name, e.name, i.host, i.channel_kind, i.channel_ref, i.commit_sha, i.instance, i.state, i.maintenance, i.env_hash, i.limit_cpu, i.limit_memory, i.https, i.hsts, i.created_at`
 const installationFrom = ` FROM installations i JOIN apps a ON a.id = i.app_id JOIN environments e ON e.id = i.environment_id `
 
 // CreateInstallation adds an installation of app in env following a channel.
 func (s *Store) CreateInstallation(ctx context.Context, app, env, host, channelKind, channelRef string) (Installation, error) {
 	var id int64
 	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var taken int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM domains WHERE domain = ?`, host).Scan(&taken); err != nil {
+			return err
+		}
+		if taken > 0 {
+			return ErrExists // another installation's domain
+		}
 		res, err := tx.ExecContext(ctx, `
 			INSERT INTO installations (app_id, environment_id, host, channel_kind, channel_ref, created_at)
 			SELECT a.id, e.id, ?, ?, ?, ? FROM apps a, environments e WHERE a.name = ? AND e.name = ?`,
@@ -158,7 +167,7 @@ type scanner interface{ Scan(...any) error }
 func scanInstallation(row scanner) (Installation, error) {
 	var i Installation
 	var created, maintenance sql.NullString
-	err := row.Scan(&i.ID, &i.App, &i.Environment, &i.Host, &i.Following.Kind, &i.Following.Ref, &i.Commit, &i.Instance, &i.State, &maintenance, &i.EnvHash, &i.Limits.CPU, &i.Limits.Memory, &created)
+	err := row.Scan(&i.ID, &i.App, &i.Environment, &i.Host, &i.Following.Kind, &i.Following.Ref, &i.Commit, &i.Instance, &i.State, &maintenance, &i.EnvHash, &i.Limits.CPU, &i.Limits.Memory, &i.HTTPS, &i.HSTS, &created)
 	if err != nil {
 		return Installation{}, wrapError(err)
 	}

@@ -18,7 +18,9 @@ const (
 	OpReport      OpType = "report"      // a weekly activity report made
 	OpLogs        OpType = "logs"        // someone read an app's own output
 	OpRebuild     OpType = "rebuild"     // the served commit built again from scratch
+	OpRenew       OpType = "renew"       // certificates obtained, renewed or given for an installation's domains
+	OpDomain      OpType = "domain"      // a domain added to or removed from an installation, or its HTTPS changed
 )
 
 // OpTypes lists the operation types in the order people read them.
-var OpTypes = []OpType{OpDeploy, OpSwitch, OpRestart, OpConfigure, OpMaintenance, OpExecute, OpDeprovision, OpBackup, OpRestore, OpPurge, OpReport, OpLogs, OpRebuild}
+var OpTypes = []OpType{OpDeploy, OpSwitch, OpRestart, OpConfigure, OpMaintenance, OpExecute, OpDeprovision, OpBackup, OpRestore, OpPurge, OpReport, OpLogs, OpRebuild, OpDomain, OpRenew}

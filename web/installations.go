@@ -52,8 +52,9 @@ type installationData struct {
 	Pinned     bool
 	CanDeploy  bool
 	Operations []store.Operation
-	Notice     string      // the page is shown without what could not be read
-	Backups    *backupList // nil unless the user may list backups here
+	Notice     string                // the page is shown without what could not be read
+	Backups    *backupList           // nil unless the user may list backups here
+	Names      []channels.NameStatus // the names it answers on, own host first
 }
 
 func (s *server) installation(w http.ResponseWriter, r *http.Request, sess *session) {
@@ -94,6 +95,9 @@ func (s *server) installationPage(w http.ResponseWriter, r *http.Request, sess *
 	if err != nil {
 		s.internal(w, r, sess, "list operations", err)
 		return
+	}
+	if d.Names, err = s.engine.NameStatuses(ctx, h.Installation); err != nil {
+		s.log.Error("web: read domains", "installation", app+"/"+env, "err", err)
 	}
 	if s.engine.Can(ctx, sess.User, env, channels.ActionBackup) {
 		list, err := s.readBackups(ctx, app, env)

@@ -76,10 +76,14 @@ func (c *Incus) warm(ctx context.Context, fingerprint string) {
 	if err != nil {
 		return
 	}
-	if _, err := c.wait(ctx, op); err != nil {
+	// Waited for even when ctx ends, as the publish is: deleting an instance
+	// still being created fails and would leave it behind.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishWait)
+	defer cancel()
+	if _, err := c.wait(wctx, op); err != nil {
 		c.log.Debug("Warm image", "image", fingerprint[:12], "err", err)
 	}
-	c.Delete(context.Background(), name)
+	c.Delete(wctx, name)
 }
 
 // DeleteImage deletes an image by fingerprint; a missing image is not an error.

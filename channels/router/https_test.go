@@ -46,7 +46,7 @@ func TestSetHTTPSIsKeptInTheStateFile(t *testing.T) {
 	crt, key, _ := ca.Issue(time.Time{}, "a.test")
 	testcert.WritePair(certs, "a", crt, key)
 	tbl2.UseCertDir(certs)
-	if n, err := tbl2.ReloadCerts(ctx); n != 1 || err != nil {
+	if n, err := tbl2.LoadCerts(ctx); n != 1 || err != nil {
 		t.Fatalf("reload: %d %v", n, err)
 	}
 	routes, _ := tbl2.Routes(ctx)

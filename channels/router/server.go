@@ -149,7 +149,7 @@ func (s *Server) answer(req request) response {
 	case "https":
 		err = s.table.SetHTTPS(ctx, req.Host, req.Mode, req.HSTS)
 	case "certs":
-		out.Certs, err = s.table.ReloadCerts(ctx)
+		out.Certs, err = s.table.LoadCerts(ctx)
 	case "challenge":
 		err = s.table.Challenge(ctx, req.Token, req.KeyAuth)
 	case "alpn":

@@ -207,16 +207,23 @@ func (t *Table) SetHTTPS(_ context.Context, host, mode string, hsts int) error {
 	return err
 }
 
-// UseCertDir makes ReloadCerts read the certificates in dir.
+// UseCertDir makes LoadCerts read the certificates in dir.
 func (t *Table) UseCertDir(dir string) {
 	t.mu.Lock()
 	t.certDir = dir
 	t.mu.Unlock()
 }
 
-// ReloadCerts reads the certificate directory again (see proxy.LoadCerts): a pair
-// that does not load is logged and skipped, the others serve.
-func (t *Table) ReloadCerts(context.Context) (int, error) {
+// ReloadCerts reads the certificate directory again, as LoadCerts does.
+func (t *Table) ReloadCerts(ctx context.Context) error {
+	_, err := t.LoadCerts(ctx)
+	return err
+}
+
+// LoadCerts reads the certificate directory again (see proxy.LoadCerts) and
+// returns how many pairs serve: a pair that does not load is logged and
+// skipped, the others serve.
+func (t *Table) LoadCerts(context.Context) (int, error) {
 	t.mu.Lock()
 	dir, over := t.certDir, t.over
 	t.mu.Unlock()

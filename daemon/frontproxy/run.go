@@ -88,7 +88,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	}
 	if cfg.CertDir != "" {
 		table.UseCertDir(cfg.CertDir)
-		if _, err := table.ReloadCerts(ctx); err != nil {
+		if _, err := table.LoadCerts(ctx); err != nil {
 			logger.Warn("No certificates loaded", "dir", cfg.CertDir, "err", err)
 		}
 	}

@@ -102,6 +102,9 @@ func moveInto(staging, dataDir string, m manifest, l Layout) error {
 	files := append([]string{m.Store}, m.Keys...)
 	dest := append([]string{l.Store}, m.Keys...)
 	for i, f := range files {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dataDir, dest[i])), 0o700); err != nil {
+			return err
+		}
 		if err := os.Rename(filepath.Join(staging, f), filepath.Join(dataDir, dest[i])); err != nil {
 			return err
 		}

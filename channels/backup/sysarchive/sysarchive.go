@@ -3,7 +3,7 @@
 //
 // The archive is a gzipped tar whose members are paths relative to the data
 // directory: the store (a consistent copy, made by the caller with VACUUM
-// INTO), the key files (the store's sealing key, the SSH host key) and one
+// INTO), the key files (the sealing key, the SSH host key, the certificates) and one
 // git bundle per app repository (repos/APP.git.bundle). A manifest.json comes
 // last and holds every member's SHA-256. Verifying an archive is restoring it
 // into a scratch directory: the store must pass integrity_check and every
@@ -20,7 +20,7 @@ import (
 type Layout struct {
 	Store string   // the SQLite store: slipway.db
 	Repos string   // the directory of bare repositories APP.git: repos
-	Keys  []string // key files: the store's sealing key, the SSH host key
+	Keys  []string // key files, and directories of them ending in "/": the sealing key, the SSH host key, certs/
 }
 
 // Summary is what Write wrote.

@@ -13,7 +13,10 @@ import (
 	"github.com/slipway-dev/slipway/store"
 )
 
-var layout = Layout{Store: "slipway.db", Repos: "repos", Keys: []string{store.KeyFileName, "ssh_host_ed25519_key"}}
+var layout = Layout{Store: "slipway.db", Repos: "repos", Keys: []string{store.KeyFileName, "ssh_host_ed25519_key", "certs/"}}
+
+// keyFilesOf are the key files dataDir writes, the certs/ directory's too.
+var keyFilesOf = []string{store.KeyFileName, "ssh_host_ed25519_key", "certs/a.example.crt", "certs/a.example.key", "certs/acme/account.key"}
 
 // dataDir makes a data directory as a daemon leaves it: a store with a
 // sealed secret, its key, a host key, a repository with two commits and one
@@ -26,8 +29,11 @@ func dataDir(t *testing.T) (string, *store.Store) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	if err := os.WriteFile(filepath.Join(dir, "ssh_host_ed25519_key"), []byte("host key\n"), 0o600); err != nil {
-		t.Fatal(err)
+	os.MkdirAll(filepath.Join(dir, "certs", "acme"), 0o700)
+	for _, f := range keyFilesOf[1:] {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte(f+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	bare := filepath.Join(dir, "repos", "shop.git")
 	if err := repo.Init(bare); err != nil {
@@ -73,7 +79,7 @@ func writeArchiveOf(t *testing.T, dir string, st *store.Store) (string, Summary)
 func TestWriteVerifyRestore(t *testing.T) {
 	src, st := dataDir(t)
 	archive, sum := writeArchiveOf(t, src, st)
-	if strings.Join(sum.Repos, ",") != "empty,shop" || len(sum.Keys) != 2 {
+	if strings.Join(sum.Repos, ",") != "empty,shop" || len(sum.Keys) != len(keyFilesOf) {
 		t.Fatalf("summary: %+v", sum)
 	}
 	c, err := Verify(context.Background(), archive, sum.SHA256, t.TempDir())
@@ -91,7 +97,7 @@ func TestWriteVerifyRestore(t *testing.T) {
 	if !r.SumChecked || strings.Join(r.Repos, ",") != "empty,shop" {
 		t.Fatalf("report: %+v", r)
 	}
-	for _, k := range layout.Keys {
+	for _, k := range keyFilesOf {
 		want, _ := os.ReadFile(filepath.Join(src, k))
 		got, err := os.ReadFile(filepath.Join(dst, k))
 		if err != nil || string(got) != string(want) {

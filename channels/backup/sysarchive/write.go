@@ -43,10 +43,11 @@ func Write(ctx context.Context, path, dataDir string, l Layout, copyStore CopySt
 		return Summary{}, fmt.Errorf("copy the store: %w", err)
 	}
 	sources[l.Store] = filepath.Join(scratch, "store.db")
-	for _, k := range l.Keys {
-		if _, err := os.Stat(filepath.Join(dataDir, k)); errors.Is(err, fs.ErrNotExist) {
-			continue // the host key is made at the first start of the SSH server
-		}
+	keys, err := keyFiles(dataDir, l.Keys)
+	if err != nil {
+		return Summary{}, err
+	}
+	for _, k := range keys {
 		m.Keys = append(m.Keys, k)
 		sources[k] = filepath.Join(dataDir, k)
 	}
@@ -58,6 +59,37 @@ func Write(ctx context.Context, path, dataDir string, l Layout, copyStore CopySt
 		return Summary{}, err
 	}
 	return Summary{Size: size, SHA256: sum, Keys: m.Keys, Repos: sortedKeys(m.Repos)}, nil
+}
+
+// keyFiles returns the key files of layout that are there: a file as it is
+// (the host key is made at the first start of the SSH server, so it may be
+// missing), and for an entry ending in "/" every file under that directory
+// (the certificates and the ACME account key).
+func keyFiles(dataDir string, entries []string) ([]string, error) {
+	var out []string
+	for _, k := range entries {
+		if !strings.HasSuffix(k, "/") {
+			if _, err := os.Stat(filepath.Join(dataDir, k)); err == nil {
+				out = append(out, k)
+			}
+			continue
+		}
+		err := filepath.WalkDir(filepath.Join(dataDir, k), func(path string, d fs.DirEntry, err error) error {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			if err != nil || !d.Type().IsRegular() {
+				return err
+			}
+			rel, err := filepath.Rel(dataDir, path)
+			out = append(out, rel)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // bundleRepos makes a bundle of every repository under reposDir in scratch.

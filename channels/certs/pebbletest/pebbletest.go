@@ -38,6 +38,9 @@ type CA struct {
 	// ManagementURL is Pebble's management API, where /roots/0 is the root
 	// that signs issued chains.
 	ManagementURL string
+	// APIRootFile is a PEM file of the CA of the directory's own HTTPS
+	// certificate, for clients that read roots from a file (--acme-roots).
+	APIRootFile string
 
 	apiRoots *x509.CertPool
 	procs    []*process
@@ -87,7 +90,7 @@ func Start(t testing.TB, httpPort, tlsPort int, opts ...Option) *CA {
 
 	dir := t.TempDir()
 	roots, certFile, keyFile := apiCertificate(t, dir)
-	ca := &CA{apiRoots: roots}
+	ca := &CA{apiRoots: roots, APIRootFile: filepath.Join(dir, "api-ca.crt")}
 	t.Cleanup(ca.Stop)
 
 	// Free ports are picked by binding and closing, so another process can
@@ -367,6 +370,9 @@ func apiCertificate(t testing.TB, dir string) (roots *x509.CertPool, certFile, k
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "api-ca.crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	roots = x509.NewCertPool()

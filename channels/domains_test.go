@@ -64,9 +64,10 @@ func TestDomainsFollowTheInstallation(t *testing.T) {
 	}
 	// A deploy moves every name; maintenance covers every name.
 	te.wait(te.push("web", te.commit("web", testManifest, "two")))
+	now, _ := te.store.InstallationByID(ctx, inst.ID)
 	for _, h := range []string{inst.Host, "www.example.com"} {
-		if code, body := te.serving(h); code != 200 || body != "web-prod-2" {
-			t.Errorf("%s after the second deploy: %d %q", h, code, body)
+		if code, body := te.serving(h); code != 200 || body != now.Instance || body == "web-prod-1" {
+			t.Errorf("%s after the second deploy: %d %q, want %s", h, code, body, now.Instance)
 		}
 	}
 	op, _ = te.Maintenance(ctx, "web", "prod", true, "back soon", "alice")

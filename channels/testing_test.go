@@ -29,11 +29,13 @@ func newFakeRuntime() *fakeRuntime { return runtimetest.New() }
 // and the real proxy, with the fake runtime.
 type testEngine struct {
 	*Engine
-	t     *testing.T
-	rt    *fakeRuntime
-	px    *proxy.Proxy
-	work  string
-	store *store.Store
+	t       *testing.T
+	rt      *fakeRuntime
+	px      *proxy.Proxy
+	routes  *router.Table
+	certDir string // with withHTTPS: where certificates are
+	work    string
+	store   *store.Store
 }
 
 const testManifest = "web: serve\nbuild: build-step\nhealth:\n  timeout: 2s\n"
@@ -64,7 +66,7 @@ func newTestEngine(t *testing.T, apps ...string) *testEngine {
 	e := NewEngine(Config{ReposDir: filepath.Join(dir, "repos"), BaseDomain: "test", MaxParallel: 2, DrainTimeout: time.Second, KeepImages: 2,
 		AppLogs: appLogs}, st, rt, routes, logger)
 	t.Cleanup(e.Close)
-	te := &testEngine{Engine: e, t: t, rt: rt, px: px, work: filepath.Join(dir, "work"), store: st}
+	te := &testEngine{Engine: e, t: t, rt: rt, px: px, routes: routes, work: filepath.Join(dir, "work"), store: st}
 	ctx := context.Background()
 	if _, err := e.CreateEnvironment(ctx, "prod"); err != nil {
 		t.Fatal(err)

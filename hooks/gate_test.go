@@ -24,6 +24,8 @@ var leastRole = map[string]string{
 	"report list": "viewer", "report get": "viewer",
 	"track": "deployer", "pin": "deployer", "restart": "deployer", "rebuild": "deployer", "config set": "deployer",
 	"config unset": "deployer", "maintenance": "deployer", "run": "deployer", "cancel": "deployer",
+	"domains list": "viewer", "certs list": "viewer",
+	"domains add": "deployer", "domains remove": "deployer", "https": "deployer", "certs set": "deployer", "certs renew": "deployer",
 	"backup now": "backup", "backup list": "backup", "backup verify": "backup", "backup schedule": "backup", "backup purge": "backup",
 	"install": "admin", "deprovision": "admin", "grant": "admin", "revoke": "admin", "access": "admin",
 	"report make": "admin", "restore": "admin",

@@ -77,6 +77,9 @@ func (e *Engine) AddDomain(ctx context.Context, app, env, domain, user string) (
 	if err != nil {
 		return store.Operation{}, err
 	}
+	if d == e.cfg.WebHost {
+		return store.Operation{}, failf(ErrExists, "%s is slipway's own web page (--web-host)", d)
+	}
 	if owner, err := e.store.DomainOwner(ctx, d); err == nil {
 		if owner == inst.ID {
 			return store.Operation{}, failf(ErrExists, "%s already answers on %s", inst.Resource(), d)

@@ -37,6 +37,7 @@ type Config struct {
 	Backups      BackupConfig  // persistent volumes' and the store's backups (package backup)
 	AppLogs      *applog.Store // where the apps' own output is kept (nil: nowhere)
 	HTTPS        HTTPSConfig   // certificates and how they are obtained
+	WebHost      string        // the web page's own domain through the front proxy ("": none)
 }
 
 // Engine queues and runs operations.
@@ -66,6 +67,7 @@ type Engine struct {
 	retiring  retiring
 	appLogs   *applog.Store
 	collect   collector
+	web       *webPage // the web page's route through the proxy, once ServeWebPage ran
 
 	// crashAt, set by tests only, is called at named points where a crash of
 	// the daemon must leave a consistent store.

@@ -107,6 +107,12 @@ func (e *Engine) syncRoutes(ctx context.Context, insts []store.Installation) (ma
 			}
 		}
 	}
+	if w, ok := e.webPageRoute(); ok {
+		known[proxy.CanonicalHost(w.host)] = true
+		if err := e.syncWebPage(ctx); err != nil {
+			return nil, err
+		}
+	}
 	routes, err := e.router.Routes(ctx)
 	if err != nil {
 		return nil, err

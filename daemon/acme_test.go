@@ -29,9 +29,27 @@ func TestHTTPSFromACME(t *testing.T) {
 	d := startDaemonOpts(t, []string{
 		"--proxy-addr", "127.0.0.1:" + strconv.Itoa(httpPort), "--https-addr", "127.0.0.1:" + strconv.Itoa(httpsPort),
 		"--base-domain", "apps.test", "--acme-url", ca.DirectoryURL, "--acme-roots", ca.APIRootFile,
-		"--renew-schedule", "@every 1s",
+		"--renew-schedule", "@every 1s", "--web-host", "slipway.shop.test",
 	}, nil)
 	roots := ca.Roots(t)
+
+	// The web page at its own domain: a certificate at start, sign-in links
+	// over HTTPS, a Secure session cookie, HTTP sent to HTTPS.
+	eventually(t, 20*time.Second, "the web page's certificate", func() (bool, string) {
+		out, _, _ := d.ssh("ops", "--type", "renew")
+		return strings.Contains(out, "succeeded"), out
+	})
+	link, _, _ := strings.Cut(d.mustSSH("login"), "\n")
+	if want := "https://slipway.shop.test:" + strconv.Itoa(httpsPort) + "/login/"; !strings.HasPrefix(link, want) {
+		t.Fatalf("login link %q, want %s...", link, want)
+	}
+	signIn := httpsRequest(t, httpsPort, "slipway.shop.test", strings.TrimPrefix(link, "https://slipway.shop.test:"+strconv.Itoa(httpsPort)), roots)
+	if cookies := signIn.header.Values("Set-Cookie"); len(cookies) == 0 || !strings.Contains(strings.Join(cookies, ";"), "Secure") {
+		t.Errorf("signing in over HTTPS set cookies %q, want a Secure one", cookies)
+	}
+	if code, loc := httpRedirect(t, httpPort, "slipway.shop.test", "/"); code != http.StatusPermanentRedirect || !strings.HasPrefix(loc, "https://slipway.shop.test:") {
+		t.Errorf("the web page over HTTP: %d %q", code, loc)
+	}
 	d.setupApp("shop")
 	w := d.newApp("shop", "static")
 	w.commitFile("slipway.yml", staticManifest, "manifest")
@@ -136,11 +154,20 @@ func freePort(t *testing.T) int {
 type httpsAnswer struct {
 	body   string
 	header http.Header
+	leaf   *x509.Certificate
 }
 
 // httpsGet fetches / of host from the proxy's HTTPS port, verifying the
 // chain against roots, and returns the answer and the leaf served.
 func httpsGet(t *testing.T, port int, host string, roots *x509.CertPool) (httpsAnswer, *x509.Certificate) {
+	t.Helper()
+	a := httpsRequest(t, port, host, "/", roots)
+	return a, a.leaf
+}
+
+// httpsRequest fetches path of host from the proxy's HTTPS port, verifying
+// the chain against roots, without following redirects.
+func httpsRequest(t *testing.T, port int, host, path string, roots *x509.CertPool) httpsAnswer {
 	t.Helper()
 	tr := &http.Transport{
 		TLSClientConfig:   &tls.Config{RootCAs: roots, ServerName: host},
@@ -150,13 +177,15 @@ func httpsGet(t *testing.T, port int, host string, roots *x509.CertPool) (httpsA
 		},
 	}
 	defer tr.CloseIdleConnections()
-	res, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Get("https://" + host + "/")
+	c := &http.Client{Transport: tr, Timeout: 10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	res, err := c.Get("https://" + host + path)
 	if err != nil {
-		t.Fatalf("https://%s/: %v", host, err)
+		t.Fatalf("https://%s%s: %v", host, path, err)
 	}
 	defer res.Body.Close()
 	body, _ := io.ReadAll(res.Body)
-	return httpsAnswer{body: string(body), header: res.Header}, res.TLS.PeerCertificates[0]
+	return httpsAnswer{body: string(body), header: res.Header, leaf: res.TLS.PeerCertificates[0]}
 }
 
 // httpRedirect asks host's path over plain HTTP and returns the status and

@@ -35,6 +35,7 @@ type Config struct {
 	TrustedProxies     []netip.Prefix // peers (a CDN, a load balancer) whose forwarding fields the proxy believes
 	StartProxy         bool           // start the proxy process when none runs (false: a service manager does)
 	WebURL             string         // public base URL of the web page (default http://WebAddr)
+	WebHost            string         // the web page's domain, served over HTTPS through the front proxy
 	IncusProject       string         // every instance lives in this Incus project
 	AdminKey           string         // public key file registered as admin on first start
 	BaseDomain         string         // installations default to APP.ENV.BaseDomain
@@ -152,6 +153,9 @@ func (c *Config) Validate() error {
 	if err := c.ACME.validate(); err != nil {
 		return err
 	}
+	if err := c.validateWebHost(); err != nil {
+		return err
+	}
 	for _, s := range []struct{ flag, spec string }{{"--backup-schedule", c.BackupSchedule}, {"--store-backup-schedule", c.StoreBackupSchedule}, {"--system-backup-schedule", c.SystemBackupSchedule}} {
 		if s.spec == "" || s.spec == "off" {
 			continue
@@ -194,13 +198,41 @@ func (a *ACMEConfig) validate() error {
 // certsDirName holds the certificates the proxy serves and the ACME account.
 const certsDirName = "certs"
 
+// validateWebHost checks that the web page can be served at --web-host:
+// through the HTTPS listener, reaching the web listener on loopback.
+func (c *Config) validateWebHost() error {
+	if c.WebHost == "" {
+		return nil
+	}
+	host, err := channels.CheckDomain(c.WebHost)
+	if err != nil {
+		return fmt.Errorf("--web-host: %v", err)
+	}
+	c.WebHost = host
+	if c.HTTPSAddr == "" {
+		return fmt.Errorf("--web-host needs HTTPS: give --https-addr too")
+	}
+	ip, _, _ := net.SplitHostPort(c.WebAddr)
+	if a, err := netip.ParseAddr(ip); ip != "" && (err != nil || !a.IsLoopback() && !a.IsUnspecified()) {
+		return fmt.Errorf("--web-host: the proxy reaches the web page on loopback; --web-addr %s is not", c.WebAddr)
+	}
+	return nil
+}
+
 func (c *Config) certsDir() string { return filepath.Join(c.DataDir, certsDirName) }
 
 // webURL is the base URL sign-in links point at: --web-url, or the address
 // the web page is bound to (which knows the port when --web-addr asked for 0).
-func (c *Config) webURL(bound string) string {
+func (c *Config) webURL(bound, boundHTTPS string) string {
 	if c.WebURL != "" {
 		return strings.TrimSuffix(c.WebURL, "/")
+	}
+	if c.WebHost != "" {
+		_, port, _ := net.SplitHostPort(boundHTTPS)
+		if port == "" || port == "443" {
+			return "https://" + c.WebHost
+		}
+		return "https://" + net.JoinHostPort(c.WebHost, port)
 	}
 	addr := c.WebAddr
 	if bound != "" {

@@ -120,6 +120,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Daemon, error) 
 		KeepImages:   cfg.KeepImages,
 		AppLogs:      d.appLogs,
 		HTTPS:        https,
+		WebHost:      cfg.WebHost,
 		Backups: channels.BackupConfig{
 			Dir:        cfg.backupDir(),
 			KeepDaily:  cfg.BackupKeepDaily,
@@ -142,7 +143,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Daemon, error) 
 		ReposDir:     cfg.reposDir(),
 		Binary:       cfg.Binary,
 		MaxPushBytes: cfg.MaxPushBytes,
-		WebURL:       func() string { return d.cfg.webURL(d.addrs["web"]) },
+		WebURL:       func() string { return d.cfg.webURL(d.addrs["web"], d.addrs["https"]) },
 	}, st, d.engine, logger)
 	return d, nil
 }
@@ -155,6 +156,9 @@ func (d *Daemon) Start() error {
 	d.addrs["ssh"] = d.ssh.Addr()
 	d.keepProxy()
 	if err := d.serveHTTP("web", d.cfg.WebAddr, d.webHandler()); err != nil {
+		return err
+	}
+	if err := d.engine.ServeWebPage(context.Background(), d.addrs["web"]); err != nil {
 		return err
 	}
 	if d.cfg.MetricsAddr != "off" {
@@ -234,6 +238,6 @@ func (d *Daemon) webHandler() http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))
 	})
-	mux.Handle("/", web.New(web.Config{BaseURL: d.cfg.webURL(d.addrs["web"]), SSHAddr: d.addrs["ssh"]}, d.store, d.engine, d.log))
+	mux.Handle("/", web.New(web.Config{BaseURL: d.cfg.webURL(d.addrs["web"], d.addrs["https"]), SSHAddr: d.addrs["ssh"]}, d.store, d.engine, d.log))
 	return mux
 }

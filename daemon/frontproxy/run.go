@@ -82,7 +82,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	px := proxy.New(logger)
 	px.MaxConnsPerIP = cfg.MaxConnsPerIP
 	px.TrustedProxies = cfg.TrustedProxies
-	table, err := router.Open(px, rt.Dial, paths.State)
+	table, err := router.Open(px, router.WithLocal(rt.Dial), paths.State)
 	if err != nil {
 		return err
 	}

@@ -190,6 +190,7 @@ func serve(args []string) int {
 	ef.prefixes(&cfg.TrustedProxies, "trusted-proxies", "CIDR,... of proxies in front (a CDN, a load balancer) whose X-Forwarded-For, X-Forwarded-Proto and CF-Connecting-IP are kept")
 	ef.bool(&cfg.StartProxy, "start-proxy", "start the proxy process when none runs (false under a service manager that runs slipway proxy)")
 	ef.str(&cfg.WebURL, "web-url", "public base URL of the web page (default http://<web-addr>)")
+	ef.str(&cfg.WebHost, "web-host", "serve the web page at https://DOMAIN through the front proxy, with a certificate slipway gets")
 	ef.str(&cfg.IncusProject, "incus-project", "Incus project for instances")
 	ef.str(&cfg.AdminKey, "admin-key", "public key file registered as the first admin")
 	ef.str(&cfg.BaseDomain, "base-domain", "installations are served at APP.ENV.<base-domain>")

@@ -332,3 +332,20 @@ func TestCancelARunningOperation(t *testing.T) {
 		t.Fatalf("page of the cancelled operation:\n%s", body)
 	}
 }
+
+func TestTheInstallationPageListsItsDomains(t *testing.T) {
+	s := newSite(t, Config{})
+	s.installHello()
+	op, err := s.engine.AddDomain(context.Background(), "hello", "production", "www.hello.example", "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.wait(op.ID, store.StatusSucceeded)
+	b := s.signIn(s.user("admin", true))
+	resp, body := s.do("GET", "/installations/hello/production", b, nil)
+	for _, want := range []string{`<span class="host">hello.production.localhost</span>`, `<span class="host">www.hello.example</span>`, "HTTPS off"} {
+		if resp.StatusCode != 200 || !strings.Contains(body, want) {
+			t.Fatalf("installation page (%d) lacks %q:\n%s", resp.StatusCode, want, body)
+		}
+	}
+}

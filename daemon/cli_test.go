@@ -3,7 +3,9 @@ package daemon_test
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -184,5 +186,35 @@ func TestCommandsExplainThemselves(t *testing.T) {
 	}
 	if o := d.ops("--type", "execute", "--limit", "1"); len(o) != 1 || o[0].Reason != "exited with status 127: command not found" {
 		t.Errorf("run nosuchcmd: %+v", o)
+	}
+}
+
+// TestALaptopRunsCommandsOnARemote: `slipway remote add`, then commands
+// sent whole, spaces and semicolons in an argument included.
+func TestALaptopRunsCommandsOnARemote(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t)
+	host, _ := d.deployed("laptop", "hi\n")
+	env := []string{"SLIPWAY_REMOTES=" + filepath.Join(d.dir, "remotes.json"),
+		"SLIPWAY_SSH_OPTIONS=" + strings.Join(sshOptions(d.key), " ")}
+	run(t, d.dir, env, slipwayBin, "remote", "add", "prod", "ssh://git@"+d.addrs["ssh"])
+	if list := run(t, d.dir, env, slipwayBin, "remote", "list"); !strings.Contains(list, "* prod") {
+		t.Errorf("remote list: %q", list)
+	}
+	message := `Back at  noon; sorry`
+	if out := run(t, d.dir, env, slipwayBin, "maintenance", "laptop/production", "on", "--message", message); !strings.Contains(out, "Maintenance mode on") {
+		t.Errorf("maintenance through the remote: %s", out)
+	}
+	if code, body, _ := d.get(host, "/"); code != 503 || !strings.Contains(body, message) {
+		t.Errorf("the maintenance page: %d %q", code, body)
+	}
+	var status []struct{ App string }
+	if err := json.Unmarshal([]byte(run(t, d.dir, env, slipwayBin, "-r", "prod", "status", "--json")), &status); err != nil || len(status) != 1 {
+		t.Errorf("status --json through the remote: %+v %v", status, err)
+	}
+	cmd := exec.Command(slipwayBin, "-r", "nowhere", "status")
+	cmd.Env = append(os.Environ(), env...)
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "no remote nowhere") {
+		t.Errorf("an unknown remote: %v %s", err, out)
 	}
 }

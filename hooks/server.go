@@ -139,7 +139,7 @@ func (s *Server) handleSession(sess ssh.Session) {
 		sess.Exit(1)
 		return
 	}
-	args, err := splitWords(sess.RawCommand())
+	args, err := commandWords(sess.RawCommand())
 	if err != nil {
 		fmt.Fprintf(sess.Stderr(), "slipway: %s\n", err)
 		sess.Exit(1)

@@ -1,6 +1,7 @@
 package hooks
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 )
@@ -68,4 +69,20 @@ func doubleQuoted(line string, i int, w *strings.Builder) (int, error) {
 		}
 	}
 	return 0, errors.New(`the command has a " quote that is not closed`)
+}
+
+// commandWords returns the words of an SSH command: a JSON array of strings
+// as it is (what `slipway` on a laptop sends, so arguments keep their spaces
+// and quotes without the remote shell's splitting), or else the line split
+// as splitWords does.
+func commandWords(line string) ([]string, error) {
+	trimmed := strings.TrimSpace(line)
+	if !strings.HasPrefix(trimmed, "[") {
+		return splitWords(line)
+	}
+	var words []string
+	if err := json.Unmarshal([]byte(trimmed), &words); err != nil {
+		return nil, errors.New("the command starts with [ but is not a JSON array of strings")
+	}
+	return words, nil
 }

@@ -2,6 +2,7 @@ package hooks
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -27,6 +28,21 @@ func TestSplitWords(t *testing.T) {
 	for _, bad := range []string{`status 'shop/prod`, `run a/b -- echo "hi`, `x \`, `x "a\"`} {
 		if got, err := splitWords(bad); err == nil {
 			t.Errorf("splitWords(%q) = %q, want an error", bad, got)
+		}
+	}
+}
+
+func TestCommandWordsTakeAJSONArray(t *testing.T) {
+	got, err := commandWords(`["maintenance","a/b","on","--message","Back at noon; it's \"fine\""]`)
+	if err != nil || len(got) != 5 || got[4] != `Back at noon; it's "fine"` {
+		t.Errorf("a JSON array: %q %v", got, err)
+	}
+	if got, err := commandWords("status a/b"); err != nil || len(got) != 2 {
+		t.Errorf("a line: %q %v", got, err)
+	}
+	for _, bad := range []string{`["status", 1]`, `[status]`, `["status"`} {
+		if _, err := commandWords(bad); err == nil || !strings.Contains(err.Error(), "JSON array") {
+			t.Errorf("%s: %v", bad, err)
 		}
 	}
 }

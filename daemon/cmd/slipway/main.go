@@ -22,6 +22,7 @@ import (
 	"github.com/slipway-dev/slipway/channels/container/baseimage"
 	"github.com/slipway-dev/slipway/daemon"
 	"github.com/slipway-dev/slipway/daemon/frontproxy"
+	"github.com/slipway-dev/slipway/daemon/remote"
 	"github.com/slipway-dev/slipway/daemon/setup"
 	"github.com/slipway-dev/slipway/daemon/version"
 	"github.com/slipway-dev/slipway/hooks"
@@ -57,7 +58,18 @@ func main() {
 		fmt.Println(version.Get())
 	case "help", "-h", "--help":
 		usage()
+	case "remote":
+		os.Exit(remoteCmd(os.Args[2:]))
+	case "-r", "--remote":
+		if len(os.Args) < 4 {
+			fmt.Fprintln(os.Stderr, "usage: slipway -r NAME COMMAND [ARGS...]")
+			os.Exit(2)
+		}
+		os.Exit(onRemote(os.Args[2], os.Args[3:]))
 	default:
+		if hasDefaultRemote() {
+			os.Exit(onRemote("", os.Args[1:]))
+		}
 		fmt.Fprintf(os.Stderr, "slipway: unknown command %q\n", os.Args[1])
 		usage()
 		os.Exit(2)
@@ -82,7 +94,24 @@ func usage() {
   image build busybox|debian [flags]
           build a base image; debian makes slipway/debian for Python, Node,
           Ruby and Go apps (slipway image build debian -h for flags)
-  version the version, commit and build date of this binary (ssh ... version: the daemon's)`)
+  version the version, commit and build date of this binary (ssh ... version: the daemon's)
+
+On a laptop:
+  remote add NAME ssh://git@HOST:2222 | remote remove NAME | remote default NAME | remote list
+          the slipway servers you use; the first one added is the default
+  [-r NAME] COMMAND [ARGS...]
+          any SSH command (status, pin, maintenance, ...) on the default remote
+          or NAME, its arguments passed whole: no quoting for the remote shell`)
+}
+
+// hasDefaultRemote: commands this binary does not know go to a remote.
+func hasDefaultRemote() bool {
+	path, err := remote.Path()
+	if err != nil {
+		return false
+	}
+	c, err := remote.Load(path)
+	return err == nil && c.Default != ""
 }
 
 // parseFlags parses a command's flags. -h lists them (exit 0); a mistake is

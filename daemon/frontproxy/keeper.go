@@ -78,7 +78,9 @@ func (k *Keeper) adopt(hello router.Hello) {
 }
 
 // start runs `slipway proxy` in a session of its own, so it outlives the
-// daemon, with its output appended to its log, and waits until it answers.
+// daemon, logging to its log file (which it keeps under a size; what it
+// prints otherwise, such as a panic, is appended there too), and waits
+// until it answers.
 func (k *Keeper) start(ctx context.Context) (router.Hello, error) {
 	paths := PathsIn(k.cfg.Dir)
 	if err := os.MkdirAll(k.cfg.Dir, 0o700); err != nil {
@@ -112,7 +114,8 @@ func (k *Keeper) start(ctx context.Context) (router.Hello, error) {
 
 func (k *Keeper) args() []string {
 	args := []string{"proxy", "--data", filepath.Dir(k.cfg.Dir), "--proxy-addr", k.cfg.Addr, "--incus-project", k.cfg.Project,
-		"--proxy-max-conns-per-ip", strconv.Itoa(k.cfg.MaxConnsPerIP), "--https-addr", k.cfg.HTTPSAddr}
+		"--proxy-max-conns-per-ip", strconv.Itoa(k.cfg.MaxConnsPerIP), "--https-addr", k.cfg.HTTPSAddr,
+		"--log", PathsIn(k.cfg.Dir).Log}
 	if k.cfg.CertDir != "" {
 		args = append(args, "--cert-dir", k.cfg.CertDir)
 	}

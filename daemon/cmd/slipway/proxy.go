@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -29,13 +30,14 @@ func proxyCmd(args []string) int {
 	data := defaults.DataDir
 	cfg := frontproxy.Config{Addr: defaults.ProxyAddr, Project: defaults.IncusProject, MaxConnsPerIP: defaults.ProxyMaxConnsPerIP,
 		HTTPSAddr: defaults.HTTPSAddr, Version: version.Get().String()}
-	certDir := ""
+	certDir, logPath := "", ""
 	ef.str(&data, "data", "slipway's data directory; the proxy's files are in its proxy/")
 	ef.str(&cfg.Addr, "proxy-addr", "address apps are served on")
 	ef.str(&cfg.Project, "incus-project", "Incus project of the instances it routes to")
 	ef.int(&cfg.MaxConnsPerIP, "proxy-max-conns-per-ip", "client connections kept open from one address, or 0 for no cap")
 	ef.str(&cfg.HTTPSAddr, "https-addr", `address apps are served on over HTTPS, or "" for no HTTPS`)
 	ef.str(&certDir, "cert-dir", "certificate pairs NAME.crt and NAME.key (default <data>/certs)")
+	ef.str(&logPath, "log", "append the log to FILE, keeping it under 10 MiB with one older file (default: stderr)")
 	ef.prefixes(&cfg.TrustedProxies, "trusted-proxies", "CIDR,... of proxies in front whose X-Forwarded-For, X-Forwarded-Proto and CF-Connecting-IP are kept")
 	if code, done := parseFlags(fs, args); done {
 		return code
@@ -49,7 +51,17 @@ func proxyCmd(args []string) int {
 	if cfg.CertDir == "" {
 		cfg.CertDir = frontproxy.CertDirIn(data)
 	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	var logOut io.Writer = os.Stderr
+	if logPath != "" {
+		l, err := frontproxy.OpenLog(logPath, frontproxy.DefaultLogBytes)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "slipway proxy: --log: %s\n", err)
+			return 1
+		}
+		defer l.Close()
+		logOut = l
+	}
+	logger := slog.New(slog.NewTextHandler(logOut, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if err := frontproxy.Run(ctx, cfg, logger); err != nil {

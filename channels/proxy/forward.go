@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
+	"strings"
 	"sync"
 )
 
@@ -81,6 +82,11 @@ func (f *forwarder) rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.URL.Scheme = "http"
 	pr.Out.URL.Host = upstreamURLHost
 	pr.Out.Host = pr.In.Host
+	for name := range pr.Out.Header {
+		if strings.Contains(name, "_") { // as the fast path drops them (request.go)
+			delete(pr.Out.Header, name)
+		}
+	}
 	f.proxy.setForwarded(pr.Out.Header, pr.In, f.proxy.infoOf(pr.In))
 }
 

@@ -417,6 +417,11 @@ func (q *request) parse(buf []byte, start, end int) verdict {
 			pragmas++
 		case fieldCacheControl:
 			cacheControl = true
+		case fieldOther:
+			// CGI and WSGI read X_Forwarded_For and X-Forwarded-For as one
+			// variable: dropped, as nginx and Apache drop them, so a client
+			// cannot pass off its own forwarding fields to such an app.
+			f.drop = bytes.IndexByte(name, '_') >= 0
 		}
 		q.fields = append(q.fields, f)
 		pos = lf + 1

@@ -326,6 +326,7 @@ func TestServeForwardsLikeHandler(t *testing.T) {
 		"X-Forwarded-For: 6.6.6.6\r\n" +
 		"X-Forwarded-Host: evil.test\r\n" +
 		"X-Forwarded-Proto: https\r\n" +
+		"X_Forwarded_For: 7.7.7.7\r\n" +
 		"Pragma: no-cache\r\n" +
 		"Content-Length: 0\r\n" +
 		"x-lower-case: kept\r\n" +
@@ -379,7 +380,7 @@ func TestServeForwardsLikeHandler(t *testing.T) {
 			t.Errorf("upstream did not get %q from Serve:\n%s", want, serve.body)
 		}
 	}
-	for _, gone := range []string{"X-Named", "Keep-Alive", "Proxy-", "Trailer", "Forwarded:", "6.6.6.6", "evil", "https", "Content-Length", "Connection"} {
+	for _, gone := range []string{"X-Named", "Keep-Alive", "Proxy-", "Trailer", "Forwarded:", "6.6.6.6", "7.7.7.7", "evil", "https", "Content-Length", "Connection"} {
 		if strings.Contains(serve.body, gone) {
 			t.Errorf("upstream got %q from Serve:\n%s", gone, serve.body)
 		}

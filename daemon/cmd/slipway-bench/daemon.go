@@ -70,7 +70,9 @@ func startDaemon(ctx context.Context, b *bench) (*daemon, error) {
 	b.onCleanup(func() { logf.Close() })
 	d.opts = daemontest.Options{
 		Binary: b.cfg.Slipway, Data: d.data, Project: d.project, AdminKey: d.key + ".pub", Env: cleanEnv(),
-		Flags: []string{"--max-parallel", strconv.Itoa(b.cfg.MaxParallel), "--log-level", "info"},
+		// No per-address cap: the load generators are one address with up
+		// to 1000 requests in flight, and nginx, compared with, has none.
+		Flags: []string{"--max-parallel", strconv.Itoa(b.cfg.MaxParallel), "--log-level", "info", "--proxy-max-conns-per-ip", "0"},
 		Log:   logf,
 	}
 	d.proc, err = daemontest.Start(ctx, d.opts)

@@ -550,3 +550,25 @@ func TestRecoverUndoesARestoreThatDidNotSwap(t *testing.T) {
 		t.Fatalf("interrupted backup: %+v", got)
 	}
 }
+
+// TestRestoreReadsTheAppAsADeployDoes: an app whose web comes from its
+// Procfile, not its slipway.yml, is restored too.
+func TestRestoreReadsTheAppAsADeployDoes(t *testing.T) {
+	te, _ := newBackupEngine(t, "shop")
+	ctx := context.Background()
+	te.install("shop")
+	os.WriteFile(filepath.Join(te.work, "Procfile"), []byte("web: serve\n"), 0o644)
+	const manifest = "build: build-step\nvolumes:\n  data: /var/lib/data\nhealth:\n  timeout: 2s\n"
+	if op := te.wait(te.push("shop", te.commit("shop", manifest, "one"))); op.Status != store.StatusSucceeded {
+		t.Fatalf("deploy: %+v\n%s", op, te.log(op.ID))
+	}
+	op := te.wait(mustOp(te.Backup(ctx, "shop", "prod", "alice", store.OriginManual)))
+	list, _ := te.Backups(ctx, "shop", "prod")
+	if op.Status != store.StatusSucceeded || len(list) != 1 {
+		t.Fatalf("backup: %+v %+v", op, list)
+	}
+	op = te.wait(mustOp(te.Restore(ctx, "shop", "prod", list[0].ID, "", "", "alice")))
+	if op.Status != store.StatusSucceeded {
+		t.Fatalf("restore of an app with a Procfile: %+v\n%s", op, te.log(op.ID))
+	}
+}

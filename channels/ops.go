@@ -12,7 +12,6 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/slipway-dev/slipway/channels/repo"
 	"github.com/slipway-dev/slipway/store"
 )
 
@@ -311,11 +310,7 @@ func (e *Engine) execFailure(ctx context.Context, was store.Installation, err er
 // servedAppEnv is the environment the served commit's app adds (a venv's
 // PATH), for commands run beside it; nil when it cannot be read.
 func (e *Engine) servedAppEnv(inst store.Installation) map[string]string {
-	r, err := repo.Open(e.repoDir(inst.App))
-	if err != nil {
-		return nil
-	}
-	app, err := loadAppAt(r, inst.Commit)
+	app, err := e.appAt(inst.App, inst.Commit)
 	if err != nil {
 		return nil
 	}

@@ -39,16 +39,17 @@ type restoreDeployment struct {
 	l *opLog
 }
 
-// CheckVolume reads the manifest of the commit the installation serves.
+// CheckVolume reads the app at the commit the installation serves, as a
+// deploy resolves it (manifest, Procfile, detection).
 func (d restoreDeployment) CheckVolume(inst store.Installation, volume string) error {
 	if inst.Commit == "" {
 		return nil
 	}
-	m, err := d.e.manifestAt(inst.App, inst.Commit)
+	app, err := d.e.appAt(inst.App, inst.Commit)
 	if err != nil {
 		return fmt.Errorf("read the manifest of %s: %w; nothing was changed", shortID(inst.Commit), err)
 	}
-	if _, ok := m.Volumes[volume]; !ok {
+	if _, ok := app.Volumes[volume]; !ok {
 		return fmt.Errorf("%s's %s (commit %s) declares no volume %q; nothing was changed", inst.Resource(), ManifestFile, shortID(inst.Commit), volume)
 	}
 	return nil
@@ -68,14 +69,11 @@ func (d restoreDeployment) Redeploy(ctx context.Context, inst store.Installation
 // deleted the old instance.
 func (d restoreDeployment) Afterwards(fn func() error) { d.l.afterwards(fn) }
 
-func (e *Engine) manifestAt(app, commit string) (*Manifest, error) {
+// appAt resolves app at commit as a deploy of it would.
+func (e *Engine) appAt(app, commit string) (*App, error) {
 	r, err := repo.Open(e.repoDir(app))
 	if err != nil {
 		return nil, err
 	}
-	data, err := r.ReadFile(commit, ManifestFile)
-	if err != nil {
-		return nil, err
-	}
-	return ParseManifest(data)
+	return loadAppAt(r, commit)
 }

@@ -10,7 +10,7 @@ default:
 
 # Build the slipway binary and the instances' supervisor into bin/
 build:
-    go build -o {{bin}} ./daemon/cmd/slipway
+    go build -buildvcs=auto -o {{bin}} ./daemon/cmd/slipway
     CGO_ENABLED=0 go build -o {{supervisor}} ./daemon/cmd/slipway-supervisor
 
 # Make this host ready: Incus, storage pool, base image (idempotent)
@@ -32,7 +32,7 @@ up: setup
     key="${SLIPWAY_ADMIN_KEY:-$HOME/.ssh/id_ed25519.pub}"
     if [ ! -f "$key" ]; then
         echo "No SSH key at $key: making one (ssh-keygen -t ed25519)"
-        mkdir -p "$(dirname "$key")"
+        mkdir -m 700 -p "$(dirname "$key")"
         ssh-keygen -q -t ed25519 -N '' -f "${key%.pub}"
     fi
     exec {{bin}} serve --data {{data}} --admin-key "$key"

@@ -70,6 +70,10 @@ func (e *Engine) dueNames(ctx context.Context, hosts []string, r renewal) ([]str
 	return due, nil
 }
 
+// GetsCertificates reports whether slipway gets certificates from an ACME
+// CA here (not with --acme-url off).
+func (e *Engine) GetsCertificates() bool { return e.cfg.HTTPS.Issuer != nil }
+
 // ErrNothingDue: every certificate is current.
 var ErrNothingDue = errors.New("nothing due")
 
@@ -89,8 +93,8 @@ func (e *Engine) Renew(ctx context.Context, app, env, user string, force bool) (
 }
 
 func (e *Engine) renew(ctx context.Context, t certTarget, r renewal) (store.Operation, error) {
-	if e.cfg.HTTPS.Issuer == nil {
-		return store.Operation{}, failf(ErrNotRunning, "this slipway gets no certificates: start it with --https-addr and an ACME CA (--acme-url)")
+	if !e.GetsCertificates() {
+		return store.Operation{}, failf(ErrNotRunning, "--acme-url is off: slipway gets no certificates; give one with certs set APP/ENV DOMAIN")
 	}
 	due, err := e.dueNames(ctx, t.hosts, r)
 	if err != nil {

@@ -71,7 +71,11 @@ func (s *Server) resource(c *call, arg string, a channels.Action) (app, env stri
 // followOperation streams an operation's log until it ends; a failure becomes
 // the command's exit status.
 func (s *Server) followOperation(ctx context.Context, w io.Writer, op store.Operation) error {
-	fmt.Fprintf(w, "Operation %d: %s of %s\n", op.ID, op.Type, op.Resource())
+	if op.Resource() == "" { // slipway's own: the store, the system, the web page's certificate
+		fmt.Fprintf(w, "Operation %d: %s\n", op.ID, op.Type)
+	} else {
+		fmt.Fprintf(w, "Operation %d: %s of %s\n", op.ID, op.Type, op.Resource())
+	}
 	final, err := s.engine.Follow(ctx, op.ID, 0, func(l store.LogLine) error {
 		_, err := fmt.Fprintln(w, l.Text)
 		return err

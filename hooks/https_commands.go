@@ -143,6 +143,10 @@ func (s *Server) renewIfDue(c *call, app, env string) error {
 	if err != nil || inst.HTTPS == store.HTTPSOff {
 		return err
 	}
+	if !s.engine.GetsCertificates() {
+		fmt.Fprintf(c.out, "slipway gets no certificates here (--acme-url off): give each name one with certs set %s DOMAIN\n", inst.Resource())
+		return nil
+	}
 	op, err := s.engine.Renew(c.ctx, app, env, c.user.Name, false)
 	if errors.Is(err, channels.ErrNothingDue) {
 		return nil
@@ -261,7 +265,7 @@ func (s *Server) cmdCertsList(c *call, args []string) error {
 		return writeJSON(c.out, views)
 	}
 	if len(views) == 0 {
-		fmt.Fprintln(c.out, "No certificates yet: turn HTTPS on (https APP/ENV on) or give one (certs set APP/ENV DOMAIN)")
+		fmt.Fprintln(c.out, "No certificates yet: https APP/ENV on gets them, certs set APP/ENV DOMAIN gives one")
 		return nil
 	}
 	tw := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)

@@ -34,7 +34,7 @@ func splitPEM(input []byte) (chain, key []byte, err error) {
 	case chain == nil:
 		return nil, nil, errors.New("stdin holds a key but no certificate")
 	case key == nil:
-		return nil, nil, errors.New("stdin holds no private key: give it after the chain")
+		return nil, nil, errors.New("stdin holds no private key: give it with the chain (cat fullchain.pem privkey.pem | ...)")
 	}
 	return chain, key, nil
 }

@@ -188,7 +188,7 @@ func (r Report) Write(w io.Writer) {
 	fmt.Fprintf(w, "  keys (0600): %s\n", orNone(r.Keys))
 	fmt.Fprintf(w, "  repositories (git fsck ok): %s\n", orNone(r.Repos))
 	fmt.Fprintln(w, "Not restored:")
-	fmt.Fprintln(w, "  volumes: import each from its own backup (incus storage volume import) before the first start")
+	fmt.Fprintln(w, "  volumes: after the first start, import each from its own backup as APP_ENV_NAME (incus storage volume import), then restart APP/ENV")
 	fmt.Fprintf(w, "  Incus instances and images (%d rollback images forgotten): the first start redeploys each installation's commit from its repository\n", r.ImagesForgotten)
 	fmt.Fprintln(w, "  app logs, and the backup files of the old host")
 }

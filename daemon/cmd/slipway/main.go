@@ -70,7 +70,7 @@ func main() {
 		if hasDefaultRemote() {
 			os.Exit(onRemote("", os.Args[1:]))
 		}
-		fmt.Fprintf(os.Stderr, "slipway: unknown command %q\n", os.Args[1])
+		fmt.Fprintf(os.Stderr, "slipway: unknown command %q (on a laptop, SSH commands need a remote first: slipway remote add NAME ssh://git@HOST:2222)\n", os.Args[1])
 		usage()
 		os.Exit(2)
 	}

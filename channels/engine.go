@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
@@ -56,8 +57,8 @@ type Engine struct {
 	slots    chan struct{}
 	wg       sync.WaitGroup
 	mu       sync.Mutex
-	lanes    map[int64]*lane // by installation
-	jobs     map[int64]*job  // queued or running, by operation
+	lanes    map[string]*lane // by laneOf
+	jobs     map[int64]*job   // queued or running, by operation
 	shutdown bool
 
 	durations durations
@@ -80,7 +81,17 @@ func (e *Engine) crashPoint(point string) {
 	}
 }
 
-// lane is one installation's queue: its operations run one at a time, in order.
+// laneOf names the queue op waits in: its installation's, its database's,
+// or slipway's own (the store, the system, the web page's certificate).
+func laneOf(op store.Operation) string {
+	if op.Database != "" {
+		return "database " + op.Database
+	}
+	return "installation " + strconv.FormatInt(op.InstallationID, 10)
+}
+
+// lane is one installation's (or database's) queue: its operations run one
+// at a time, in order.
 type lane struct {
 	pending []*job
 	busy    bool
@@ -110,7 +121,7 @@ func NewEngine(cfg Config, st *store.Store, rt Runtime, rtr Router, logger *slog
 		cfg: cfg, store: st, rt: rt, router: rtr, log: logger, logs: newLogHub(st), appLogs: cfg.AppLogs,
 		backups: newBackups(cfg, st, rt, logger),
 		base:    base, stop: stop, slots: make(chan struct{}, cfg.MaxParallel),
-		lanes: map[int64]*lane{}, jobs: map[int64]*job{}, settling: map[int64]chan struct{}{},
+		lanes: map[string]*lane{}, jobs: map[int64]*job{}, settling: map[int64]chan struct{}{},
 	}
 }
 
@@ -147,22 +158,23 @@ func (e *Engine) submit(ctx context.Context, op store.Operation, run func(ctx co
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.jobs[op.ID] = j
-	l := e.lanes[op.InstallationID]
+	key := laneOf(op)
+	l := e.lanes[key]
 	if l == nil {
 		l = &lane{}
-		e.lanes[op.InstallationID] = l
+		e.lanes[key] = l
 	}
 	l.pending = append(l.pending, j)
 	if !l.busy {
 		l.busy = true
 		e.wg.Add(1)
-		go e.drainLane(op.InstallationID, l)
+		go e.drainLane(key, l)
 	}
 	return op, nil
 }
 
 // drainLane runs a lane's jobs in order until it is empty.
-func (e *Engine) drainLane(key int64, l *lane) {
+func (e *Engine) drainLane(key string, l *lane) {
 	defer e.wg.Done()
 	for {
 		e.mu.Lock()
@@ -259,7 +271,7 @@ func (e *Engine) Cancel(opID int64, user string) error {
 	started := j.started
 	if started {
 		j.cancel()
-	} else if l := e.lanes[j.op.InstallationID]; l != nil {
+	} else if l := e.lanes[laneOf(j.op)]; l != nil {
 		for i, p := range l.pending {
 			if p == j {
 				l.pending = append(l.pending[:i], l.pending[i+1:]...)

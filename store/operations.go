@@ -26,6 +26,7 @@ type Operation struct {
 	App            string
 	Environment    string
 	InstallationID int64 // 0 when not about an installation or the installation is gone
+	Database       string // the database it is about, if any
 	User           string
 	Commit         string
 	Channel        string
@@ -39,6 +40,8 @@ type Operation struct {
 // Resource names what the operation is about: APP/ENV, APP or ENV.
 func (o Operation) Resource() string {
 	switch {
+	case o.Database != "":
+		return "database " + o.Database
 	case o.App != "" && o.Environment != "":
 		return o.App + "/" + o.Environment
 	case o.App != "":
@@ -62,9 +65,9 @@ func (s *Store) CreateOperation(ctx context.Context, op Operation) (Operation, e
 		inst = op.InstallationID
 	}
 	res, err := s.db.ExecContext(ctx, `
-		INSERT INTO operations (type, status, app, environment, installation_id, user, commit_sha, channel, queued_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		op.Type, op.Status, op.App, op.Environment, inst, op.User, op.Commit, op.Channel, formatTime(op.QueuedAt))
+		INSERT INTO operations (type, status, app, environment, installation_id, database, user, commit_sha, channel, queued_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		op.Type, op.Status, op.App, op.Environment, inst, op.Database, op.User, op.Commit, op.Channel, formatTime(op.QueuedAt))
 	if err != nil {
 		return Operation{}, wrapError(err)
 	}
@@ -125,7 +128,7 @@ type OperationFilter struct {
 	BeforeID       int64 // paging: only operations older than this ID
 }
 
-const operationColumns = `id, type, status, app, environment, coalesce(installation_id, 0), user, commit_sha, channel, reason, cleanup, queued_at, started_at, finished_at`
+const operationColumns = `id, type, status, app, environment, coalesce(installation_id, 0), database, user, commit_sha, channel, reason, cleanup, queued_at, started_at, finished_at`
 
 // Operations lists operations newest first.
 func (s *Store) Operations(ctx context.Context, f OperationFilter) ([]Operation, error) {
@@ -206,7 +209,7 @@ func (s *Store) Operations(ctx context.Context, f OperationFilter) ([]Operation,
 func scanOperation(row scanner) (Operation, error) {
 	var op Operation
 	var queued, started, finished sql.NullString
-	err := row.Scan(&op.ID, &op.Type, &op.Status, &op.App, &op.Environment, &op.InstallationID, &op.User,
+	err := row.Scan(&op.ID, &op.Type, &op.Status, &op.App, &op.Environment, &op.InstallationID, &op.Database, &op.User,
 		&op.Commit, &op.Channel, &op.Reason, &op.Cleanup, &queued, &started, &finished)
 	if err != nil {
 		return Operation{}, wrapError(err)

@@ -20,7 +20,9 @@ const (
 	OpRebuild     OpType = "rebuild"     // the served commit built again from scratch
 	OpRenew       OpType = "renew"       // certificates obtained, renewed or given for an installation's domains
 	OpDomain      OpType = "domain"      // a domain added to or removed from an installation, or its HTTPS changed
+	OpProvision   OpType = "provision"   // a database server made
+	OpReload      OpType = "reload"      // a database server restarted in place
 )
 
 // OpTypes lists the operation types in the order people read them.
-var OpTypes = []OpType{OpDeploy, OpSwitch, OpRestart, OpConfigure, OpMaintenance, OpExecute, OpDeprovision, OpBackup, OpRestore, OpPurge, OpReport, OpLogs, OpRebuild, OpDomain, OpRenew}
+var OpTypes = []OpType{OpDeploy, OpSwitch, OpRestart, OpConfigure, OpMaintenance, OpExecute, OpDeprovision, OpBackup, OpRestore, OpPurge, OpReport, OpLogs, OpRebuild, OpDomain, OpRenew, OpProvision, OpReload}

@@ -25,7 +25,7 @@ type Operation struct {
 	Status         string
 	App            string
 	Environment    string
-	InstallationID int64 // 0 when not about an installation or the installation is gone
+	InstallationID int64  // 0 when not about an installation or the installation is gone
 	Database       string // the database it is about, if any
 	User           string
 	Commit         string

@@ -14,9 +14,9 @@ import (
 // Where things are inside a server's instance.
 const (
 	pgBin     = "/usr/lib/postgresql/" + baseimage.PostgresVersion + "/bin"
-	dataMount = "/var/lib/slipway-db"                            // the volume
-	pgData    = dataMount + "/" + baseimage.PostgresVersion      // initdb's directory, one per major version
-	localDir  = "/run/postgresql"                                // a scratch server's socket directory
+	dataMount = "/var/lib/slipway-db"                                     // the volume
+	pgData    = dataMount + "/" + baseimage.PostgresVersion               // initdb's directory, one per major version
+	localDir  = "/run/postgresql"                                         // a scratch server's socket directory
 	asPG      = "setpriv --reuid=postgres --regid=postgres --init-groups" // exec as postgres, signals and all
 )
 

@@ -242,3 +242,30 @@ func sha256File(t *testing.T, path string) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
 }
+
+// A dump whose destination fails (a full disk) ends with that error, and
+// promptly: pg_dump is not left blocked on a stream nobody reads.
+func TestDumpToAFailingWriterEnds(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	db, _, _ := e.seeded(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err := e.m.Dump(ctx, db, &fullDisk{room: 4096})
+	if err == nil || !strings.Contains(err.Error(), "no space left") || ctx.Err() != nil {
+		t.Fatalf("dump to a full disk: %v (ctx %v)", err, ctx.Err())
+	}
+	if _, man := e.dumpTo(t, db); len(man.Tables) != 3 {
+		t.Errorf("the next dump: %+v", man)
+	}
+}
+
+type fullDisk struct{ room int }
+
+func (f *fullDisk) Write(p []byte) (int, error) {
+	if len(p) > f.room {
+		return 0, errors.New("write dump: no space left on device")
+	}
+	f.room -= len(p)
+	return len(p), nil
+}

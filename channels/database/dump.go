@@ -73,8 +73,10 @@ func snapshotTables(s *session) (string, []Table, error) {
 	return out[0], tables, err
 }
 
-// countingWriter counts what reaches w, and keeps w's error: the exec goes
-// on to the end either way, and Dump reports it then.
+// countingWriter counts what reaches w and keeps w's first error. After
+// one it drops the rest instead of failing: a stream Incus cannot write
+// would leave pg_dump blocked on a full pipe, its exec never ending, while
+// a drained one ends and Dump reports the error.
 type countingWriter struct {
 	w   io.Writer
 	n   int64
@@ -83,10 +85,10 @@ type countingWriter struct {
 
 func (c *countingWriter) Write(p []byte) (int, error) {
 	if c.err != nil {
-		return 0, c.err
+		return len(p), nil
 	}
 	n, err := c.w.Write(p)
 	c.n += int64(n)
 	c.err = err
-	return n, err
+	return len(p), nil
 }

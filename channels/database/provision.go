@@ -81,7 +81,7 @@ func (m *Manager) serverDevices(db Database) (container.Devices, error) {
 	if err != nil {
 		return nil, err
 	}
-	devices := m.socketDevice(db)
+	devices := m.socketDevice(db, false)
 	devices["data"] = map[string]string{"type": "disk", "pool": pool, "source": db.Volume(), "path": dataMount}
 	return devices, nil
 }

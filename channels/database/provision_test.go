@@ -28,6 +28,9 @@ func TestProvisionedDatabaseServesAnAppOverTheSharedSocket(t *testing.T) {
 		t.Errorf("rows written: %q", out)
 	}
 	checkSocketDir(t, e.m.hostSocketDir(db))
+	if out, err := e.rt.ExecStreams(context.Background(), app, []string{"rm", "-f", db.SocketDir() + "/.s.PGSQL.5432"}, nil, nil, nil, nil); err != nil || out == 0 {
+		t.Errorf("the app's root removed the server's socket (exit %d, %v)", out, err)
+	}
 	wrong := strings.Replace(att.URL, creds.Password, "not-the-password", 1)
 	if _, err := e.appSQL(t, app, wrong, "SELECT 1;\n"); err == nil || !strings.Contains(err.Error(), "password authentication failed") {
 		t.Errorf("a wrong password: %v", err)

@@ -62,9 +62,18 @@ func (m *Manager) ownSocketDir(ctx context.Context, db Database) error {
 	return os.Chmod(dir, 0o711)
 }
 
-// socketDevice mounts the shared directory at db.SocketDir().
-func (m *Manager) socketDevice(db Database) container.Devices {
-	return container.Devices{db.device(): {"type": "disk", "source": m.hostSocketDir(db), "path": db.SocketDir()}}
+// socketDevice mounts the shared directory at db.SocketDir(): writable
+// for the server, which makes its socket there, read-only for apps. A
+// read-only mount still lets a process connect to the socket (Linux checks
+// a read-only filesystem only for files, directories and links), and with
+// the default shared id map an app's root could otherwise delete the socket
+// or put its own in its place for the other apps attached.
+func (m *Manager) socketDevice(db Database, readonly bool) container.Devices {
+	d := map[string]string{"type": "disk", "source": m.hostSocketDir(db), "path": db.SocketDir()}
+	if readonly {
+		d["readonly"] = "true"
+	}
+	return container.Devices{db.device(): d}
 }
 
 // Attachment is what an app instance needs to use a database: the devices
@@ -76,7 +85,7 @@ type Attachment struct {
 
 // Attach is the attachment of db for an app that logs in with creds.
 func (m *Manager) Attach(db Database, creds Credentials) Attachment {
-	return Attachment{Devices: m.socketDevice(db), URL: URL(db, creds)}
+	return Attachment{Devices: m.socketDevice(db, true), URL: URL(db, creds)}
 }
 
 // URL is the libpq connection URI: no host in the authority and the socket

@@ -29,16 +29,17 @@ const (
 
 // Config is the engine's part of the daemon configuration.
 type Config struct {
-	ReposDir     string        // bare repositories, one per app
-	BaseDomain   string        // default host is APP.ENV.BaseDomain
-	MaxParallel  int           // operations running at once across installations
-	AppPort      int           // $PORT inside every instance
-	DrainTimeout time.Duration // how long in-flight requests may take after a swap
-	KeepImages   int           // images of earlier builds kept per installation for fast rollback
-	Backups      BackupConfig  // persistent volumes' and the store's backups (package backup)
-	AppLogs      *applog.Store // where the apps' own output is kept (nil: nowhere)
-	HTTPS        HTTPSConfig   // certificates and how they are obtained
-	WebHost      string        // the web page's own domain through the front proxy ("": none)
+	ReposDir     string          // bare repositories, one per app
+	BaseDomain   string          // default host is APP.ENV.BaseDomain
+	MaxParallel  int             // operations running at once across installations
+	AppPort      int             // $PORT inside every instance
+	DrainTimeout time.Duration   // how long in-flight requests may take after a swap
+	KeepImages   int             // images of earlier builds kept per installation for fast rollback
+	Backups      BackupConfig    // persistent volumes' and the store's backups (package backup)
+	AppLogs      *applog.Store   // where the apps' own output is kept (nil: nowhere)
+	HTTPS        HTTPSConfig     // certificates and how they are obtained
+	WebHost      string          // the web page's own domain through the front proxy ("": none)
+	Databases    DatabaseServers // Postgres servers for environments (nil: none)
 }
 
 // Engine queues and runs operations.

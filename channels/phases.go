@@ -172,7 +172,7 @@ func (d *deployment) launchKept(ctx context.Context) error {
 	d.undo.Add(func() error { return e.deleteInstance(l, d.name, "new instance") })
 	l.Logf("       Instance %s started from the image of commit %s (%s): build and release skipped; release steps (migrations) are never reversed or re-run by a rollback",
 		d.name, shortID(d.commit), time.Since(step).Round(time.Millisecond))
-	return e.attachVolumes(ctx, l, d.inst, d.name, d.m)
+	return d.attachStorage(ctx)
 }
 
 // launchFresh claims the instance started while the push arrived (see
@@ -202,7 +202,16 @@ func (d *deployment) launchFresh(ctx context.Context) error {
 		d.undo.Add(func() error { return e.deleteInstance(l, d.name, "new instance") })
 		l.Logf("       Instance %s started from image %s (%s)", d.name, d.m.Image, time.Since(step).Round(time.Millisecond))
 	}
-	return e.attachVolumes(ctx, l, d.inst, d.name, d.m)
+	return d.attachStorage(ctx)
+}
+
+// attachStorage gives the new instance the installation's volumes and the
+// sockets of its databases.
+func (d *deployment) attachStorage(ctx context.Context) error {
+	if err := d.e.attachVolumes(ctx, d.l, d.inst, d.name, d.m); err != nil {
+		return err
+	}
+	return d.e.attachDatabases(ctx, d.l, d.inst, d.name)
 }
 
 // together: without build or release steps nothing runs between copying the

@@ -23,17 +23,36 @@ import (
 // socket and returns -1 and ctx.Err() at once. Nothing is written to out
 // after Exec returns.
 func (c *Incus) Exec(ctx context.Context, name string, cmd []string, env map[string]string, stdin io.Reader, out io.Writer) (int, error) {
+	if out == nil {
+		out = io.Discard
+	}
+	w := &gatedWriter{w: out}
+	defer w.close()
+	return c.exec(ctx, name, cmd, env, stdin, w, w)
+}
+
+// ExecStreams is Exec with stdout and stderr kept apart: for a command
+// whose output is data (a database dump) and whose errors are not.
+func (c *Incus) ExecStreams(ctx context.Context, name string, cmd []string, env map[string]string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	if stdout == nil {
+		stdout = io.Discard
+	}
+	if stderr == nil {
+		stderr = io.Discard
+	}
+	wo, we := &gatedWriter{w: stdout}, &gatedWriter{w: stderr}
+	defer wo.close()
+	defer we.close()
+	return c.exec(ctx, name, cmd, env, stdin, wo, we)
+}
+
+func (c *Incus) exec(ctx context.Context, name string, cmd []string, env map[string]string, stdin io.Reader, stdout, stderr *gatedWriter) (int, error) {
 	if len(cmd) == 0 {
 		return -1, fmt.Errorf("exec in %s: empty command", name)
 	}
 	if err := ctx.Err(); err != nil {
 		return -1, err
 	}
-	if out == nil {
-		out = io.Discard
-	}
-	w := &gatedWriter{w: out}
-	defer w.close()
 	var in io.Reader
 	if stdin != nil {
 		gr := &gatedReader{r: stdin}
@@ -49,8 +68,8 @@ func (c *Incus) Exec(ctx context.Context, name string, cmd []string, env map[str
 		WaitForWS:   true,
 	}, &incus.InstanceExecArgs{
 		Stdin:    in,
-		Stdout:   w,
-		Stderr:   w,
+		Stdout:   stdout,
+		Stderr:   stderr,
 		Control:  func(conn *websocket.Conn) { control <- conn },
 		DataDone: dataDone,
 	})

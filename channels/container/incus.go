@@ -193,12 +193,22 @@ func (c *Incus) Snapshot(ctx context.Context, name, snapshot string) error {
 }
 
 func (c *Incus) create(ctx context.Context, name string, source api.InstanceSource, from string, labels map[string]string) (err error) {
+	return c.createWith(ctx, name, source, from, labels, nil)
+}
+
+func (c *Incus) createWith(ctx context.Context, name string, source api.InstanceSource, from string, labels map[string]string, extra Devices) (err error) {
 	if err := checkName(name); err != nil {
 		return err
 	}
 	config, devices, err := c.supervisorConfig()
 	if err != nil {
 		return fmt.Errorf("launch %s: %w", name, err)
+	}
+	for k, d := range extra {
+		if _, taken := devices[k]; taken {
+			return fmt.Errorf("launch %s: %w: device %q is the supervisor's", name, ErrBadName, k)
+		}
+		devices[k] = d
 	}
 	for k, v := range labels {
 		if !labelRe.MatchString(k) {

@@ -38,6 +38,12 @@ func (d *Debian) defaults() {
 // it, starting incusd if it is installed but not running: `slipway image
 // build debian` on a host that is set up already.
 func DebianImage(ctx context.Context, opts Options, out io.Writer) error {
+	return withIncus(ctx, opts, out, (*host).ensureDebian)
+}
+
+// withIncus runs one image step on a host that is set up already, starting
+// incusd if it is installed but not running.
+func withIncus(ctx context.Context, opts Options, out io.Writer, step func(*host, context.Context, incus.InstanceServer) error) error {
 	opts.defaults()
 	// Said first: as anyone else, incusd's socket refuses the connection,
 	// and that message would send the user to the wrong place.
@@ -54,7 +60,7 @@ func DebianImage(ctx context.Context, opts Options, out io.Writer) error {
 		return err
 	}
 	defer srv.Disconnect()
-	return h.ensureDebian(ctx, srv)
+	return step(&h, ctx, srv)
 }
 
 // offerDebian is setup's line about the Debian image when it was not asked
@@ -71,8 +77,14 @@ func (h *host) offerDebian(srv incus.InstanceServer) {
 func (h *host) ensureDebian(ctx context.Context, srv incus.InstanceServer) error {
 	d := h.opts.Debian
 	mirror := baseimage.HostMirror(baseimage.ReadAptSources(d.AptDir), baseimage.DebianSuite)
+	return h.ensureRecipe(ctx, srv, d, baseimage.NewDebianRecipe(mirror, d.Include))
+}
+
+// ensureRecipe builds (or imports from the cache) one Debian-based image:
+// the rich one or the Postgres one, which differ only in their recipe.
+func (h *host) ensureRecipe(ctx context.Context, srv incus.InstanceServer, d Debian, recipe baseimage.DebianRecipe) error {
 	fp, err := baseimage.EnsureDebian(ctx, srv, baseimage.DebianOptions{
-		Recipe:      baseimage.NewDebianRecipe(mirror, d.Include),
+		Recipe:      recipe,
 		Alias:       d.Alias,
 		CacheDir:    d.CacheDir,
 		Fresh:       d.Fresh,
@@ -82,7 +94,7 @@ func (h *host) ensureDebian(ctx context.Context, srv incus.InstanceServer) error
 	if err != nil {
 		return err
 	}
-	h.log.Info("setup: Debian image ready", "alias", d.Alias, "image", short(fp))
+	h.log.Info("setup: image ready", "alias", d.Alias, "image", short(fp))
 	return nil
 }
 

@@ -51,8 +51,9 @@ type Options struct {
 	PoolSize string // size of a loop-backed btrfs pool (default 20GiB)
 	Image    string // base image alias (default slipway/busybox)
 
-	Debian  Debian  // the rich Debian image: built by Run only when Debian.Build is set
-	Systemd Systemd // the units Run writes where systemd runs the host
+	Debian   Debian  // the rich Debian image: built by Run only when Debian.Build is set
+	Postgres Debian  // the Postgres image databases run on: built by Run only when Postgres.Build is set
+	Systemd  Systemd // the units Run writes where systemd runs the host
 }
 
 func (o *Options) defaults() {
@@ -75,6 +76,7 @@ func (o *Options) defaults() {
 		o.Image = baseimage.DefaultAlias
 	}
 	o.Debian.defaults()
+	o.Postgres.defaultsPostgres()
 	o.Systemd.defaults()
 }
 
@@ -101,6 +103,11 @@ func Run(ctx context.Context, opts Options, out io.Writer) error {
 	// not need it.
 	if err := h.ensureUnits(ctx); err != nil {
 		return err
+	}
+	if opts.Postgres.Build {
+		if err := h.ensurePostgres(ctx, srv); err != nil {
+			return err
+		}
 	}
 	if !opts.Debian.Build {
 		h.offerDebian(srv)

@@ -45,6 +45,13 @@ type DebianRecipe struct {
 	Mirror   string   // archive URI (default: the host's, see HostMirror)
 	Variant  string   // mmdebstrap --variant (default apt)
 	Packages []string // --include; NewDebianRecipe starts from DebianPackages
+
+	// Name tells images of other recipes apart in the cache and in `incus
+	// image list` ("postgres"); empty is the standard Debian image.
+	Name string
+	// Remove are paths (relative to the rootfs) deleted after the build:
+	// what the packages' maintainer scripts made that the image must not hold.
+	Remove []string
 }
 
 // NewDebianRecipe is the standard image from mirror plus the user's extra
@@ -78,6 +85,8 @@ func (r DebianRecipe) normal() DebianRecipe {
 	}
 	sort.Strings(pkgs)
 	r.Packages = pkgs
+	r.Remove = append([]string{}, r.Remove...)
+	sort.Strings(r.Remove)
 	return r
 }
 
@@ -88,6 +97,11 @@ func (r DebianRecipe) Key() string {
 	h := sha256.New()
 	fmt.Fprintf(h, "slipway-debian %s\nsuite %s\nmirror %s\nvariant %s\narch %s\npackages %s\n",
 		DebianBuilderVersion, r.Suite, r.Mirror, r.Variant, arch(), strings.Join(r.Packages, ","))
+	// Only named recipes add lines, so the standard image keeps the key
+	// (and the cached tarball) it had before recipes had names.
+	if r.Name != "" {
+		fmt.Fprintf(h, "name %s\nremove %s\n", r.Name, strings.Join(r.Remove, ","))
+	}
 	return hex.EncodeToString(h.Sum(nil))[:24]
 }
 
@@ -105,6 +119,9 @@ func (r DebianRecipe) mmdebstrapArgs(dir string) []string {
 func (r DebianRecipe) description() string {
 	r = r.normal()
 	d := fmt.Sprintf("slipway Debian %s base image (%s)", r.Suite, r.Variant)
+	if r.Name != "" {
+		d = fmt.Sprintf("slipway %s image (Debian %s, %s)", r.Name, r.Suite, r.Variant)
+	}
 	if len(r.Packages) > 0 {
 		d += ": " + strings.Join(r.Packages, " ")
 	}
@@ -121,7 +138,12 @@ func debianMetadata(r DebianRecipe, created time.Time) string {
 
 // CachePath is where the finished tarball of r is kept under cacheDir.
 func (r DebianRecipe) CachePath(cacheDir string) string {
-	return filepath.Join(cacheDir, "debian-"+r.normal().Suite+"-"+r.Key()+".tar.gz")
+	r = r.normal()
+	name := "debian"
+	if r.Name != "" {
+		name = r.Name
+	}
+	return filepath.Join(cacheDir, name+"-"+r.Suite+"-"+r.Key()+".tar.gz")
 }
 
 // rootfsFixes make mmdebstrap's tree a slipway image: /app is where the
@@ -130,7 +152,7 @@ func (r DebianRecipe) CachePath(cacheDir string) string {
 // the host's business, not the image's; apps listening on "localhost"
 // need /etc/hosts, which mmdebstrap does not write; and apt's lists and
 // caches are 100 MB nobody deploying needs (`apt-get update` fetches them).
-func rootfsFixes(rootfs string) error {
+func rootfsFixes(rootfs string, remove []string) error {
 	if err := os.MkdirAll(filepath.Join(rootfs, "app"), 0o755); err != nil {
 		return err
 	}
@@ -147,6 +169,11 @@ func rootfsFixes(rootfs string) error {
 	if err := replaceFile(filepath.Join(rootfs, "etc/hostname"), "localhost\n"); err != nil {
 		return err
 	}
+	for _, rel := range remove {
+		if err := removeInside(rootfs, rel); err != nil {
+			return err
+		}
+	}
 	for _, glob := range []string{"var/lib/apt/lists/*", "var/cache/apt/*.bin", "var/cache/apt/archives/*.deb", "var/cache/apt/archives/partial/*"} {
 		matches, _ := filepath.Glob(filepath.Join(rootfs, glob))
 		for _, m := range matches {
@@ -159,6 +186,15 @@ func rootfsFixes(rootfs string) error {
 		}
 	}
 	return nil
+}
+
+// removeInside deletes rel below rootfs, refusing a path that would leave it.
+func removeInside(rootfs, rel string) error {
+	clean := filepath.Clean("/" + rel)
+	if clean == "/" {
+		return fmt.Errorf("remove %q: not a path inside the image", rel)
+	}
+	return os.RemoveAll(filepath.Join(rootfs, clean))
 }
 
 // replaceFile writes content to p as a plain 0644 file, replacing whatever

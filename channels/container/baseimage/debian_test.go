@@ -165,7 +165,7 @@ func TestCheckMirrorUnreachable(t *testing.T) {
 // symlinks, hard links as links, and extended attributes.
 func TestPackTree(t *testing.T) {
 	dir := writeTree(t, map[string]string{"usr/bin/tool": "#!/bin/sh\n", "etc/motd": "hi\n", "var/lib/apt/lists/deb.debian.org_Packages": "x"})
-	if err := rootfsFixes(dir); err != nil {
+	if err := rootfsFixes(dir, nil); err != nil {
 		t.Fatal(err)
 	}
 	os.Chmod(filepath.Join(dir, "usr/bin/tool"), 0o755)

@@ -47,7 +47,7 @@ func BuildDebian(ctx context.Context, r DebianRecipe, cacheDir string, progress 
 	if err := runMmdebstrap(ctx, r, rootfs, progress); err != nil {
 		return "", err
 	}
-	if err := rootfsFixes(rootfs); err != nil {
+	if err := rootfsFixes(rootfs, r.Remove); err != nil {
 		return "", fmt.Errorf("prepare the rootfs: %w", err)
 	}
 	fmt.Fprintf(progress, "  rootfs made in %.0f s\n", time.Since(start).Seconds())

@@ -86,14 +86,15 @@ func usage() {
           say which proxy runs, where, and how many hosts it routes
   proxy stop
           stop the proxy (slipway serve leaves it running when it exits)
-  setup   make this host ready: Incus, storage pool, base image (--debian: the Debian one too)
+  setup   make this host ready: Incus, storage pool, base image (--debian, --postgres: those images too)
   restore-system ARCHIVE --data DIR
           restore a system backup (store, keys, repositories) into a new data
           directory, before the first slipway serve on it
   image   rebuild the busybox base image and re-import it if it changed
-  image build busybox|debian [flags]
+  image build busybox|debian|postgres [flags]
           build a base image; debian makes slipway/debian for Python, Node,
-          Ruby and Go apps (slipway image build debian -h for flags)
+          Ruby and Go apps (slipway image build debian -h for flags);
+          postgres makes slipway/postgres, the image databases run on
   version the version, commit and build date of this binary (ssh ... version: the daemon's)
 
 On a laptop:
@@ -285,14 +286,14 @@ func serve(args []string) int {
 	return 0
 }
 
-// image is `slipway image [build busybox|debian]`; alone it is `build
+// image is `slipway image [build busybox|debian|postgres]`; alone it is `build
 // busybox`, what it did before there was a second image.
 func image(args []string) int {
 	if len(args) == 0 || args[0] != "build" {
 		return runSetup("image", setup.Image, args)
 	}
 	if len(args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: slipway image build busybox|debian [flags]")
+		fmt.Fprintln(os.Stderr, "usage: slipway image build busybox|debian|postgres [flags]")
 		return 2
 	}
 	switch args[1] {
@@ -300,8 +301,10 @@ func image(args []string) int {
 		return runSetup("image build busybox", setup.Image, args[2:])
 	case "debian":
 		return runSetup("image build debian", setup.DebianImage, args[2:])
+	case "postgres":
+		return runSetup("image build postgres", setup.PostgresImage, args[2:])
 	}
-	fmt.Fprintf(os.Stderr, "slipway image build: no image %q (busybox or debian)\n", args[1])
+	fmt.Fprintf(os.Stderr, "slipway image build: no image %q (busybox, debian or postgres)\n", args[1])
 	return 2
 }
 
@@ -317,10 +320,14 @@ func runSetup(name string, run func(context.Context, setup.Options, io.Writer) e
 	switch name {
 	case "setup":
 		fs.BoolVar(&opts.Debian.Build, "debian", false, "also build the Debian image slipway/debian (about 2 minutes and 300 MB from the Debian mirror)")
+		fs.BoolVar(&opts.Postgres.Build, "postgres", false, "also build the Postgres image slipway/postgres that databases run on")
 	case "image build debian":
 		fs.StringVar(&include, "include", "", "more Debian packages for the image, comma-separated (PKG,...)")
 		fs.StringVar(&opts.Debian.Alias, "alias", baseimage.DebianAlias, "image alias to import it as")
 		fs.BoolVar(&opts.Debian.Fresh, "fresh", false, "build again even when the cache or Incus has this recipe")
+	case "image build postgres":
+		fs.StringVar(&opts.Postgres.Alias, "alias", baseimage.PostgresAlias, "image alias to import it as")
+		fs.BoolVar(&opts.Postgres.Fresh, "fresh", false, "build again even when the cache or Incus has this recipe")
 	}
 	if name != "image" && name != "image build busybox" {
 		opts.Debian.CacheDir = baseimage.DefaultCacheDir
@@ -336,6 +343,8 @@ func runSetup(name string, run func(context.Context, setup.Options, io.Writer) e
 	if include != "" {
 		opts.Debian.Include = strings.Split(include, ",")
 	}
+	// One --cache for both Debian-based images: their tarballs have their own names.
+	opts.Postgres.CacheDir = opts.Debian.CacheDir
 	opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	if err := run(context.Background(), opts, os.Stdout); err != nil {
 		fmt.Fprintf(os.Stderr, "slipway %s: %s\n", name, err)

@@ -295,3 +295,34 @@ func (e *Engine) attachDatabases(ctx context.Context, l *opLog, inst store.Insta
 	l.Logf("       Databases reachable: %s", strings.Join(names, ", "))
 	return nil
 }
+
+// recoverDatabases puts the databases right after a start: each running
+// one's server started again (a host reboot stops every instance), scratch
+// servers of interrupted verifications deleted, and a provision cut short
+// marked failed (deprovision it, or create it again once deprovisioned).
+func (e *Engine) recoverDatabases(ctx context.Context) {
+	if e.cfg.Databases == nil {
+		return
+	}
+	if sc, ok := e.cfg.Databases.(interface{ DeleteScratch(context.Context) error }); ok {
+		if err := sc.DeleteScratch(ctx); err != nil {
+			e.log.Warn("Delete scratch database servers", "err", err)
+		}
+	}
+	dbs, err := e.store.Databases(ctx)
+	if err != nil {
+		e.log.Warn("List databases", "err", err)
+		return
+	}
+	for _, db := range dbs {
+		switch db.State {
+		case store.DatabaseProvisioning:
+			e.store.SetDatabaseState(ctx, db.Name, store.DatabaseFailed)
+			e.log.Warn("A database's provision was interrupted", "database", db.Name)
+		case store.DatabaseRunning:
+			if err := e.cfg.Databases.Start(ctx, database.Database{Name: db.Name}); err != nil {
+				e.log.Error("Start database server", "database", db.Name, "err", err)
+			}
+		}
+	}
+}

@@ -62,6 +62,7 @@ func (e *Engine) Recover(ctx context.Context) error {
 	if _, err := e.DeleteLeftovers(ctx); err != nil {
 		e.log.Warn("Delete leftover instances", "err", err)
 	}
+	e.recoverDatabases(ctx) // before the apps that use them
 	e.restartStopped(ctx, append(stopped, missingInstances(insts, instances)...))
 	e.startCollector()
 	return nil

@@ -17,6 +17,7 @@ import (
 	"github.com/slipway-dev/slipway/channels"
 	"github.com/slipway-dev/slipway/channels/applog"
 	"github.com/slipway-dev/slipway/channels/container"
+	"github.com/slipway-dev/slipway/channels/database"
 	"github.com/slipway-dev/slipway/channels/router"
 	"github.com/slipway-dev/slipway/daemon/frontproxy"
 	"github.com/slipway-dev/slipway/daemon/version"
@@ -111,6 +112,11 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Daemon, error) 
 		st.Close()
 		return nil, err
 	}
+	databases, err := database.New(d.runtime, database.Config{DataDir: cfg.DataDir, Logger: logger})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
 	d.engine = channels.NewEngine(channels.Config{
 		ReposDir:     cfg.reposDir(),
 		BaseDomain:   cfg.BaseDomain,
@@ -121,6 +127,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Daemon, error) 
 		AppLogs:      d.appLogs,
 		HTTPS:        https,
 		WebHost:      cfg.WebHost,
+		Databases:    databases,
 		Backups: channels.BackupConfig{
 			Dir:        cfg.backupDir(),
 			KeepDaily:  cfg.BackupKeepDaily,

@@ -24,7 +24,8 @@ var leastRole = map[string]string{
 	"report list": "viewer", "report get": "viewer",
 	"track": "deployer", "pin": "deployer", "restart": "deployer", "rebuild": "deployer", "config set": "deployer",
 	"config unset": "deployer", "maintenance": "deployer", "run": "deployer", "cancel": "deployer",
-	"domains list": "viewer", "certs list": "viewer",
+	"domains list": "viewer", "certs list": "viewer", "db info": "viewer",
+	"db create": "", "db list": "", "db reload": "deployer", "db attach": "deployer", "db detach": "deployer", "db deprovision": "admin",
 	"domains add": "deployer", "domains remove": "deployer", "https": "deployer", "certs set": "deployer", "certs renew": "deployer",
 	"backup now": "backup", "backup list": "backup", "backup verify": "backup", "backup schedule": "backup", "backup purge": "backup",
 	"install": "admin", "deprovision": "admin", "grant": "admin", "revoke": "admin", "access": "admin",
@@ -56,7 +57,7 @@ func allows(role, least string) bool {
 
 // sampleArgs fills a command's usage with arguments naming things in prod.
 func sampleArgs(usage, user string, op int64) []string {
-	r := strings.NewReplacer("APP/ENV2", "shop/prod", "APP/ENV", "shop/prod", "OP|", "", "ENV", "prod", "OP", fmt.Sprint(op),
+	r := strings.NewReplacer("DATABASE", "shopdb", "APP/ENV2", "shop/prod", "APP/ENV", "shop/prod", "OP|", "", "ENV", "prod", "OP", fmt.Sprint(op),
 		"USER", user, "NAME", user, "BACKUP", "1", "BRANCH", "main", "COMMIT|TAG", "main", "FINGERPRINT", "SHA256:x", "WEEK", "2026-W47",
 		"KEY=VALUE...", "A=1", "KEY...", "A", "CMD...", "true")
 	var out []string
@@ -90,6 +91,9 @@ func TestGateEveryCommandEveryRole(t *testing.T) {
 		t.Fatal(err)
 	}
 	op, _ := st.CreateOperation(ctx, store.Operation{Type: store.OpDeploy, App: "shop", Environment: "prod", User: "x"})
+	if _, err := st.CreateDatabase(ctx, "shopdb", "prod", "15"); err != nil {
+		t.Fatal(err)
+	}
 	s := &Server{store: st, engine: e}
 	for _, role := range []string{"", "viewer", "backup", "deployer", "admin", "server"} {
 		name := "u-" + role
@@ -122,6 +126,10 @@ func TestGateEveryCommandEveryRole(t *testing.T) {
 			if want := allows(role, "deployer"); (err == nil) != want {
 				t.Errorf("limits %s as %q: gate says %v, want allowed %v", flags, role, err, want)
 			}
+		}
+		// Provisioning a database is for the environment's admins.
+		if err := commands["db create"].gate(s, c, splitArgs([]string{"newdb", "--env", "prod"})); (err == nil) != allows(role, "admin") {
+			t.Errorf("db create --env prod as %q: %v", role, err)
 		}
 		// Store backups hold every environment's data: global admins only.
 		for _, k := range []string{"backup now", "backup list", "backup purge"} {

@@ -36,6 +36,9 @@ const DebianSuite = "bookworm"
 var DebianPackages = []string{
 	"systemd-sysv", "python3", "python3-venv", "python3-pip", "nodejs", "npm",
 	"ruby", "ruby-bundler", "golang-go", "git", "ca-certificates",
+	// What an app needs for a database slipway attaches: psql, and the
+	// Postgres driver of Python (Node's and Go's come with the app).
+	"postgresql-client", "python3-psycopg2",
 }
 
 // DebianRecipe is everything that decides what the image holds. Its Key

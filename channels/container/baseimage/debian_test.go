@@ -90,7 +90,7 @@ func TestRecipeKey(t *testing.T) {
 	}
 	differ := []DebianRecipe{
 		NewDebianRecipe("http://mirror.example/debian", nil),
-		NewDebianRecipe("http://deb.debian.org/debian", []string{"postgresql-client"}),
+		NewDebianRecipe("http://deb.debian.org/debian", []string{"sqlite3"}),
 		{Suite: "trixie", Mirror: base.Mirror, Packages: base.Packages},
 		{Mirror: base.Mirror, Variant: "minbase", Packages: base.Packages},
 	}
@@ -109,7 +109,7 @@ func TestRecipeKey(t *testing.T) {
 func TestMmdebstrapArgs(t *testing.T) {
 	r := NewDebianRecipe("http://deb.debian.org/debian", []string{"jq"})
 	got := strings.Join(r.mmdebstrapArgs("/x/rootfs"), " ")
-	want := "--variant=apt --include=ca-certificates,git,golang-go,jq,nodejs,npm,python3,python3-pip,python3-venv,ruby,ruby-bundler,systemd-sysv bookworm /x/rootfs http://deb.debian.org/debian"
+	want := "--variant=apt --include=ca-certificates,git,golang-go,jq,nodejs,npm,postgresql-client,python3,python3-pip,python3-psycopg2,python3-venv,ruby,ruby-bundler,systemd-sysv bookworm /x/rootfs http://deb.debian.org/debian"
 	if got != want {
 		t.Errorf("args\n got %s\nwant %s", got, want)
 	}

@@ -1,0 +1,228 @@
+package hooks
+
+import (
+	"flag"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/slipway-dev/slipway/channels"
+	"github.com/slipway-dev/slipway/channels/database"
+	"github.com/slipway-dev/slipway/store"
+)
+
+func init() {
+	register([]command{
+		{"db create DATABASE --env ENV [--version 15]", "provision a Postgres server for ENV: its own instance and volume, the apps' credentials kept as a secret", dbCreateGate, (*Server).cmdDBCreate},
+		{"db list [--json]", "the databases of the environments you may see", anyone, (*Server).cmdDBList},
+		{"db info DATABASE [--json]", "a database: environment, version, state and the installations it is attached to", onDatabase(channels.ActionView), (*Server).cmdDBInfo},
+		{"db reload DATABASE", "restart the server in place, its data kept", onDatabase(channels.ActionDeploy), (*Server).cmdDBReload},
+		{"db deprovision DATABASE [--force]", "delete the server, keeping its volume; refused while attached unless --force", onDatabase(channels.ActionAdmin), (*Server).cmdDBDeprovision},
+		{"db attach DATABASE APP/ENV [--as DATABASE_URL]", "put the database's URL into the installation's environment (a secret) and redeploy", onDatabaseAndInstallation, (*Server).cmdDBAttach},
+		{"db detach DATABASE APP/ENV", "take the database's URL out of the installation and redeploy", onDatabaseAndInstallation, (*Server).cmdDBDetach},
+	}...)
+}
+
+// dbCreateGate: provisioning is for the admins of the environment, as
+// installing is.
+func dbCreateGate(s *Server, c *call, a cmdArgs) error {
+	if env := a.flags["env"]; env != "" {
+		return s.envForAdmin(c, env)
+	}
+	return nil
+}
+
+// onDatabase: the environment of the database named by argument 0.
+func onDatabase(action channels.Action) gate {
+	return func(s *Server, c *call, a cmdArgs) error {
+		if a.arg(0) == "" {
+			return nil
+		}
+		db, err := s.store.DatabaseByName(c.ctx, a.arg(0))
+		if err != nil || !s.canSeeEnv(c.ctx, c.user, db.Environment) {
+			return fmt.Errorf("unknown database %s", a.arg(0))
+		}
+		if !s.engine.Can(c.ctx, c.user, db.Environment, action) {
+			return fmt.Errorf("you may not change database %s: ask an admin of %s", a.arg(0), db.Environment)
+		}
+		return nil
+	}
+}
+
+// onDatabaseAndInstallation: deploying in the installation's environment
+// (the database must be of the same one; the engine checks).
+func onDatabaseAndInstallation(s *Server, c *call, a cmdArgs) error {
+	if err := onDatabase(channels.ActionView)(s, c, a); err != nil {
+		return err
+	}
+	if a.arg(1) == "" {
+		return nil
+	}
+	_, _, err := s.resource(c, a.arg(1), channels.ActionDeploy)
+	return err
+}
+
+// databaseView is the --json shape of a database; never its password.
+type databaseView struct {
+	Name        string    `json:"name"`
+	Environment string    `json:"environment"`
+	Type        string    `json:"type"`
+	Version     string    `json:"version"`
+	State       string    `json:"state"`
+	Socket      string    `json:"socket"` // the URL's host in attached instances
+	AttachedTo  []string  `json:"attached_to"`
+	CreatedAt   time.Time `json:"created_at"`
+}
+
+func (s *Server) viewDatabase(c *call, db store.Database) databaseView {
+	v := databaseView{Name: db.Name, Environment: db.Environment, Type: db.Type, Version: db.Version, State: db.State,
+		Socket: database.Database{Name: db.Name}.SocketDir(), AttachedTo: []string{}, CreatedAt: db.CreatedAt}
+	attached, _ := s.store.Attachments(c.ctx, db.Name, 0)
+	for _, a := range attached {
+		if inst, err := s.store.InstallationByID(c.ctx, a.InstallationID); err == nil {
+			v.AttachedTo = append(v.AttachedTo, inst.Resource()+" as "+a.Variable)
+		}
+	}
+	return v
+}
+
+func (s *Server) cmdDBCreate(c *call, args []string) error {
+	fs := flag.NewFlagSet("db create", flag.ContinueOnError)
+	env := fs.String("env", "", "")
+	version := fs.String("version", "", "")
+	fs.String("type", "postgres", "")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 || *env == "" {
+		return usageError("db create takes a DATABASE name and --env ENV")
+	}
+	if t := fs.Lookup("type").Value.String(); t != "postgres" {
+		return usageError(fmt.Sprintf("--type %q: slipway runs postgres", t))
+	}
+	op, err := s.engine.CreateDatabase(c.ctx, pos[0], *env, *version, c.user.Name)
+	if err != nil {
+		return err
+	}
+	return s.followOperation(c.ctx, c.out, op)
+}
+
+func (s *Server) cmdDBList(c *call, args []string) error {
+	pos, asJSON, err := jsonFlagOnly("db list", args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return usageError("db list takes no arguments")
+	}
+	all, err := s.engine.Databases(c.ctx)
+	if err != nil {
+		return err
+	}
+	views := []databaseView{}
+	for _, db := range all {
+		if s.canSeeEnv(c.ctx, c.user, db.Environment) {
+			views = append(views, s.viewDatabase(c, db))
+		}
+	}
+	if asJSON {
+		return writeJSON(c.out, views)
+	}
+	if len(views) == 0 {
+		fmt.Fprintln(c.out, "No databases yet: db create NAME --env ENV")
+		return nil
+	}
+	tw := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "DATABASE\tENVIRONMENT\tTYPE\tSTATE\tATTACHED TO")
+	for _, v := range views {
+		fmt.Fprintf(tw, "%s\t%s\t%s %s\t%s\t%s\n", v.Name, v.Environment, v.Type, v.Version, v.State, dash(strings.Join(v.AttachedTo, ", ")))
+	}
+	return tw.Flush()
+}
+
+func (s *Server) cmdDBInfo(c *call, args []string) error {
+	pos, asJSON, err := jsonFlagOnly("db info", args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageError("db info takes a DATABASE")
+	}
+	db, _, err := s.engine.DatabaseInfo(c.ctx, pos[0])
+	if err != nil {
+		return err
+	}
+	v := s.viewDatabase(c, db)
+	if asJSON {
+		return writeJSON(c.out, []databaseView{v})
+	}
+	fmt.Fprintf(c.out, "database:    %s (%s %s)\nenvironment: %s\nstate:       %s\nsocket:      %s\nattached to: %s\ncreated:     %s\n",
+		v.Name, v.Type, v.Version, v.Environment, v.State, v.Socket, dash(strings.Join(v.AttachedTo, ", ")), v.CreatedAt.UTC().Format(time.RFC3339))
+	return nil
+}
+
+func (s *Server) cmdDBReload(c *call, args []string) error {
+	if len(args) != 1 {
+		return usageError("db reload takes a DATABASE")
+	}
+	op, err := s.engine.ReloadDatabase(c.ctx, args[0], c.user.Name)
+	if err != nil {
+		return err
+	}
+	return s.followOperation(c.ctx, c.out, op)
+}
+
+func (s *Server) cmdDBDeprovision(c *call, args []string) error {
+	fs := flag.NewFlagSet("db deprovision", flag.ContinueOnError)
+	force := fs.Bool("force", false, "")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageError("db deprovision takes a DATABASE")
+	}
+	op, err := s.engine.DeprovisionDatabase(c.ctx, pos[0], *force, c.user.Name)
+	if err != nil {
+		return err
+	}
+	return s.followOperation(c.ctx, c.out, op)
+}
+
+func (s *Server) cmdDBAttach(c *call, args []string) error {
+	fs := flag.NewFlagSet("db attach", flag.ContinueOnError)
+	as := fs.String("as", channels.DefaultDatabaseVariable, "")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 2 {
+		return usageError("db attach takes a DATABASE and APP/ENV")
+	}
+	app, env, err := channels.ParseResource(pos[1])
+	if err != nil {
+		return err
+	}
+	op, err := s.engine.AttachDatabase(c.ctx, pos[0], app, env, *as, c.user.Name)
+	if err != nil {
+		return err
+	}
+	return s.followOperation(c.ctx, c.out, op)
+}
+
+func (s *Server) cmdDBDetach(c *call, args []string) error {
+	if len(args) != 2 {
+		return usageError("db detach takes a DATABASE and APP/ENV")
+	}
+	app, env, err := channels.ParseResource(args[1])
+	if err != nil {
+		return err
+	}
+	op, err := s.engine.DetachDatabase(c.ctx, args[0], app, env, c.user.Name)
+	if err != nil {
+		return err
+	}
+	return s.followOperation(c.ctx, c.out, op)
+}

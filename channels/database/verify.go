@@ -30,7 +30,7 @@ func (m *Manager) Verify(ctx context.Context, dump io.ReadSeeker, want Manifest)
 		return fmt.Errorf("verify: scratch server: %w", err)
 	}
 	defer m.deleteScratch(ctx, name)
-	if err := m.startServer(ctx, name, localDir); err != nil {
+	if err := m.startServer(ctx, server{instance: name, socketDir: localDir, scratch: true}); err != nil {
 		return fmt.Errorf("verify: scratch server: %w", err)
 	}
 	if _, err := m.psql(ctx, name, "postgres", "CREATE DATABASE "+verifyDB+";"); err != nil {

@@ -197,8 +197,21 @@ func TestDumpAlteredByOneByteIsRefused(t *testing.T) {
 	same := man
 	same.SHA256 = sha256File(t, bad)
 	err = e.verify(t, bad, same)
-	if !errors.Is(err, ErrDamaged) && !errors.Is(err, ErrMismatch) || strings.Contains(fmt.Sprint(err), "\n") {
+	if !errors.Is(err, ErrNotRestored) && !errors.Is(err, ErrMismatch) || strings.Contains(fmt.Sprint(err), "\n") {
 		t.Errorf("verify of a dump damaged before its checksum: %v", err)
+	}
+	// Restored into the live server, it stops at pg_restore's error, before
+	// the swap: the live rows stay, the half-restored database is dropped.
+	f2, _ := os.Open(bad)
+	defer f2.Close()
+	if err := e.m.Restore(context.Background(), db, f2, same); !errors.Is(err, ErrNotRestored) {
+		t.Errorf("restore of a dump damaged before its checksum: %v", err)
+	}
+	if got := e.count(t, app, url, "SELECT count(*) FROM items;"); got != "3" {
+		t.Errorf("the live database after a failed restore: %s items", got)
+	}
+	if got := e.count(t, app, url, "SELECT count(*) FROM pg_database WHERE datname LIKE '%restoring';"); got != "0" {
+		t.Errorf("half-restored databases left: %s", got)
 	}
 }
 

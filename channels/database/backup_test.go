@@ -99,7 +99,9 @@ func TestBackupVerifiedThenRestoreBringsItsRowsBack(t *testing.T) {
 				return
 			default:
 			}
-			_, _ = e.appSQL(t, app, url, "INSERT INTO events (what) SELECT 'tick' FROM generate_series(1, 50);\n")
+			// Not appSQL: t.Fatal is for the test's own goroutine.
+			_, _ = e.rt.ExecStreams(context.Background(), app, []string{"psql", "-X", "-q", url},
+				nil, strings.NewReader("INSERT INTO events (what) SELECT 'tick' FROM generate_series(1, 50);\n"), nil, nil)
 		}
 	}()
 	time.Sleep(200 * time.Millisecond)

@@ -99,7 +99,9 @@ func TestBackupVerifiedThenRestoreBringsItsRowsBack(t *testing.T) {
 				return
 			default:
 			}
-			_, _ = e.appSQL(t, app, url, "INSERT INTO events (what) SELECT 'tick' FROM generate_series(1, 50);\n")
+			// Not appSQL: t.Fatal is for the test's own goroutine.
+			_, _ = e.rt.ExecStreams(context.Background(), app, []string{"psql", "-X", "-q", url},
+				nil, strings.NewReader("INSERT INTO events (what) SELECT 'tick' FROM generate_series(1, 50);\n"), nil, nil)
 		}
 	}()
 	time.Sleep(200 * time.Millisecond)
@@ -197,8 +199,21 @@ func TestDumpAlteredByOneByteIsRefused(t *testing.T) {
 	same := man
 	same.SHA256 = sha256File(t, bad)
 	err = e.verify(t, bad, same)
-	if !errors.Is(err, ErrDamaged) && !errors.Is(err, ErrMismatch) || strings.Contains(fmt.Sprint(err), "\n") {
+	if !errors.Is(err, ErrNotRestored) && !errors.Is(err, ErrMismatch) || strings.Contains(fmt.Sprint(err), "\n") {
 		t.Errorf("verify of a dump damaged before its checksum: %v", err)
+	}
+	// Restored into the live server, it stops at pg_restore's error, before
+	// the swap: the live rows stay, the half-restored database is dropped.
+	f2, _ := os.Open(bad)
+	defer f2.Close()
+	if err := e.m.Restore(context.Background(), db, f2, same); !errors.Is(err, ErrNotRestored) {
+		t.Errorf("restore of a dump damaged before its checksum: %v", err)
+	}
+	if got := e.count(t, app, url, "SELECT count(*) FROM items;"); got != "3" {
+		t.Errorf("the live database after a failed restore: %s items", got)
+	}
+	if got := e.count(t, app, url, "SELECT count(*) FROM pg_database WHERE datname LIKE '%restoring';"); got != "0" {
+		t.Errorf("half-restored databases left: %s", got)
 	}
 }
 

@@ -103,7 +103,7 @@ func (m *Manager) start(ctx context.Context, db Database) error {
 	if err := m.ownSocketDir(ctx, db); err != nil {
 		return fmt.Errorf("socket directory: %w", err)
 	}
-	return m.startServer(ctx, db.Instance(), db.SocketDir())
+	return m.startServer(ctx, server{instance: db.Instance(), socketDir: db.SocketDir()})
 }
 
 // ensureRole makes (or, on a kept volume, updates) the apps' role with

@@ -31,12 +31,13 @@ host  all postgres 127.0.0.1/32 trust
 `
 
 // prepareScript runs as root in the instance before the server starts
-// ($1 data directory, $2 socket directory). It leaves a running server
+// ($1 data directory, $2 socket directory, $3 more initdb flags). It leaves a running server
 // alone, clears a dead one's pid and lock files (a pid recorded before a
 // reboot may well be a live process now, which Postgres would take for
 // another server), makes the cluster on first start and rewrites pg_hba.
 const prepareScript = `set -eu
-D=$1 S=$2
+cd /
+D=$1 S=$2 F=$3
 mkdir -p "$S"
 if [ "$(stat -c %U "$S")" != postgres ]; then chown postgres:postgres "$S"; chmod 0711 "$S"; fi
 if [ -f "$D/postmaster.pid" ]; then
@@ -48,7 +49,7 @@ if [ ! -s "$D/PG_VERSION" ]; then
 	mkdir -p "$D"
 	chown postgres:postgres "$D"
 	chmod 0700 "$D"
-	` + asPG + ` ` + pgBin + `/initdb -D "$D" -U postgres -E UTF8 --locale=C.UTF-8 -A trust --no-instructions
+	` + asPG + ` ` + pgBin + `/initdb -D "$D" -U postgres -E UTF8 --locale=C.UTF-8 -A trust --no-instructions $F
 fi
 cat >"$D/pg_hba.conf" <<'HBA'
 ` + hba + `HBA
@@ -64,13 +65,25 @@ until pg_isready -q -h 127.0.0.1 && pg_isready -q -h "$S"; do
 	sleep 0.05
 done`
 
+// server is one kind of server: a database's, or a scratch one that
+// proves a backup and is deleted after, which need not survive a crash
+// (no fsync: initdb takes 0.5 s instead of 1.2, a restore less too).
+type server struct {
+	instance  string
+	socketDir string
+	scratch   bool
+}
+
 // serverProcesses is what the supervisor runs: postgres itself, as the
 // postgres user (setpriv execs it, so the supervisor's TERM reaches it),
 // logging to stderr, which the supervisor keeps.
-func serverProcesses(socketDir string) runtime.Processes {
+func serverProcesses(srv server) runtime.Processes {
 	cmd := "exec " + asPG + " " + pgBin + "/postgres -D " + pgData +
-		" -c listen_addresses=127.0.0.1 -c unix_socket_directories=" + socketDir +
+		" -c listen_addresses=127.0.0.1 -c unix_socket_directories=" + srv.socketDir +
 		" -c unix_socket_permissions=0777"
+	if srv.scratch {
+		cmd += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+	}
 	return runtime.Processes{
 		List:  []runtime.Process{{Name: "postgres", Command: cmd}},
 		Dir:   "/",
@@ -80,18 +93,22 @@ func serverProcesses(socketDir string) runtime.Processes {
 
 // startServer brings Postgres up in a running instance: prepare, run it
 // under the supervisor (a no-op when it runs already), wait until ready.
-func (m *Manager) startServer(ctx context.Context, instance, socketDir string) error {
+func (m *Manager) startServer(ctx context.Context, srv server) error {
 	start := time.Now()
-	if _, err := m.sh(ctx, instance, prepareScript, nil, pgData, socketDir); err != nil {
+	flags := ""
+	if srv.scratch {
+		flags = "--no-sync"
+	}
+	if _, err := m.sh(ctx, srv.instance, prepareScript, nil, pgData, srv.socketDir, flags); err != nil {
 		return fmt.Errorf("prepare the server: %w", err)
 	}
-	if err := m.rt.StartProcesses(ctx, instance, serverProcesses(socketDir)); err != nil {
+	if err := m.rt.StartProcesses(ctx, srv.instance, serverProcesses(srv)); err != nil {
 		return fmt.Errorf("start postgres: %w", err)
 	}
-	if _, err := m.sh(ctx, instance, readyScript, nil, socketDir); err != nil {
+	if _, err := m.sh(ctx, srv.instance, readyScript, nil, srv.socketDir); err != nil {
 		return err
 	}
-	m.log.Debug("Postgres ready", "instance", instance, "took", time.Since(start))
+	m.log.Debug("Postgres ready", "instance", srv.instance, "took", time.Since(start))
 	return nil
 }
 

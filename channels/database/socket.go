@@ -95,3 +95,10 @@ func URL(db Database, creds Credentials) string {
 	u := url.URL{Scheme: "postgres", User: url.UserPassword(creds.User, creds.Password), Path: "/" + creds.Database, RawQuery: "host=" + db.SocketDir()}
 	return u.String()
 }
+
+// Shell is the command `db psql` runs (interactively, in db's instance):
+// psql as the superuser on the apps' database, over the instance's
+// loopback. Whoever may run it may read and change everything.
+func Shell(db Database) (instance string, argv []string) {
+	return db.Instance(), []string{"psql", "-X", "-h", "127.0.0.1", "-U", "postgres", "-d", db.DBName()}
+}

@@ -30,7 +30,7 @@ func (m *Manager) Verify(ctx context.Context, dump io.ReadSeeker, want Manifest)
 		return fmt.Errorf("verify: scratch server: %w", err)
 	}
 	defer m.deleteScratch(ctx, name)
-	if err := m.startServer(ctx, name, localDir); err != nil {
+	if err := m.startServer(ctx, server{instance: name, socketDir: localDir, scratch: true}); err != nil {
 		return fmt.Errorf("verify: scratch server: %w", err)
 	}
 	if _, err := m.psql(ctx, name, "postgres", "CREATE DATABASE "+verifyDB+";"); err != nil {
@@ -77,7 +77,7 @@ func checkDump(dump io.ReadSeeker, want Manifest) error {
 }
 
 // pgRestore feeds the dump to pg_restore in the instance, stopping at its
-// first error, which it returns as ErrDamaged with pg_restore's own line.
+// first error, which it returns as ErrNotRestored with pg_restore's own line.
 func (m *Manager) pgRestore(ctx context.Context, instance, db string, dump io.Reader, flags ...string) error {
 	argv := append([]string{"pg_restore", "--exit-on-error", "-h", "127.0.0.1", "-U", "postgres", "-d", db}, flags...)
 	var errs lockedBuffer
@@ -86,7 +86,7 @@ func (m *Manager) pgRestore(ctx context.Context, instance, db string, dump io.Re
 		return fmt.Errorf("pg_restore: %w", err)
 	}
 	if code != 0 {
-		return fmt.Errorf("%w: %s", ErrDamaged, why(errs.String(), code)) // the line names pg_restore
+		return fmt.Errorf("%w: %s", ErrNotRestored, why(errs.String(), code)) // the line names pg_restore
 	}
 	return nil
 }

@@ -58,7 +58,7 @@ func kindOf(sentinel error) Kind {
 	switch sentinel {
 	case ErrInvalidName, ErrUnknownRef, ErrAmbiguousRef:
 		return KindInvalid
-	case ErrUnknownApp, ErrUnknownEnvironment, ErrUnknownInstallation, ErrNotDeployed, ErrUnknownUser, ErrUnknownKey:
+	case ErrUnknownApp, ErrUnknownEnvironment, ErrUnknownInstallation, ErrNotDeployed, ErrUnknownUser, ErrUnknownKey, ErrUnknownBackup:
 		return KindNotFound
 	case ErrForbidden:
 		return KindForbidden

@@ -1,8 +1,10 @@
 package daemon_test
 
 import (
+	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -47,6 +49,53 @@ func TestADatabaseServesAnApp(t *testing.T) {
 	d.serves(host, "1 notes; the newest: remember the milk")
 	d.mustSSH("db", "reload", "notesdb")
 	d.serves(host, "1 notes; the newest: remember the milk")
+
+	// A backup is proven by a restore, table by table; a restore brings
+	// its rows back; a dump changed by one byte is refused.
+	if out := d.mustSSH("db", "backup", "notesdb"); !strings.Contains(out, "verified: 1 tables match") {
+		t.Fatalf("db backup:\n%s", out)
+	}
+	var backups []struct {
+		ID          int64
+		File, State string
+	}
+	d.sshJSON(&backups, "db", "backups", "notesdb", "--json")
+	if len(backups) != 1 || backups[0].State != "verified" {
+		t.Fatalf("db backups: %+v", backups)
+	}
+	first := fmt.Sprint(backups[0].ID)
+	d.post(host, "/", "buy bread")
+	d.serves(host, "2 notes; the newest: buy bread")
+	out = d.mustSSH("db", "restore", "notesdb", first)
+	for _, want := range []string{"what was written since is lost", "Safety backup", "in maintenance for the swap", "holds backup " + first + "'s data"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("db restore: no %q in\n%s", want, out)
+		}
+	}
+	d.serves(host, "1 notes; the newest: remember the milk")
+	dump := backups[0].File // where it is on the host
+	data, err := os.ReadFile(dump)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)/2] ^= 0x01
+	os.WriteFile(dump, data, 0o600)
+	if _, errOut, code := d.ssh("db", "restore", "notesdb", first); code == 0 || !strings.Contains(errOut, "SHA-256") {
+		t.Errorf("restore of a damaged dump: %d %s", code, errOut)
+	}
+	d.serves(host, "1 notes; the newest: remember the milk")
+
+	// The backup role backs up and lists, and opens nothing.
+	keeper := d.addUser("bea")
+	d.mustSSH("grant", "bea", "production", "backup")
+	if out, errOut, code := d.sshAs(keeper, "", "db", "backups", "notesdb"); code != 0 || !strings.Contains(out, "(database notesdb)") {
+		t.Errorf("db backups as the backup role: %d %s %s", code, out, errOut)
+	}
+	for _, args := range [][]string{{"db", "info", "notesdb"}, {"db", "restore", "notesdb", first}, {"config", "notes/production"}} {
+		if _, _, code := d.sshAs(keeper, "", args...); code == 0 {
+			t.Errorf("%v as the backup role succeeded", args)
+		}
+	}
 
 	// A viewer reads, and changes nothing.
 	viewer := d.addUser("vera")

@@ -3,6 +3,7 @@ package hooks
 import (
 	"flag"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -171,7 +172,12 @@ func (s *Server) cmdBackupList(c *call, args []string) error {
 		}
 		fmt.Fprintf(c.out, "Backups of %s/%s, %s\n", app, env, describeSchedule(spec, own))
 	}
-	tw := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
+	return writeBackups(c.out, list)
+}
+
+// writeBackups prints backups as a table, newest first.
+func writeBackups(w io.Writer, list []store.Backup) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tVOLUME\tTAKEN\tORIGIN\tSIZE\tFILES\tSHA256\tSTATE")
 	for _, b := range list {
 		state := b.State
@@ -188,6 +194,8 @@ func (s *Server) cmdBackupList(c *call, args []string) error {
 			vol, files = "(store)", "-"
 		case store.BackupKindSystem:
 			vol = "(system)" // FILES: the repositories in it
+		case store.BackupKindDatabase:
+			vol = "(database " + b.Volume + ")" // FILES: its tables
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", b.ID, vol, stamp(b.CreatedAt), b.Origin, b.Size, files, dash(sum), strings.ReplaceAll(state, "\n", " "))
 	}

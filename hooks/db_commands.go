@@ -21,6 +21,10 @@ func init() {
 		{"db deprovision DATABASE [--force]", "delete the server, keeping its volume; refused while attached unless --force", onDatabase(channels.ActionAdmin), (*Server).cmdDBDeprovision},
 		{"db attach DATABASE APP/ENV [--as DATABASE_URL]", "put the database's URL into the installation's environment (a secret) and redeploy", onDatabaseAndInstallation, (*Server).cmdDBAttach},
 		{"db detach DATABASE APP/ENV", "take the database's URL out of the installation and redeploy", onDatabaseAndInstallation, (*Server).cmdDBDetach},
+		{"db backup DATABASE", "dump the running server and prove the dump by restoring it into a scratch server, table by table", onDatabase(channels.ActionBackup), (*Server).cmdDBBackup},
+		{"db backups DATABASE [--json]", "the database's backups: time, size, SHA-256, verified or why not", onDatabase(channels.ActionBackup), (*Server).cmdDBBackups},
+		{"db verify DATABASE BACKUP", "prove a backup again by a restore into a scratch server", onDatabase(channels.ActionBackup), (*Server).cmdDBVerify},
+		{"db restore DATABASE BACKUP", "put a backup's data back (a safety backup first, attached apps in maintenance meanwhile)", onDatabase(channels.ActionAdmin), (*Server).cmdDBRestore},
 	}...)
 }
 
@@ -40,7 +44,8 @@ func onDatabase(action channels.Action) gate {
 			return nil
 		}
 		db, err := s.store.DatabaseByName(c.ctx, a.arg(0))
-		if err != nil || !s.canSeeEnv(c.ctx, c.user, db.Environment) {
+		// The backup role sees a database's backups and nothing else of it.
+		if err != nil || !s.canSeeEnv(c.ctx, c.user, db.Environment) && !s.engine.Can(c.ctx, c.user, db.Environment, action) {
 			return fmt.Errorf("unknown database %s", a.arg(0))
 		}
 		if !s.engine.Can(c.ctx, c.user, db.Environment, action) {
@@ -221,6 +226,61 @@ func (s *Server) cmdDBDetach(c *call, args []string) error {
 		return err
 	}
 	op, err := s.engine.DetachDatabase(c.ctx, args[0], app, env, c.user.Name)
+	if err != nil {
+		return err
+	}
+	return s.followOperation(c.ctx, c.out, op)
+}
+
+func (s *Server) cmdDBBackup(c *call, args []string) error {
+	if len(args) != 1 {
+		return usageError("db backup takes a DATABASE")
+	}
+	op, err := s.engine.BackupDatabase(c.ctx, args[0], c.user.Name, store.OriginManual)
+	if err != nil {
+		return err
+	}
+	return s.followOperation(c.ctx, c.out, op)
+}
+
+func (s *Server) cmdDBBackups(c *call, args []string) error {
+	pos, asJSON, err := jsonFlagOnly("db backups", args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageError("db backups takes a DATABASE")
+	}
+	list, err := s.engine.DatabaseBackups(c.ctx, pos[0])
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		views := []backupView{}
+		for _, b := range list {
+			views = append(views, s.viewBackup(b))
+		}
+		return writeJSON(c.out, views)
+	}
+	return writeBackups(c.out, list)
+}
+
+func (s *Server) cmdDBVerify(c *call, args []string) error {
+	if len(args) != 2 {
+		return usageError("db verify takes a DATABASE and a BACKUP id")
+	}
+	op, err := s.engine.VerifyDatabaseBackup(c.ctx, args[0], args[1], c.user.Name)
+	if err != nil {
+		return err
+	}
+	return s.followOperation(c.ctx, c.out, op)
+}
+
+func (s *Server) cmdDBRestore(c *call, args []string) error {
+	if len(args) != 2 {
+		return usageError("db restore takes a DATABASE and a BACKUP id")
+	}
+	op, err := s.engine.RestoreDatabase(c.ctx, args[0], args[1], c.user.Name)
 	if err != nil {
 		return err
 	}

@@ -12,9 +12,10 @@ import (
 
 // Backup kinds.
 const (
-	BackupKindVolume = "volume" // an installation's persistent volume
-	BackupKindStore  = "store"  // this SQLite store
-	BackupKindSystem = "system" // store, keys and repositories in one archive
+	BackupKindVolume   = "volume"   // an installation's persistent volume
+	BackupKindStore    = "store"    // this SQLite store
+	BackupKindSystem   = "system"   // store, keys and repositories in one archive
+	BackupKindDatabase = "database" // a Postgres dump (Volume holds the database's name)
 )
 
 // Backup states. A backup is "verified" once a test restore of its file
@@ -71,6 +72,9 @@ type Backup struct {
 func (b Backup) Resource() string {
 	if b.Kind == BackupKindStore || b.Kind == BackupKindSystem {
 		return b.Kind
+	}
+	if b.Kind == BackupKindDatabase {
+		return "database " + b.Volume
 	}
 	return b.App + "/" + b.Environment
 }

@@ -92,6 +92,9 @@ func New(cfg Config, d Deps) *Manager {
 		cancel: d.Cancelled, opLabel: d.OperationLabel}
 }
 
+// Dir is the backup directory.
+func (m *Manager) Dir() string { return m.cfg.Dir }
+
 // Path is where a backup's file is ("" when it has none).
 func (m *Manager) Path(b store.Backup) string {
 	if b.File == "" {

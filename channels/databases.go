@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 
@@ -325,4 +326,45 @@ func (e *Engine) recoverDatabases(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// DatabaseShell runs psql in database name's instance as the apps' role,
+// over the same socket they use, with stdin and out: an execute operation.
+// What the session shows is the data, so only its start and end are in the
+// operation's log.
+func (e *Engine) DatabaseShell(ctx context.Context, name string, stdin io.Reader, out io.Writer, user string) (store.Operation, int, error) {
+	if _, err := e.databaseServers(); err != nil {
+		return store.Operation{}, 0, err
+	}
+	db, err := e.database(ctx, name)
+	if err != nil {
+		return store.Operation{}, 0, err
+	}
+	if db.State != store.DatabaseRunning {
+		return store.Operation{}, 0, failf(ErrNotRunning, "database %s is %s, not running", name, db.State)
+	}
+	op, err := e.store.CreateOperation(ctx, store.Operation{Type: store.OpExecute, Environment: db.Environment, Database: name, User: user})
+	if err != nil {
+		return op, 0, err
+	}
+	e.store.StartOperation(ctx, op.ID)
+	l := &opLog{hub: e.logs, id: op.ID}
+	l.Logf("-----> psql on database %s as %s (what the session shows is not kept here: it is the data)", name, db.User)
+	d := database.Database{Name: name}
+	argv := []string{"psql", "-X", "-h", d.SocketDir(), "-U", db.User, "-d", db.DBName}
+	code, err := e.rt.Exec(ctx, d.Instance(), argv, map[string]string{"PGPASSWORD": db.Password}, stdin, out)
+	status, reason := store.StatusSucceeded, ""
+	switch {
+	case err != nil:
+		status, reason = store.StatusFailed, err.Error()
+	case code != 0:
+		status, reason = store.StatusFailed, exitReason(code)
+	}
+	l.Logf("Operation %d %s", op.ID, strings.TrimSuffix(status+": "+reason, ": "))
+	l.Flush()
+	e.finish(op, status, reason)
+	if err != nil && ctx.Err() == nil {
+		err = failf(ErrExecFailed, "%s", reason)
+	}
+	return op, code, err
 }

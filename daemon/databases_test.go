@@ -85,13 +85,23 @@ func TestADatabaseServesAnApp(t *testing.T) {
 	}
 	d.serves(host, "1 notes; the newest: remember the milk")
 
+	// psql as the apps' role, SQL on stdin; the data stays out of the log.
+	out, errOut, code := d.sshAs(d.key, "SELECT body FROM notes;\n", "db", "psql", "notesdb")
+	if code != 0 || !strings.Contains(out, "remember the milk") {
+		t.Errorf("db psql: %d\n%s%s", code, out, errOut)
+	}
+	if ops := d.ops("--type", "execute"); len(ops) == 0 || !strings.Contains(d.mustSSH("logs", fmt.Sprint(ops[0].ID)), "psql on database notesdb") ||
+		strings.Contains(d.mustSSH("logs", fmt.Sprint(ops[0].ID)), "remember the milk") {
+		t.Errorf("the psql operation's log: %+v", ops)
+	}
+
 	// The backup role backs up and lists, and opens nothing.
 	keeper := d.addUser("bea")
 	d.mustSSH("grant", "bea", "production", "backup")
 	if out, errOut, code := d.sshAs(keeper, "", "db", "backups", "notesdb"); code != 0 || !strings.Contains(out, "(database notesdb)") {
 		t.Errorf("db backups as the backup role: %d %s %s", code, out, errOut)
 	}
-	for _, args := range [][]string{{"db", "info", "notesdb"}, {"db", "restore", "notesdb", first}, {"config", "notes/production"}} {
+	for _, args := range [][]string{{"db", "info", "notesdb"}, {"db", "restore", "notesdb", first}, {"config", "notes/production"}, {"db", "psql", "notesdb"}} {
 		if _, _, code := d.sshAs(keeper, "", args...); code == 0 {
 			t.Errorf("%v as the backup role succeeded", args)
 		}
@@ -103,7 +113,7 @@ func TestADatabaseServesAnApp(t *testing.T) {
 	if out, _, code := d.sshAs(viewer, "", "db", "list"); code != 0 || !strings.Contains(out, "notesdb") {
 		t.Errorf("db list as a viewer: %d %s", code, out)
 	}
-	for _, args := range [][]string{{"db", "reload", "notesdb"}, {"db", "detach", "notesdb", "notes/production"}, {"db", "deprovision", "notesdb"}} {
+	for _, args := range [][]string{{"db", "reload", "notesdb"}, {"db", "detach", "notesdb", "notes/production"}, {"db", "deprovision", "notesdb"}, {"db", "psql", "notesdb"}} {
 		if _, errOut, code := d.sshAs(viewer, "", args...); code == 0 || !strings.Contains(errOut, "may not") {
 			t.Errorf("%v as a viewer: %d %s", args, code, errOut)
 		}

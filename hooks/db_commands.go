@@ -21,6 +21,7 @@ func init() {
 		{"db deprovision DATABASE [--force]", "delete the server, keeping its volume; refused while attached unless --force", onDatabase(channels.ActionAdmin), (*Server).cmdDBDeprovision},
 		{"db attach DATABASE APP/ENV [--as DATABASE_URL]", "put the database's URL into the installation's environment (a secret) and redeploy", onDatabaseAndInstallation, (*Server).cmdDBAttach},
 		{"db detach DATABASE APP/ENV", "take the database's URL out of the installation and redeploy", onDatabaseAndInstallation, (*Server).cmdDBDetach},
+		{"db psql DATABASE", "psql on the database as the apps' role; SQL on stdin, or a session (recorded as an execute operation, its output not stored)", onDatabase(channels.ActionDeploy), (*Server).cmdDBPsql},
 		{"db backup DATABASE", "dump the running server and prove the dump by restoring it into a scratch server, table by table", onDatabase(channels.ActionBackup), (*Server).cmdDBBackup},
 		{"db backups DATABASE [--json]", "the database's backups: time, size, SHA-256, verified or why not", onDatabase(channels.ActionBackup), (*Server).cmdDBBackups},
 		{"db verify DATABASE BACKUP", "prove a backup again by a restore into a scratch server", onDatabase(channels.ActionBackup), (*Server).cmdDBVerify},
@@ -285,4 +286,18 @@ func (s *Server) cmdDBRestore(c *call, args []string) error {
 		return err
 	}
 	return s.followOperation(c.ctx, c.out, op)
+}
+
+func (s *Server) cmdDBPsql(c *call, args []string) error {
+	if len(args) != 1 {
+		return usageError("db psql takes a DATABASE")
+	}
+	_, code, err := s.engine.DatabaseShell(c.ctx, args[0], c.sess, c.out, c.user.Name)
+	if err != nil {
+		return err
+	}
+	if code != 0 {
+		return exitCode(code)
+	}
+	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/slipway-dev/slipway/channels/backup"
 	"github.com/slipway-dev/slipway/channels/backup/atomicfile"
 	"github.com/slipway-dev/slipway/channels/database"
 	"github.com/slipway-dev/slipway/store"
@@ -23,7 +24,7 @@ type DatabaseDumps interface {
 }
 
 // manifestSuffix names the file beside a dump that holds its manifest.
-const manifestSuffix = ".manifest.json"
+const manifestSuffix = backup.DatabaseManifestSuffix
 
 func (e *Engine) databaseDumps() (DatabaseDumps, error) {
 	d, ok := e.cfg.Databases.(DatabaseDumps)
@@ -247,4 +248,36 @@ func (e *Engine) databaseMaintenanceOff(l *opLog, hosts []string) {
 	if len(hosts) > 0 {
 		l.Logf("       Maintenance over")
 	}
+}
+
+// BackUpDatabases starts a backup of every running database, each followed
+// by a purge of its backups past retention; the cron job calls it.
+func (e *Engine) BackUpDatabases(ctx context.Context) []store.Operation {
+	if _, err := e.databaseDumps(); err != nil {
+		return nil
+	}
+	dbs, err := e.store.Databases(ctx)
+	if err != nil {
+		e.log.Error("Scheduled database backups", "err", err)
+		return nil
+	}
+	var ops []store.Operation
+	for _, db := range dbs {
+		if db.State != store.DatabaseRunning {
+			continue
+		}
+		op, err := e.BackupDatabase(ctx, db.Name, "slipway", store.OriginScheduled)
+		if err != nil {
+			e.log.Error("Scheduled database backup", "database", db.Name, "err", err)
+			continue
+		}
+		ops = append(ops, op)
+		purge := store.Operation{Type: store.OpPurge, Environment: db.Environment, Database: db.Name, User: "slipway"}
+		if op, err := e.submit(ctx, purge, func(ctx context.Context, l *opLog) error {
+			return e.backups.PurgeDatabase(ctx, l, db.Name)
+		}); err == nil {
+			ops = append(ops, op)
+		}
+	}
+	return ops
 }

@@ -52,12 +52,13 @@ type Config struct {
 	LogRetention   time.Duration    // how long logs of deprovisioned installations are kept
 	Now            func() time.Time // clock for schedules and reports; nil means time.Now
 
-	BackupDir            string // backup files (default DataDir/backups)
-	BackupSchedule       string // default cron spec (UTC) of backups of installations with volumes; "off": none
-	StoreBackupSchedule  string // cron spec (UTC) of the store's own backup; "off": none
-	SystemBackupSchedule string // cron spec (UTC) of the backup of slipway itself (store, keys, repositories); "off": none
-	BackupKeepDaily      int    // keep the newest backup of each of the last N days
-	BackupKeepWeekly     int    // and of each of the last M weeks
+	BackupDir              string // backup files (default DataDir/backups)
+	BackupSchedule         string // default cron spec (UTC) of backups of installations with volumes; "off": none
+	StoreBackupSchedule    string // cron spec (UTC) of the store's own backup; "off": none
+	SystemBackupSchedule   string // cron spec (UTC) of the backup of slipway itself (store, keys, repositories); "off": none
+	DatabaseBackupSchedule string // cron spec (UTC) of every database's backup; "off": none
+	BackupKeepDaily        int    // keep the newest backup of each of the last N days
+	BackupKeepWeekly       int    // and of each of the last M weeks
 
 	ACME ACMEConfig // how certificates are obtained for HTTPS
 }
@@ -97,11 +98,12 @@ func Defaults() Config {
 		ReportSchedule: "5 0 * * 1", // Mondays 00:05 UTC: last week is complete
 		LogRetention:   90 * 24 * time.Hour,
 
-		BackupSchedule:       "30 2 * * *",
-		StoreBackupSchedule:  "15 2 * * *",
-		SystemBackupSchedule: "45 2 * * *", // after the store's and the volumes' backups
-		BackupKeepDaily:      7,
-		BackupKeepWeekly:     4,
+		BackupSchedule:         "30 2 * * *",
+		StoreBackupSchedule:    "15 2 * * *",
+		SystemBackupSchedule:   "45 2 * * *", // after the store's and the volumes' backups
+		DatabaseBackupSchedule: "0 3 * * *",
+		BackupKeepDaily:        7,
+		BackupKeepWeekly:       4,
 
 		ACME: ACMEConfig{URL: LetsEncrypt, RenewSchedule: "17 * * * *", RenewBefore: channels.DefaultRenewBefore},
 	}
@@ -156,7 +158,7 @@ func (c *Config) Validate() error {
 	if err := c.validateWebHost(); err != nil {
 		return err
 	}
-	for _, s := range []struct{ flag, spec string }{{"--backup-schedule", c.BackupSchedule}, {"--store-backup-schedule", c.StoreBackupSchedule}, {"--system-backup-schedule", c.SystemBackupSchedule}} {
+	for _, s := range []struct{ flag, spec string }{{"--backup-schedule", c.BackupSchedule}, {"--store-backup-schedule", c.StoreBackupSchedule}, {"--system-backup-schedule", c.SystemBackupSchedule}, {"--database-backup-schedule", c.DatabaseBackupSchedule}} {
 		if s.spec == "" || s.spec == "off" {
 			continue
 		}

@@ -70,6 +70,16 @@ func (d *Daemon) scheduleBackups() error {
 			return fmt.Errorf("--store-backup-schedule %q: %w", spec, err)
 		}
 	}
+	if spec := d.cfg.DatabaseBackupSchedule; spec != "" && spec != "off" {
+		_, err := d.cron.AddFunc(spec, func() {
+			if ops := d.engine.BackUpDatabases(context.Background()); len(ops) > 0 {
+				d.log.Info("Database backups queued", "operations", len(ops))
+			}
+		})
+		if err != nil {
+			return fmt.Errorf("--database-backup-schedule %q: %w", spec, err)
+		}
+	}
 	if spec := d.cfg.SystemBackupSchedule; spec != "" && spec != "off" {
 		if _, err := d.cron.AddFunc(spec, d.backUpSystem); err != nil {
 			return fmt.Errorf("--system-backup-schedule %q: %w", spec, err)

@@ -5,7 +5,9 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -41,12 +43,16 @@ func TestADatabaseServesAnApp(t *testing.T) {
 		t.Errorf("db info:\n%s", info)
 	}
 
-	// Deploys and a reload keep the rows.
+	// Deploys, a rollback and a reload keep the rows.
+	firstCommit := w.head()
 	w.commitFile("NEWS", "a second commit\n", "two")
 	if out, code := w.push("deploy", "main"); code != 0 {
 		t.Fatalf("second push: %d\n%s", code, out)
 	}
 	d.serves(host, "1 notes; the newest: remember the milk")
+	d.mustSSH("pin", "notes/production", firstCommit)
+	d.serves(host, "1 notes; the newest: remember the milk")
+	d.mustSSH("track", "notes/production", "main")
 	d.mustSSH("db", "reload", "notesdb")
 	d.serves(host, "1 notes; the newest: remember the milk")
 
@@ -148,4 +154,38 @@ func (d *slipwayd) post(host, path, body string) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// TestDaemonKilledDuringADatabaseBackup: kill -9 while the dump is being
+// proven leaves, after the restart, no scratch server and no backup
+// recorded as anything but failed.
+func TestDaemonKilledDuringADatabaseBackup(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t)
+	d.mustSSH("env", "create", "production")
+	d.mustSSH("db", "create", "killdb", "--env", "production")
+	backup := exec.Command("ssh", append(d.sshArgs(d.key), "db", "backup", "killdb")...)
+	if err := backup.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer backup.Wait()
+	eventually(t, 30*time.Second, "the backup verifying", func() (bool, string) {
+		ops := d.ops("--type", "backup")
+		if len(ops) == 0 {
+			return false, "no backup yet"
+		}
+		log := d.mustSSH("logs", fmt.Sprint(ops[0].ID))
+		return strings.Contains(log, "Verifying"), log
+	})
+	d.stop(syscall.SIGKILL)
+	d.start()
+	eventually(t, 30*time.Second, "no scratch server left", func() (bool, string) {
+		left := d.instances()
+		return !strings.Contains(strings.Join(left, " "), "db-verify-"), strings.Join(left, " ")
+	})
+	var backups []struct{ State, Reason string }
+	d.sshJSON(&backups, "db", "backups", "killdb", "--json")
+	if len(backups) != 1 || backups[0].State != "failed" || !strings.Contains(backups[0].Reason, "interrupted") {
+		t.Errorf("the backup after the kill: %+v", backups)
+	}
 }

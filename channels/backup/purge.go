@@ -23,6 +23,15 @@ func (m *Manager) PurgeStore(ctx context.Context, l Log) error {
 	return m.purge(ctx, l, store.BackupFilter{Kind: store.BackupKindStore}, "the store")
 }
 
+// PurgeDatabase removes a database's backups past retention.
+func (m *Manager) PurgeDatabase(ctx context.Context, l Log, name string) error {
+	return m.purge(ctx, l, store.BackupFilter{Kind: store.BackupKindDatabase, Volume: name}, "database "+name)
+}
+
+// DatabaseManifestSuffix names the file beside a database dump that holds
+// its manifest: every table's count and checksum at dump time.
+const DatabaseManifestSuffix = ".manifest.json"
+
 func (m *Manager) purge(ctx context.Context, l Log, f store.BackupFilter, what string) error {
 	daily, weekly := m.cfg.retention()
 	l.Logf("-----> Purging backups of %s: keeping the newest verified one of each of the last %d days and %d weeks", what, daily, weekly)
@@ -74,6 +83,7 @@ func (m *Manager) remove(ctx context.Context, l Log, b store.Backup) (bool, erro
 			return false, nil
 		}
 		os.Remove(filepath.Join(m.cfg.Dir, b.File) + sysarchive.SidecarSuffix) // a system backup's .sha256
+		os.Remove(filepath.Join(m.cfg.Dir, b.File) + DatabaseManifestSuffix)   // a database dump's manifest
 	}
 	if err := m.store.DeleteBackup(ctx, b.ID); err != nil {
 		return false, err

@@ -234,6 +234,7 @@ func serve(args []string) int {
 	ef.str(&cfg.BackupSchedule, "backup-schedule", "default cron schedule (UTC) of backups of installations with volumes, or off")
 	ef.str(&cfg.StoreBackupSchedule, "store-backup-schedule", "cron schedule (UTC) of the store's backup, or off")
 	ef.str(&cfg.SystemBackupSchedule, "system-backup-schedule", "cron schedule (UTC) of the backup of slipway itself (store, keys, repositories), or off")
+	ef.str(&cfg.DatabaseBackupSchedule, "database-backup-schedule", "cron schedule (UTC) of every database's verified backup, then its purge, or off")
 	ef.int(&cfg.BackupKeepDaily, "backup-keep-daily", "keep the newest backup of each of the last N days")
 	ef.int(&cfg.BackupKeepWeekly, "backup-keep-weekly", "keep the newest backup of each of the last N weeks")
 	ef.str(&cfg.ACME.URL, "acme-url", "ACME directory certificates come from, or off for own certificates only")

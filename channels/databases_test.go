@@ -34,7 +34,9 @@ func (fakeServers) Dump(_ context.Context, db database.Database, w io.Writer) (d
 	return database.Manifest{Database: db.Name, Size: int64(len(body)), SHA256: hex.EncodeToString(sum[:]),
 		Tables: []database.Table{{Name: "public.notes", Rows: 2, Sum: "x"}}}, nil
 }
-func (f *fakeServers) Verify(context.Context, io.ReadSeeker, database.Manifest) error { return f.verifyErr }
+func (f *fakeServers) Verify(context.Context, io.ReadSeeker, database.Manifest) error {
+	return f.verifyErr
+}
 func (fakeServers) Restore(context.Context, database.Database, io.ReadSeeker, database.Manifest) error {
 	return nil
 }

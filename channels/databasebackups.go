@@ -170,8 +170,10 @@ func (e *Engine) VerifyDatabaseBackup(ctx context.Context, name, id, user string
 
 // RestoreDatabase puts a backup's data back into the live database: a
 // safety backup first, the attached installations in maintenance for the
-// swap, and the log says what is lost.
-func (e *Engine) RestoreDatabase(ctx context.Context, name, id, user string) (store.Operation, error) {
+// swap, and the log says what is lost. With toNew, it goes into a new
+// database of that name in the same environment instead, and the old one
+// is left as it is.
+func (e *Engine) RestoreDatabase(ctx context.Context, name, id, toNew, user string) (store.Operation, error) {
 	dumps, err := e.databaseDumps()
 	if err != nil {
 		return store.Operation{}, err
@@ -183,6 +185,9 @@ func (e *Engine) RestoreDatabase(ctx context.Context, name, id, user string) (st
 	b, path, m, err := e.databaseBackup(ctx, name, id)
 	if err != nil {
 		return store.Operation{}, err
+	}
+	if toNew != "" {
+		return e.restoreToNew(ctx, dumps, db, b, path, m, toNew, user)
 	}
 	op := store.Operation{Type: store.OpRestore, Environment: db.Environment, Database: name, User: user}
 	return e.submit(ctx, op, func(ctx context.Context, l *opLog) error {
@@ -280,4 +285,35 @@ func (e *Engine) BackUpDatabases(ctx context.Context) []store.Operation {
 		}
 	}
 	return ops
+}
+
+// restoreToNew provisions database toNew beside db and restores backup b
+// into it.
+func (e *Engine) restoreToNew(ctx context.Context, dumps DatabaseDumps, db store.Database, b store.Backup, path string, m database.Manifest, toNew, user string) (store.Operation, error) {
+	servers, err := e.databaseServers()
+	if err != nil {
+		return store.Operation{}, err
+	}
+	version, err := e.recordNewDatabase(ctx, toNew, db.Environment, db.Version)
+	if err != nil {
+		return store.Operation{}, err
+	}
+	op := store.Operation{Type: store.OpRestore, Environment: db.Environment, Database: toNew, User: user}
+	return e.submit(ctx, op, func(ctx context.Context, l *opLog) error {
+		l.Logf("-----> Restoring backup %d of %s (taken %s) into a new database %s; %s is left as it is",
+			b.ID, db.Name, b.CreatedAt.UTC().Format(time.RFC3339), toNew, db.Name)
+		if err := e.provision(ctx, l, servers, toNew, db.Environment, version); err != nil {
+			return err
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := dumps.Restore(ctx, database.Database{Name: toNew}, f, m); err != nil {
+			return fmt.Errorf("restore of backup %d into %s refused: %w; %s stays empty (db deprovision %s)", b.ID, toNew, err, toNew, toNew)
+		}
+		l.Logf("-----> Database %s holds backup %d's data: %d tables; attach it: db attach %s APP/%s", toNew, b.ID, len(m.Tables), toNew, db.Environment)
+		return nil
+	})
 }

@@ -54,40 +54,55 @@ func (e *Engine) CreateDatabase(ctx context.Context, name, env, version, user st
 	if err != nil {
 		return store.Operation{}, err
 	}
-	if err := (database.Database{Name: name}).Check(); err != nil {
-		return store.Operation{}, failf(ErrInvalidName, "database name %q: lowercase letters, digits and single dashes, starting with a letter, at most 40", name)
-	}
-	if version == "" {
-		version = postgresVersions[0]
-	}
-	if !slices.Contains(postgresVersions, version) {
-		return store.Operation{}, failf(ErrInvalidName, "Postgres %s: slipway/postgres has %s", version, strings.Join(postgresVersions, ", "))
-	}
-	if _, err := e.store.CreateDatabase(ctx, name, env, version); errors.Is(err, store.ErrExists) {
-		return store.Operation{}, failf(ErrExists, "database %s already exists", name)
-	} else if errors.Is(err, store.ErrNotFound) {
-		return store.Operation{}, failf(ErrUnknownEnvironment, "unknown environment %s", env)
-	} else if err != nil {
+	if version, err = e.recordNewDatabase(ctx, name, env, version); err != nil {
 		return store.Operation{}, err
 	}
 	op := store.Operation{Type: store.OpProvision, Environment: env, Database: name, User: user}
 	return e.submit(ctx, op, func(ctx context.Context, l *opLog) error {
-		l.Logf("-----> Provisioning Postgres %s for %s: its own instance and volume", version, env)
-		creds, err := servers.Provision(ctx, database.Database{Name: name})
-		if err != nil {
-			e.store.DeleteDatabase(context.WithoutCancel(ctx), name) // the name is free to try again
-			return err
-		}
-		l.hide(creds.Password)
-		if err := e.store.SetDatabaseCredentials(ctx, name, creds.User, creds.Password, creds.Database); err != nil {
-			return err
-		}
-		if err := e.store.SetDatabaseState(ctx, name, store.DatabaseRunning); err != nil {
+		if err := e.provision(ctx, l, servers, name, env, version); err != nil {
 			return err
 		}
 		l.Logf("-----> Database %s is running; attach it: db attach %s APP/%s", name, name, env)
 		return nil
 	})
+}
+
+// recordNewDatabase checks a new database's name and version and records
+// it as being provisioned.
+func (e *Engine) recordNewDatabase(ctx context.Context, name, env, version string) (string, error) {
+	if err := (database.Database{Name: name}).Check(); err != nil {
+		return "", failf(ErrInvalidName, "database name %q: lowercase letters, digits and single dashes, starting with a letter, at most 40", name)
+	}
+	if version == "" {
+		version = postgresVersions[0]
+	}
+	if !slices.Contains(postgresVersions, version) {
+		return "", failf(ErrInvalidName, "Postgres %s: slipway/postgres has %s", version, strings.Join(postgresVersions, ", "))
+	}
+	if _, err := e.store.CreateDatabase(ctx, name, env, version); errors.Is(err, store.ErrExists) {
+		return "", failf(ErrExists, "database %s already exists", name)
+	} else if errors.Is(err, store.ErrNotFound) {
+		return "", failf(ErrUnknownEnvironment, "unknown environment %s", env)
+	} else if err != nil {
+		return "", err
+	}
+	return version, nil
+}
+
+// provision makes the server of a recorded database and records its
+// credentials; on failure the name is free to try again.
+func (e *Engine) provision(ctx context.Context, l *opLog, servers DatabaseServers, name, env, version string) error {
+	l.Logf("-----> Provisioning Postgres %s for %s: its own instance and volume", version, env)
+	creds, err := servers.Provision(ctx, database.Database{Name: name})
+	if err != nil {
+		e.store.DeleteDatabase(context.WithoutCancel(ctx), name)
+		return err
+	}
+	l.hide(creds.Password)
+	if err := e.store.SetDatabaseCredentials(ctx, name, creds.User, creds.Password, creds.Database); err != nil {
+		return err
+	}
+	return e.store.SetDatabaseState(ctx, name, store.DatabaseRunning)
 }
 
 // ReloadDatabase restarts a database's server in place (a reload

@@ -70,7 +70,7 @@ func TestScheduledDatabaseBackupsAreProvenAndPurged(t *testing.T) {
 	if op.Status != store.StatusFailed || list[0].State != store.BackupFailed || !strings.Contains(list[0].Reason, "2 at dump time") {
 		t.Errorf("an unproven backup: %s %+v", op.Status, list[0])
 	}
-	if _, err := te.RestoreDatabase(ctx, "notesdb", "999", "alice"); !errors.Is(err, ErrUnknownBackup) {
+	if _, err := te.RestoreDatabase(ctx, "notesdb", "999", "", "alice"); !errors.Is(err, ErrUnknownBackup) {
 		t.Errorf("restore of an unknown backup: %v", err)
 	}
 }

@@ -72,6 +72,14 @@ func TestADatabaseServesAnApp(t *testing.T) {
 	first := fmt.Sprint(backups[0].ID)
 	d.post(host, "/", "buy bread")
 	d.serves(host, "2 notes; the newest: buy bread")
+	// Into a new database: it gets the backup's rows, the old one keeps its own.
+	if out := d.mustSSH("db", "restore", "notesdb", first, "--to-new", "notescopy"); !strings.Contains(out, "notescopy holds backup "+first+"'s data") {
+		t.Errorf("db restore --to-new:\n%s", out)
+	}
+	if out, _, _ := d.sshAs(d.key, "SELECT count(*) FROM notes;\n", "db", "psql", "notescopy"); !strings.Contains(out, " 1\n") {
+		t.Errorf("the new database holds:\n%s", out)
+	}
+	d.serves(host, "2 notes; the newest: buy bread")
 	out = d.mustSSH("db", "restore", "notesdb", first)
 	for _, want := range []string{"what was written since is lost", "Safety backup", "in maintenance for the swap", "holds backup " + first + "'s data"} {
 		if !strings.Contains(out, want) {
@@ -137,6 +145,7 @@ func TestADatabaseServesAnApp(t *testing.T) {
 	if !strings.Contains(out, "its volume db-notesdb is kept") {
 		t.Errorf("db deprovision --force:\n%s", out)
 	}
+	d.mustSSH("db", "deprovision", "notescopy")
 	if list := d.mustSSH("db", "list"); !strings.Contains(list, "No databases") {
 		t.Errorf("db list after deprovision:\n%s", list)
 	}

@@ -25,7 +25,7 @@ func init() {
 		{"db backup DATABASE", "dump the running server and prove the dump by restoring it into a scratch server, table by table", onDatabase(channels.ActionBackup), (*Server).cmdDBBackup},
 		{"db backups DATABASE [--json]", "the database's backups: time, size, SHA-256, verified or why not", onDatabase(channels.ActionBackup), (*Server).cmdDBBackups},
 		{"db verify DATABASE BACKUP", "prove a backup again by a restore into a scratch server", onDatabase(channels.ActionBackup), (*Server).cmdDBVerify},
-		{"db restore DATABASE BACKUP", "put a backup's data back (a safety backup first, attached apps in maintenance meanwhile)", onDatabase(channels.ActionAdmin), (*Server).cmdDBRestore},
+		{"db restore DATABASE BACKUP [--to-new DATABASE2]", "put a backup's data back (a safety backup first, attached apps in maintenance meanwhile), or into a new database", onDatabase(channels.ActionAdmin), (*Server).cmdDBRestore},
 	}...)
 }
 
@@ -278,10 +278,16 @@ func (s *Server) cmdDBVerify(c *call, args []string) error {
 }
 
 func (s *Server) cmdDBRestore(c *call, args []string) error {
-	if len(args) != 2 {
+	fs := flag.NewFlagSet("db restore", flag.ContinueOnError)
+	toNew := fs.String("to-new", "", "")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 2 {
 		return usageError("db restore takes a DATABASE and a BACKUP id")
 	}
-	op, err := s.engine.RestoreDatabase(c.ctx, args[0], args[1], c.user.Name)
+	op, err := s.engine.RestoreDatabase(c.ctx, pos[0], pos[1], *toNew, c.user.Name)
 	if err != nil {
 		return err
 	}

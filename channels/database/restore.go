@@ -9,7 +9,7 @@ import (
 
 // Restore replaces db's database in the live server with a dump's: the
 // dump is checked against its manifest, restored into a new database
-// beside the live one (owners and grants kept: the roles are the server's),
+// beside the live one (everything owned by db's role, as apps made it),
 // and only once that worked is the live one dropped (its connections ended)
 // and the new one renamed into its place. A dump that does not restore
 // leaves the live database as it was. The caller puts the attached apps
@@ -28,7 +28,9 @@ func (m *Manager) Restore(ctx context.Context, db Database, dump io.ReadSeeker, 
 	if _, err := m.psql(ctx, db.Instance(), "postgres", prepare); err != nil {
 		return fmt.Errorf("restore %s: %w", db.Name, err)
 	}
-	if err := m.pgRestore(ctx, db.Instance(), db.DBName()+"_restoring", dump, "--single-transaction"); err != nil {
+	// Everything restored belongs to db's own role, whichever server the dump
+	// came from: a restore into a new database (--to-new) has another role.
+	if err := m.pgRestore(ctx, db.Instance(), db.DBName()+"_restoring", dump, "--single-transaction", "--no-owner", "--no-acl", "--role="+db.Role()); err != nil {
 		m.dropQuietly(ctx, db, next)
 		return fmt.Errorf("restore %s: %w", db.Name, err)
 	}

@@ -40,6 +40,7 @@ type Config struct {
 	HTTPS        HTTPSConfig     // certificates and how they are obtained
 	WebHost      string          // the web page's own domain through the front proxy ("": none)
 	Databases    DatabaseServers // Postgres servers for environments (nil: none)
+	Copies       CopyConfig      // off-site copies of backups
 }
 
 // Engine queues and runs operations.

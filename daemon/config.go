@@ -57,6 +57,8 @@ type Config struct {
 	StoreBackupSchedule    string // cron spec (UTC) of the store's own backup; "off": none
 	SystemBackupSchedule   string // cron spec (UTC) of the backup of slipway itself (store, keys, repositories); "off": none
 	DatabaseBackupSchedule string // cron spec (UTC) of every database's backup; "off": none
+	BackupCopyDir          string // off-site copies of verified backups go here ("": none)
+	BackupCopyEnvs         string // comma-separated environments whose backups are copied (the store's and the system's always)
 	BackupKeepDaily        int    // keep the newest backup of each of the last N days
 	BackupKeepWeekly       int    // and of each of the last M weeks
 
@@ -102,6 +104,7 @@ func Defaults() Config {
 		StoreBackupSchedule:    "15 2 * * *",
 		SystemBackupSchedule:   "45 2 * * *", // after the store's and the volumes' backups
 		DatabaseBackupSchedule: "0 3 * * *",
+		BackupCopyEnvs:         "production",
 		BackupKeepDaily:        7,
 		BackupKeepWeekly:       4,
 
@@ -157,6 +160,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.validateWebHost(); err != nil {
 		return err
+	}
+	if c.BackupCopyDir != "" && !filepath.IsAbs(c.BackupCopyDir) {
+		return fmt.Errorf("--backup-copy-dir: %q is not an absolute path", c.BackupCopyDir)
 	}
 	for _, s := range []struct{ flag, spec string }{{"--backup-schedule", c.BackupSchedule}, {"--store-backup-schedule", c.StoreBackupSchedule}, {"--system-backup-schedule", c.SystemBackupSchedule}, {"--database-backup-schedule", c.DatabaseBackupSchedule}} {
 		if s.spec == "" || s.spec == "off" {
@@ -270,4 +276,15 @@ func (c *Config) backupDir() string {
 		return c.BackupDir
 	}
 	return filepath.Join(c.DataDir, "backups")
+}
+
+// splitList reads a comma-separated list, blanks dropped.
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
 }

@@ -36,6 +36,16 @@ func (d *Daemon) startCron() error {
 	if err := d.scheduleBackups(); err != nil {
 		return err
 	}
+	// Verified backups copied off the host, when a place is given.
+	if d.cfg.BackupCopyDir != "" {
+		if _, err := d.cron.AddFunc("*/10 * * * *", func() {
+			if ops := d.engine.CopyDueBackups(context.Background()); len(ops) > 0 {
+				d.log.Info("Backup copies queued", "operations", len(ops))
+			}
+		}); err != nil {
+			return err
+		}
+	}
 	// Certificates due (or missing, or past their back-off), renewed.
 	if _, err := d.cron.AddFunc(d.cfg.ACME.RenewSchedule, func() {
 		if ops := d.engine.RenewDue(context.Background()); len(ops) > 0 {

@@ -128,6 +128,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Daemon, error) 
 		HTTPS:        https,
 		WebHost:      cfg.WebHost,
 		Databases:    databases,
+		Copies:       channels.CopyConfig{Dir: cfg.BackupCopyDir, Envs: splitList(cfg.BackupCopyEnvs)},
 		Backups: channels.BackupConfig{
 			Dir:        cfg.backupDir(),
 			KeepDaily:  cfg.BackupKeepDaily,

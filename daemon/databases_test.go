@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -18,7 +19,8 @@ import (
 // deprovisioned while attached.
 func TestADatabaseServesAnApp(t *testing.T) {
 	t.Parallel()
-	d := startDaemon(t)
+	copies := t.TempDir()
+	d := startDaemonOpts(t, []string{"--backup-copy-dir", copies}, nil)
 	d.setupApp("notes")
 	out := d.mustSSH("db", "create", "notesdb", "--env", "production")
 	if !strings.Contains(out, "Database notesdb is running") {
@@ -70,6 +72,13 @@ func TestADatabaseServesAnApp(t *testing.T) {
 		t.Fatalf("db backups: %+v", backups)
 	}
 	first := fmt.Sprint(backups[0].ID)
+	// Off the host: copied, and read back there against its SHA-256.
+	if out := d.mustSSH("backup", "copy", first); !strings.Contains(out, "as recorded") {
+		t.Errorf("backup copy:\n%s", out)
+	}
+	if copied, err := os.ReadFile(filepath.Join(copies, "databases", "notesdb", filepath.Base(backups[0].File))); err != nil || len(copied) == 0 {
+		t.Errorf("the copy: %d bytes, %v", len(copied), err)
+	}
 	d.post(host, "/", "buy bread")
 	d.serves(host, "2 notes; the newest: buy bread")
 	// Into a new database: it gets the backup's rows, the old one keeps its own.

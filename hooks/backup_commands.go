@@ -20,6 +20,7 @@ func init() {
 		{"backup verify APP/ENV BACKUP | --store BACKUP | --system BACKUP", "check a backup's file against its SHA-256 and test-restore it again", onBackups(channels.ActionBackup), (*Server).cmdBackupVerify},
 		{"backup schedule APP/ENV [CRON|off|default]", "show or set when the installation is backed up (cron, UTC)", onBackups(channels.ActionBackup), (*Server).cmdBackupSchedule},
 		{"backup purge APP/ENV | --store | --system", "remove backups past retention (also run after every scheduled backup)", onBackups(channels.ActionBackup), (*Server).cmdBackupPurge},
+		{"backup copy BACKUP", "copy a verified backup (any kind) to --backup-copy-dir and check it there against its SHA-256", backupByIDGate, (*Server).cmdBackupCopy},
 		{"restore APP/ENV BACKUP [--to-new APP/ENV2]", "restore a volume backup (a safety backup is taken first) and redeploy without downtime", restoreGate, (*Server).cmdRestore},
 	}...)
 }
@@ -299,6 +300,36 @@ func (s *Server) cmdRestore(c *call, args []string) error {
 		}
 	}
 	op, err := s.engine.Restore(c.ctx, app, env, id, toApp, toEnv, c.user.Name)
+	if err != nil {
+		return err
+	}
+	return s.followOperation(c.ctx, c.out, op)
+}
+
+// backupByIDGate: the backup named by argument 0, with the backup role of its
+// environment; the store's and slipway's own, global admins only.
+func backupByIDGate(s *Server, c *call, a cmdArgs) error {
+	if a.arg(0) == "" {
+		return nil
+	}
+	id, err := strconv.ParseInt(a.arg(0), 10, 64)
+	b, berr := s.store.BackupByID(c.ctx, id)
+	switch {
+	case err != nil || berr != nil:
+		return fmt.Errorf("no backup %s", a.arg(0))
+	case b.Environment == "":
+		return serverAdmin(s, c, a)
+	case !s.engine.Can(c.ctx, c.user, b.Environment, channels.ActionBackup):
+		return fmt.Errorf("no backup %s", a.arg(0)) // as unknown as one that does not exist
+	}
+	return nil
+}
+
+func (s *Server) cmdBackupCopy(c *call, args []string) error {
+	if len(args) != 1 {
+		return usageError("backup copy takes a BACKUP id")
+	}
+	op, err := s.engine.CopyBackup(c.ctx, args[0], c.user.Name)
 	if err != nil {
 		return err
 	}

@@ -26,7 +26,7 @@ var leastRole = map[string]string{
 	"config unset": "deployer", "maintenance": "deployer", "run": "deployer", "cancel": "deployer",
 	"domains list": "viewer", "certs list": "viewer", "db info": "viewer",
 	"db create": "", "db list": "", "db reload": "deployer", "db attach": "deployer", "db detach": "deployer", "db deprovision": "admin",
-	"db backup": "backup", "db backups": "backup", "db verify": "backup", "db restore": "admin", "db psql": "deployer",
+	"db backup": "backup", "db backups": "backup", "db verify": "backup", "db restore": "admin", "db psql": "deployer", "backup copy": "backup",
 	"domains add": "deployer", "domains remove": "deployer", "https": "deployer", "certs set": "deployer", "certs renew": "deployer",
 	"backup now": "backup", "backup list": "backup", "backup verify": "backup", "backup schedule": "backup", "backup purge": "backup",
 	"install": "admin", "deprovision": "admin", "grant": "admin", "revoke": "admin", "access": "admin",
@@ -94,6 +94,9 @@ func TestGateEveryCommandEveryRole(t *testing.T) {
 	op, _ := st.CreateOperation(ctx, store.Operation{Type: store.OpDeploy, App: "shop", Environment: "prod", User: "x"})
 	if _, err := st.CreateDatabase(ctx, "shopdb", "prod", "15"); err != nil {
 		t.Fatal(err)
+	}
+	if b, err := st.CreateBackup(ctx, store.Backup{Kind: store.BackupKindVolume, App: "shop", Environment: "prod", Volume: "data"}); err != nil || b.ID != 1 {
+		t.Fatalf("backup 1: %+v %v", b, err)
 	}
 	s := &Server{store: st, engine: e}
 	for _, role := range []string{"", "viewer", "backup", "deployer", "admin", "server"} {

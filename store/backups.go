@@ -362,3 +362,48 @@ func nullID(id int64) any {
 	}
 	return id
 }
+
+// RecordCopy records that backup id was copied to target and read back
+// there with sha.
+func (s *Store) RecordCopy(ctx context.Context, id int64, target, sha string) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO backup_copies (backup_id, target, sha256, copied_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (backup_id, target) DO UPDATE SET sha256 = excluded.sha256, copied_at = excluded.copied_at`, id, target, sha, s.stamp())
+	return wrapError(err)
+}
+
+// Uncopied lists the verified backups not yet copied to target, oldest first.
+func (s *Store) Uncopied(ctx context.Context, target string) ([]Backup, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+backupColumns+` FROM backups WHERE state = ? AND file != ''
+		AND id NOT IN (SELECT backup_id FROM backup_copies WHERE target = ?) ORDER BY created_at, id`, BackupVerified, target)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Backup
+	for rows.Next() {
+		b, err := scanBackup(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, b)
+	}
+	return out, rows.Err()
+}
+
+// Copies returns the targets backup id was copied to.
+func (s *Store) Copies(ctx context.Context, id int64) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT target FROM backup_copies WHERE backup_id = ? ORDER BY target`, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var t string
+		if err := rows.Scan(&t); err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}

@@ -22,7 +22,8 @@ const (
 	OpDomain      OpType = "domain"      // a domain added to or removed from an installation, or its HTTPS changed
 	OpProvision   OpType = "provision"   // a database server made
 	OpReload      OpType = "reload"      // a database server restarted in place
+	OpCopy        OpType = "copy"        // a verified backup copied off the host, read back there
 )
 
 // OpTypes lists the operation types in the order people read them.
-var OpTypes = []OpType{OpDeploy, OpSwitch, OpRestart, OpConfigure, OpMaintenance, OpExecute, OpDeprovision, OpBackup, OpRestore, OpPurge, OpReport, OpLogs, OpRebuild, OpDomain, OpRenew, OpProvision, OpReload}
+var OpTypes = []OpType{OpDeploy, OpSwitch, OpRestart, OpConfigure, OpMaintenance, OpExecute, OpDeprovision, OpBackup, OpRestore, OpPurge, OpReport, OpLogs, OpRebuild, OpDomain, OpRenew, OpProvision, OpReload, OpCopy}

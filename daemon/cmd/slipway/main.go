@@ -234,6 +234,8 @@ func serve(args []string) int {
 	ef.str(&cfg.BackupSchedule, "backup-schedule", "default cron schedule (UTC) of backups of installations with volumes, or off")
 	ef.str(&cfg.StoreBackupSchedule, "store-backup-schedule", "cron schedule (UTC) of the store's backup, or off")
 	ef.str(&cfg.SystemBackupSchedule, "system-backup-schedule", "cron schedule (UTC) of the backup of slipway itself (store, keys, repositories), or off")
+	ef.str(&cfg.BackupCopyDir, "backup-copy-dir", "a directory on other storage where verified backups are copied and checked (a NAS, an rclone mount of S3)")
+	ef.str(&cfg.BackupCopyEnvs, "backup-copy-envs", "environments whose backups are copied there, comma-separated (the store's and slipway's own always are)")
 	ef.str(&cfg.DatabaseBackupSchedule, "database-backup-schedule", "cron schedule (UTC) of every database's verified backup, then its purge, or off")
 	ef.int(&cfg.BackupKeepDaily, "backup-keep-daily", "keep the newest backup of each of the last N days")
 	ef.int(&cfg.BackupKeepWeekly, "backup-keep-weekly", "keep the newest backup of each of the last N weeks")

@@ -57,6 +57,11 @@ func TestADatabaseServesAnApp(t *testing.T) {
 	d.mustSSH("track", "notes/production", "main")
 	d.mustSSH("db", "reload", "notesdb")
 	d.serves(host, "1 notes; the newest: remember the milk")
+	// The app reaches its database without the daemon.
+	d.stop(syscall.SIGKILL)
+	d.post(host, "/", "written while slipway was down")
+	d.serves(host, "2 notes; the newest: written while slipway was down")
+	d.start()
 
 	// A backup is proven by a restore, table by table; a restore brings
 	// its rows back; a dump changed by one byte is refused.
@@ -80,22 +85,22 @@ func TestADatabaseServesAnApp(t *testing.T) {
 		t.Errorf("the copy: %d bytes, %v", len(copied), err)
 	}
 	d.post(host, "/", "buy bread")
-	d.serves(host, "2 notes; the newest: buy bread")
+	d.serves(host, "3 notes; the newest: buy bread")
 	// Into a new database: it gets the backup's rows, the old one keeps its own.
 	if out := d.mustSSH("db", "restore", "notesdb", first, "--to-new", "notescopy"); !strings.Contains(out, "notescopy holds backup "+first+"'s data") {
 		t.Errorf("db restore --to-new:\n%s", out)
 	}
-	if out, _, _ := d.sshAs(d.key, "SELECT count(*) FROM notes;\n", "db", "psql", "notescopy"); !strings.Contains(out, " 1\n") {
+	if out, _, _ := d.sshAs(d.key, "SELECT count(*) FROM notes;\n", "db", "psql", "notescopy"); !strings.Contains(out, " 2\n") {
 		t.Errorf("the new database holds:\n%s", out)
 	}
-	d.serves(host, "2 notes; the newest: buy bread")
+	d.serves(host, "3 notes; the newest: buy bread")
 	out = d.mustSSH("db", "restore", "notesdb", first)
 	for _, want := range []string{"what was written since is lost", "Safety backup", "in maintenance for the swap", "holds backup " + first + "'s data"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("db restore: no %q in\n%s", want, out)
 		}
 	}
-	d.serves(host, "1 notes; the newest: remember the milk")
+	d.serves(host, "2 notes; the newest: written while slipway was down")
 	dump := backups[0].File // where it is on the host
 	data, err := os.ReadFile(dump)
 	if err != nil {
@@ -106,7 +111,7 @@ func TestADatabaseServesAnApp(t *testing.T) {
 	if _, errOut, code := d.ssh("db", "restore", "notesdb", first); code == 0 || !strings.Contains(errOut, "SHA-256") {
 		t.Errorf("restore of a damaged dump: %d %s", code, errOut)
 	}
-	d.serves(host, "1 notes; the newest: remember the milk")
+	d.serves(host, "2 notes; the newest: written while slipway was down")
 
 	// psql as the apps' role, SQL on stdin; the data stays out of the log.
 	out, errOut, code := d.sshAs(d.key, "SELECT body FROM notes;\n", "db", "psql", "notesdb")
@@ -149,7 +154,7 @@ func TestADatabaseServesAnApp(t *testing.T) {
 	if _, _, code := d.ssh("db", "detach", "notesdb", "notes/production"); code == 0 {
 		t.Error("detaching the database the app needs succeeded")
 	}
-	d.serves(host, "1 notes; the newest: remember the milk")
+	d.serves(host, "2 notes; the newest: written while slipway was down")
 	out = d.mustSSH("db", "deprovision", "notesdb", "--force")
 	if !strings.Contains(out, "its volume db-notesdb is kept") {
 		t.Errorf("db deprovision --force:\n%s", out)

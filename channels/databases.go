@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/slipway-dev/slipway/channels/database"
+	"github.com/slipway-dev/slipway/channels/runtime"
 	"github.com/slipway-dev/slipway/store"
 )
 
@@ -347,7 +348,7 @@ func (e *Engine) recoverDatabases(ctx context.Context) {
 // over the same socket they use, with stdin and out: an execute operation.
 // What the session shows is the data, so only its start and end are in the
 // operation's log.
-func (e *Engine) DatabaseShell(ctx context.Context, name string, stdin io.Reader, out io.Writer, user string) (store.Operation, int, error) {
+func (e *Engine) DatabaseShell(ctx context.Context, name string, stdin io.Reader, out io.Writer, term *runtime.Terminal, user string) (store.Operation, int, error) {
 	if _, err := e.databaseServers(); err != nil {
 		return store.Operation{}, 0, err
 	}
@@ -366,8 +367,10 @@ func (e *Engine) DatabaseShell(ctx context.Context, name string, stdin io.Reader
 	l := &opLog{hub: e.logs, id: op.ID}
 	l.Logf("-----> psql on database %s as %s (what the session shows is not kept here: it is the data)", name, db.User)
 	d := database.Database{Name: name}
-	argv := []string{"psql", "-X", "-h", d.SocketDir(), "-U", db.User, "-d", db.DBName}
-	code, err := e.rt.Exec(ctx, d.Instance(), argv, map[string]string{"PGPASSWORD": db.Password}, stdin, out)
+	// No pager: over SSH it would wait for keys the session may never send
+	// (\pset pager on brings it back).
+	argv := []string{"psql", "-X", "-P", "pager=off", "-h", d.SocketDir(), "-U", db.User, "-d", db.DBName}
+	code, err := e.exec(ctx, d.Instance(), argv, map[string]string{"PGPASSWORD": db.Password}, stdin, out, term)
 	status, reason := store.StatusSucceeded, ""
 	switch {
 	case err != nil:

@@ -12,6 +12,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/slipway-dev/slipway/channels/runtime"
 	"github.com/slipway-dev/slipway/store"
 )
 
@@ -231,7 +232,7 @@ func checkMaintenanceMessage(m string) error {
 // instance with the app's environment. Output goes to out and to the
 // operation log; the command's exit status is returned. It does not wait
 // behind the installation's queue: it runs beside the serving instance.
-func (e *Engine) Execute(ctx context.Context, app, env string, cmd []string, stdin io.Reader, out io.Writer, user string) (store.Operation, int, error) {
+func (e *Engine) Execute(ctx context.Context, app, env string, cmd []string, stdin io.Reader, out io.Writer, term *runtime.Terminal, user string) (store.Operation, int, error) {
 	inst, err := e.installation(ctx, app, env)
 	if err != nil {
 		return store.Operation{}, 0, err
@@ -252,7 +253,7 @@ func (e *Engine) Execute(ctx context.Context, app, env string, cmd []string, std
 	if err == nil {
 		// The words go through "$@" so they are not split again by the shell.
 		argv := append([]string{"/bin/sh", "-c", "cd /app && exec \"$@\"", "run"}, cmd...)
-		code, err = e.rt.Exec(ctx, inst.Instance, argv, envVars, stdin, io.MultiWriter(out, l))
+		code, err = e.exec(ctx, inst.Instance, argv, envVars, stdin, io.MultiWriter(out, l), term)
 	}
 	l.Flush()
 	status, reason := store.StatusSucceeded, ""

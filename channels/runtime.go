@@ -61,3 +61,20 @@ const (
 	LabelCommit       = "commit"
 	LabelOperation    = "operation"
 )
+
+// TerminalRuntime runs a command on a pseudo-terminal (container.Incus).
+type TerminalRuntime interface {
+	ExecTerminal(ctx context.Context, name string, cmd []string, env map[string]string, stdin io.Reader, out io.Writer, term runtime.Terminal) (int, error)
+}
+
+// exec runs cmd in the instance, on a terminal when one is given and the
+// runtime has them.
+func (e *Engine) exec(ctx context.Context, name string, cmd []string, env map[string]string, stdin io.Reader, out io.Writer, term *runtime.Terminal) (int, error) {
+	if tr, ok := e.rt.(TerminalRuntime); ok && term != nil {
+		if term.Term != "" {
+			env = under(env, map[string]string{"TERM": term.Term})
+		}
+		return tr.ExecTerminal(ctx, name, cmd, env, stdin, out, *term)
+	}
+	return e.rt.Exec(ctx, name, cmd, env, stdin, out)
+}

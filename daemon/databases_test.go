@@ -123,6 +123,13 @@ func TestADatabaseServesAnApp(t *testing.T) {
 		t.Errorf("the psql operation's log: %+v", ops)
 	}
 
+	// On a terminal (ssh -t), psql is interactive: its prompt, its answers.
+	term := exec.Command("timeout", append(append([]string{"20", "ssh", "-tt"}, d.sshArgs(d.key)...), "db", "psql", "notesdb")...)
+	term.Stdin = strings.NewReader("SELECT 40 + 2 AS answer;\n\\q\n")
+	if out, err := term.CombinedOutput(); err != nil || !strings.Contains(string(out), "notesdb=>") || !strings.Contains(string(out), "42") {
+		t.Errorf("db psql on a terminal: %v\n%s", err, out)
+	}
+
 	// The backup role backs up and lists, and opens nothing.
 	keeper := d.addUser("bea")
 	d.mustSSH("grant", "bea", "production", "backup")

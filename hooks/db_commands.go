@@ -298,7 +298,7 @@ func (s *Server) cmdDBPsql(c *call, args []string) error {
 	if len(args) != 1 {
 		return usageError("db psql takes a DATABASE")
 	}
-	_, code, err := s.engine.DatabaseShell(c.ctx, args[0], c.sess, c.out, c.user.Name)
+	_, code, err := s.engine.DatabaseShell(c.ctx, args[0], c.sess, c.out, c.terminal(), c.user.Name)
 	if err != nil {
 		return err
 	}

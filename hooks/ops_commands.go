@@ -409,7 +409,7 @@ func (s *Server) cmdRun(c *call, args []string) error {
 	if err != nil {
 		return err
 	}
-	_, code, err := s.engine.Execute(c.ctx, app, env, args[2:], c.sess, c.out, c.user.Name)
+	_, code, err := s.engine.Execute(c.ctx, app, env, args[2:], c.sess, c.out, c.terminal(), c.user.Name)
 	if err != nil {
 		return err
 	}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/slipway-dev/slipway/channels/runtime"
 	"io"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -28,7 +30,7 @@ func (c *Incus) Exec(ctx context.Context, name string, cmd []string, env map[str
 	}
 	w := &gatedWriter{w: out}
 	defer w.close()
-	return c.exec(ctx, name, cmd, env, stdin, w, w)
+	return c.exec(ctx, name, cmd, env, stdin, w, w, nil)
 }
 
 // ExecStreams is Exec with stdout and stderr kept apart: for a command
@@ -43,10 +45,19 @@ func (c *Incus) ExecStreams(ctx context.Context, name string, cmd []string, env 
 	wo, we := &gatedWriter{w: stdout}, &gatedWriter{w: stderr}
 	defer wo.close()
 	defer we.close()
-	return c.exec(ctx, name, cmd, env, stdin, wo, we)
+	return c.exec(ctx, name, cmd, env, stdin, wo, we, nil)
 }
 
-func (c *Incus) exec(ctx context.Context, name string, cmd []string, env map[string]string, stdin io.Reader, stdout, stderr *gatedWriter) (int, error) {
+// ExecTerminal is Exec on a pseudo-terminal of term's size, following its
+// changes: what a person typing into psql or a shell needs. Output and
+// errors come mixed, as on any terminal.
+func (c *Incus) ExecTerminal(ctx context.Context, name string, cmd []string, env map[string]string, stdin io.Reader, out io.Writer, term runtime.Terminal) (int, error) {
+	w := &gatedWriter{w: out}
+	defer w.close()
+	return c.exec(ctx, name, cmd, env, stdin, w, w, &term)
+}
+
+func (c *Incus) exec(ctx context.Context, name string, cmd []string, env map[string]string, stdin io.Reader, stdout, stderr *gatedWriter, term *runtime.Terminal) (int, error) {
 	if len(cmd) == 0 {
 		return -1, fmt.Errorf("exec in %s: empty command", name)
 	}
@@ -62,15 +73,23 @@ func (c *Incus) exec(ctx context.Context, name string, cmd []string, env map[str
 
 	control := make(chan *websocket.Conn, 1)
 	dataDone := make(chan bool)
-	op, err := c.srv.ExecInstance(name, api.InstanceExecPost{
-		Command:     cmd,
-		Environment: env,
-		WaitForWS:   true,
-	}, &incus.InstanceExecArgs{
+	post := api.InstanceExecPost{Command: cmd, Environment: env, WaitForWS: true}
+	onControl := func(conn *websocket.Conn) { control <- conn }
+	if term != nil {
+		post.Interactive, post.Width, post.Height = true, term.Width, term.Height
+		if in == nil {
+			in = strings.NewReader("")
+		}
+		onControl = func(conn *websocket.Conn) {
+			control <- conn
+			go followResizes(ctx, conn, term.Resize)
+		}
+	}
+	op, err := c.srv.ExecInstance(name, post, &incus.InstanceExecArgs{
 		Stdin:    in,
 		Stdout:   stdout,
 		Stderr:   stderr,
-		Control:  func(conn *websocket.Conn) { control <- conn },
+		Control:  onControl,
 		DataDone: dataDone,
 	})
 	if err != nil {
@@ -189,4 +208,23 @@ func (g *gatedReader) close() {
 	g.mu.Lock()
 	g.closed = true
 	g.mu.Unlock()
+}
+
+// followResizes passes a terminal's new sizes to the process on it.
+func followResizes(ctx context.Context, conn *websocket.Conn, sizes <-chan [2]int) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case size, ok := <-sizes:
+			if !ok {
+				return
+			}
+			_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
+			if conn.WriteJSON(api.InstanceExecControl{Command: "window-resize",
+				Args: map[string]string{"width": strconv.Itoa(size[0]), "height": strconv.Itoa(size[1])}}) != nil {
+				return
+			}
+		}
+	}
 }

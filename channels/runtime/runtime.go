@@ -41,3 +41,12 @@ type Process struct {
 	Name    string
 	Command string
 }
+
+// Terminal is the pseudo-terminal a command runs on when a person types
+// into it: its type and size, and its new sizes as they come (width,
+// height in characters).
+type Terminal struct {
+	Term          string
+	Width, Height int
+	Resize        <-chan [2]int
+}

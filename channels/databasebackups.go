@@ -255,9 +255,10 @@ func (e *Engine) databaseMaintenanceOff(l *opLog, hosts []string) {
 	}
 }
 
-// BackUpDatabases starts a backup of every running database, each followed
-// by a purge of its backups past retention; the cron job calls it.
-func (e *Engine) BackUpDatabases(ctx context.Context) []store.Operation {
+// BackUpDueDatabases starts a backup of every running database whose
+// schedule (its own, or the default) fires in (from, to], each followed by
+// a purge of its backups past retention; the cron job calls it each minute.
+func (e *Engine) BackUpDueDatabases(ctx context.Context, from, to time.Time, defaultSpec string) []store.Operation {
 	if _, err := e.databaseDumps(); err != nil {
 		return nil
 	}
@@ -268,7 +269,11 @@ func (e *Engine) BackUpDatabases(ctx context.Context) []store.Operation {
 	}
 	var ops []store.Operation
 	for _, db := range dbs {
-		if db.State != store.DatabaseRunning {
+		spec := db.Schedule
+		if spec == "" {
+			spec = defaultSpec
+		}
+		if db.State != store.DatabaseRunning || !backup.DueIn(spec, from, to) {
 			continue
 		}
 		op, err := e.BackupDatabase(ctx, db.Name, "slipway", store.OriginScheduled)
@@ -277,14 +282,36 @@ func (e *Engine) BackUpDatabases(ctx context.Context) []store.Operation {
 			continue
 		}
 		ops = append(ops, op)
-		purge := store.Operation{Type: store.OpPurge, Environment: db.Environment, Database: db.Name, User: "slipway"}
-		if op, err := e.submit(ctx, purge, func(ctx context.Context, l *opLog) error {
-			return e.backups.PurgeDatabase(ctx, l, db.Name)
-		}); err == nil {
+		if op, err := e.PurgeDatabase(ctx, db.Name, "slipway"); err == nil {
 			ops = append(ops, op)
 		}
 	}
 	return ops
+}
+
+// PurgeDatabase starts a purge of a database's backups past retention.
+func (e *Engine) PurgeDatabase(ctx context.Context, name, user string) (store.Operation, error) {
+	db, err := e.database(ctx, name)
+	if err != nil {
+		return store.Operation{}, err
+	}
+	op := store.Operation{Type: store.OpPurge, Environment: db.Environment, Database: name, User: user}
+	return e.submit(ctx, op, func(ctx context.Context, l *opLog) error {
+		return e.backups.PurgeDatabase(ctx, l, name)
+	})
+}
+
+// SetDatabaseSchedule sets when a database is backed up: a cron spec,
+// "off", or "default".
+func (e *Engine) SetDatabaseSchedule(ctx context.Context, name, spec string) (string, error) {
+	if _, err := e.database(ctx, name); err != nil {
+		return "", err
+	}
+	parsed, err := backup.ParseSchedule(spec)
+	if err != nil {
+		return "", failf(ErrInvalidName, "%v", err)
+	}
+	return parsed, e.store.SetDatabaseSchedule(ctx, name, parsed)
 }
 
 // restoreToNew provisions database toNew beside db and restores backup b

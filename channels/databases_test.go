@@ -8,6 +8,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/slipway-dev/slipway/channels/database"
 	"github.com/slipway-dev/slipway/store"
@@ -50,7 +51,11 @@ func TestScheduledDatabaseBackupsAreProvenAndPurged(t *testing.T) {
 	if op.Status != store.StatusSucceeded || strings.Contains(te.log(op.ID), "s3cret") {
 		t.Fatalf("provision: %+v\n%s", op, te.log(op.ID))
 	}
-	ops := te.BackUpDatabases(ctx)
+	from := time.Date(2026, 12, 3, 2, 59, 0, 0, time.UTC)
+	if ops := te.BackUpDueDatabases(ctx, from, from.Add(30*time.Second), "0 3 * * *"); len(ops) != 0 {
+		t.Fatalf("before 03:00: %+v", ops)
+	}
+	ops := te.BackUpDueDatabases(ctx, from, from.Add(time.Minute), "0 3 * * *")
 	if len(ops) != 2 || ops[0].Type != store.OpBackup || ops[1].Type != store.OpPurge {
 		t.Fatalf("scheduled: %+v", ops)
 	}
@@ -72,5 +77,22 @@ func TestScheduledDatabaseBackupsAreProvenAndPurged(t *testing.T) {
 	}
 	if _, err := te.RestoreDatabase(ctx, "notesdb", "999", "", "alice"); !errors.Is(err, ErrUnknownBackup) {
 		t.Errorf("restore of an unknown backup: %v", err)
+	}
+}
+
+func TestADatabasesOwnScheduleWins(t *testing.T) {
+	te, _ := newBackupEngine(t)
+	te.cfg.Databases = &fakeServers{}
+	ctx := context.Background()
+	te.wait(mustOp(te.CreateDatabase(ctx, "quiet", "prod", "", "alice")))
+	if _, err := te.SetDatabaseSchedule(ctx, "quiet", "off"); err != nil {
+		t.Fatal(err)
+	}
+	from := time.Date(2026, 12, 3, 2, 59, 30, 0, time.UTC)
+	if ops := te.BackUpDueDatabases(ctx, from, from.Add(time.Minute), "0 3 * * *"); len(ops) != 0 {
+		t.Errorf("a database with backups off was backed up: %+v", ops)
+	}
+	if _, err := te.SetDatabaseSchedule(ctx, "quiet", "every day"); err == nil {
+		t.Error("a schedule that is not cron was taken")
 	}
 }

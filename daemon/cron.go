@@ -80,15 +80,15 @@ func (d *Daemon) scheduleBackups() error {
 			return fmt.Errorf("--store-backup-schedule %q: %w", spec, err)
 		}
 	}
-	if spec := d.cfg.DatabaseBackupSchedule; spec != "" && spec != "off" {
-		_, err := d.cron.AddFunc(spec, func() {
-			if ops := d.engine.BackUpDatabases(context.Background()); len(ops) > 0 {
-				d.log.Info("Database backups queued", "operations", len(ops))
-			}
-		})
-		if err != nil {
-			return fmt.Errorf("--database-backup-schedule %q: %w", spec, err)
+	lastDB := d.now() // each database's own schedule, or the default, looked at every minute
+	if _, err := d.cron.AddFunc("* * * * *", func() {
+		now := d.now()
+		if ops := d.engine.BackUpDueDatabases(context.Background(), lastDB, now, d.cfg.DatabaseBackupSchedule); len(ops) > 0 {
+			d.log.Info("Database backups queued", "operations", len(ops))
 		}
+		lastDB = now
+	}); err != nil {
+		return err
 	}
 	if spec := d.cfg.SystemBackupSchedule; spec != "" && spec != "off" {
 		if _, err := d.cron.AddFunc(spec, d.backUpSystem); err != nil {

@@ -146,12 +146,13 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Daemon, error) 
 		logger.Warn("Could not clean up after interrupted backups", "err", err)
 	}
 	d.ssh = hooks.New(hooks.Config{
-		Addr:         cfg.SSHAddr,
-		DataDir:      cfg.DataDir,
-		ReposDir:     cfg.reposDir(),
-		Binary:       cfg.Binary,
-		MaxPushBytes: cfg.MaxPushBytes,
-		WebURL:       func() string { return d.cfg.webURL(d.addrs["web"], d.addrs["https"]) },
+		Addr:                   cfg.SSHAddr,
+		DataDir:                cfg.DataDir,
+		ReposDir:               cfg.reposDir(),
+		Binary:                 cfg.Binary,
+		MaxPushBytes:           cfg.MaxPushBytes,
+		WebURL:                 func() string { return d.cfg.webURL(d.addrs["web"], d.addrs["https"]) },
+		DatabaseBackupSchedule: cfg.DatabaseBackupSchedule,
 	}, st, d.engine, logger)
 	return d, nil
 }

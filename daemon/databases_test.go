@@ -77,6 +77,13 @@ func TestADatabaseServesAnApp(t *testing.T) {
 		t.Fatalf("db backups: %+v", backups)
 	}
 	first := fmt.Sprint(backups[0].ID)
+	if out := d.mustSSH("db", "schedule", "notesdb"); !strings.Contains(out, "default (0 3 * * *)") {
+		t.Errorf("db schedule: %s", out)
+	}
+	d.mustSSH("db", "schedule", "notesdb", "off")
+	if out := d.mustSSH("db", "purge", "notesdb"); !strings.Contains(out, "Kept 1 backup") {
+		t.Errorf("db purge:\n%s", out)
+	}
 	// Off the host: copied, and read back there against its SHA-256.
 	if out := d.mustSSH("backup", "copy", first); !strings.Contains(out, "as recorded") {
 		t.Errorf("backup copy:\n%s", out)

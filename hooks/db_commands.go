@@ -24,6 +24,8 @@ func init() {
 		{"db psql DATABASE", "psql on the database as the apps' role; SQL on stdin, or a session (recorded as an execute operation, its output not stored)", onDatabase(channels.ActionDeploy), (*Server).cmdDBPsql},
 		{"db backup DATABASE", "dump the running server and prove the dump by restoring it into a scratch server, table by table", onDatabase(channels.ActionBackup), (*Server).cmdDBBackup},
 		{"db backups DATABASE [--json]", "the database's backups: time, size, SHA-256, verified or why not", onDatabase(channels.ActionBackup), (*Server).cmdDBBackups},
+		{"db schedule DATABASE [CRON|off|default]", "show or set when the database is backed up (cron, UTC; default: --database-backup-schedule)", onDatabase(channels.ActionBackup), (*Server).cmdDBSchedule},
+		{"db purge DATABASE", "remove the database's backups past retention (also run after every scheduled backup)", onDatabase(channels.ActionBackup), (*Server).cmdDBPurge},
 		{"db verify DATABASE BACKUP", "prove a backup again by a restore into a scratch server", onDatabase(channels.ActionBackup), (*Server).cmdDBVerify},
 		{"db restore DATABASE BACKUP [--to-new DATABASE2]", "put a backup's data back (a safety backup first, attached apps in maintenance meanwhile), or into a new database", onDatabase(channels.ActionAdmin), (*Server).cmdDBRestore},
 	}...)
@@ -306,4 +308,42 @@ func (s *Server) cmdDBPsql(c *call, args []string) error {
 		return exitCode(code)
 	}
 	return nil
+}
+
+func (s *Server) cmdDBSchedule(c *call, args []string) error {
+	switch len(args) {
+	case 1:
+		db, err := s.store.DatabaseByName(c.ctx, args[0])
+		if err != nil {
+			return fmt.Errorf("unknown database %s", args[0])
+		}
+		spec := db.Schedule
+		if spec == "" {
+			spec = "default (" + s.cfg.DatabaseBackupSchedule + ")"
+		}
+		fmt.Fprintf(c.out, "database %s is backed up: %s\n", db.Name, spec)
+		return nil
+	case 2:
+		spec, err := s.engine.SetDatabaseSchedule(c.ctx, args[0], args[1])
+		if err != nil {
+			return err
+		}
+		if spec == "" {
+			spec = "the default"
+		}
+		fmt.Fprintf(c.out, "database %s is backed up on %s from now on\n", args[0], spec)
+		return nil
+	}
+	return usageError("db schedule takes a DATABASE and optionally CRON, off or default")
+}
+
+func (s *Server) cmdDBPurge(c *call, args []string) error {
+	if len(args) != 1 {
+		return usageError("db purge takes a DATABASE")
+	}
+	op, err := s.engine.PurgeDatabase(c.ctx, args[0], c.user.Name)
+	if err != nil {
+		return err
+	}
+	return s.followOperation(c.ctx, c.out, op)
 }

@@ -26,7 +26,7 @@ var leastRole = map[string]string{
 	"config unset": "deployer", "maintenance": "deployer", "run": "deployer", "cancel": "deployer",
 	"domains list": "viewer", "certs list": "viewer", "db info": "viewer",
 	"db create": "", "db list": "", "db reload": "deployer", "db attach": "deployer", "db detach": "deployer", "db deprovision": "admin",
-	"db backup": "backup", "db backups": "backup", "db verify": "backup", "db restore": "admin", "db psql": "deployer", "backup copy": "backup",
+	"db backup": "backup", "db backups": "backup", "db verify": "backup", "db restore": "admin", "db psql": "deployer", "backup copy": "backup", "db schedule": "backup", "db purge": "backup",
 	"domains add": "deployer", "domains remove": "deployer", "https": "deployer", "certs set": "deployer", "certs renew": "deployer",
 	"backup now": "backup", "backup list": "backup", "backup verify": "backup", "backup schedule": "backup", "backup purge": "backup",
 	"install": "admin", "deprovision": "admin", "grant": "admin", "revoke": "admin", "access": "admin",

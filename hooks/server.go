@@ -33,6 +33,9 @@ type Config struct {
 	Binary       string        // the slipway executable git hooks call back into
 	MaxPushBytes int64         // largest pack a push may send; 0 means no limit
 	WebURL       func() string // base URL of the web page, for sign-in links (known once the web listener is bound)
+	// DatabaseBackupSchedule is when databases without their own schedule
+	// are backed up, as db schedule shows it.
+	DatabaseBackupSchedule string
 }
 
 // Server is the SSH server.

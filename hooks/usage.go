@@ -19,7 +19,7 @@ var helpTopics = []struct {
 	{"Operations", []string{"ops", "logs", "cancel", "run"}},
 	{"Configuration", []string{"config", "config set", "config unset", "limits", "maintenance"}},
 	{"Domains and HTTPS", []string{"domains list", "domains add", "domains remove", "https", "certs list", "certs set", "certs renew"}},
-	{"Databases", []string{"db create", "db list", "db info", "db reload", "db deprovision", "db attach", "db detach", "db psql", "db backup", "db backups", "db verify", "db restore"}},
+	{"Databases", []string{"db create", "db list", "db info", "db reload", "db deprovision", "db attach", "db detach", "db psql", "db backup", "db schedule", "db purge", "db backups", "db verify", "db restore"}},
 	{"Backups", []string{"backup now", "backup list", "backup verify", "backup schedule", "backup purge", "backup copy", "restore"}},
 	{"People and access", []string{"login", "users", "user add", "user remove", "key add", "key list", "key remove", "grant", "revoke", "access"}},
 	{"Reports", []string{"report list", "report get", "report make"}},

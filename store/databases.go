@@ -25,6 +25,7 @@ type Database struct {
 	User        string // the apps' role
 	Password    string // opened from its seal; never shown
 	DBName      string
+	Schedule    string // its backups' cron spec; "": the default, "off": none
 	CreatedAt   time.Time
 }
 
@@ -37,7 +38,7 @@ type Attachment struct {
 
 func databaseAAD(name string) string { return "database/" + name }
 
-const databaseColumns = `d.id, d.name, e.name, d.type, d.version, d.state, d.db_user, d.db_password, d.db_name, d.created_at`
+const databaseColumns = `d.id, d.name, e.name, d.type, d.version, d.state, d.db_user, d.db_password, d.db_name, d.backup_schedule, d.created_at`
 const databaseFrom = ` FROM databases d JOIN environments e ON e.id = d.environment_id `
 
 // CreateDatabase records a database being provisioned in env.
@@ -64,6 +65,12 @@ func (s *Store) SetDatabaseCredentials(ctx context.Context, name, user, password
 // SetDatabaseState records where a database stands.
 func (s *Store) SetDatabaseState(ctx context.Context, name, state string) error {
 	_, err := s.db.ExecContext(ctx, `UPDATE databases SET state = ? WHERE name = ?`, state, name)
+	return wrapError(err)
+}
+
+// SetDatabaseSchedule records a database's backup schedule ("": default).
+func (s *Store) SetDatabaseSchedule(ctx context.Context, name, spec string) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE databases SET backup_schedule = ? WHERE name = ?`, spec, name)
 	return wrapError(err)
 }
 
@@ -99,7 +106,7 @@ func (s *Store) Databases(ctx context.Context) ([]Database, error) {
 func (s *Store) scanDatabase(row scanner) (Database, error) {
 	var d Database
 	var created sql.NullString
-	err := row.Scan(&d.ID, &d.Name, &d.Environment, &d.Type, &d.Version, &d.State, &d.User, &d.Password, &d.DBName, &created)
+	err := row.Scan(&d.ID, &d.Name, &d.Environment, &d.Type, &d.Version, &d.State, &d.User, &d.Password, &d.DBName, &d.Schedule, &created)
 	if err != nil {
 		return Database{}, wrapError(err)
 	}

@@ -76,6 +76,9 @@ func (m *Manager) Due(ctx context.Context, from, to time.Time) ([]store.Installa
 }
 
 // due reports whether a cron schedule fires in (from, to]. "" and "off" never do.
+// DueIn reports whether spec ("" or "off": never) fires in (from, to].
+func DueIn(spec string, from, to time.Time) bool { return due(spec, from, to) }
+
 func due(spec string, from, to time.Time) bool {
 	if spec == "" || spec == "off" {
 		return false

@@ -3,6 +3,7 @@ package daemon_test
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -128,7 +129,10 @@ func TestCommandsExplainThemselves(t *testing.T) {
 
 	// An installation whose deploys all failed says why, even after reads.
 	d.mustSSH("app", "create", "dud")
-	d.mustSSH("install", "dud/production", "--branch", "main")
+	_, proxyPort, _ := net.SplitHostPort(d.addrs["proxy"])
+	if out := d.mustSSH("install", "dud/production", "--branch", "main"); !strings.Contains(out, "served at http://dud.production.localhost:"+proxyPort+"/") {
+		t.Errorf("install does not say where the app answers:\n%s", out)
+	}
 	if st := d.mustSSH("status", "dud/production"); !strings.Contains(st, "new, nothing deployed yet: push branch main") {
 		t.Errorf("status before any push:\n%s", st)
 	}

@@ -153,6 +153,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Daemon, error) 
 		MaxPushBytes:           cfg.MaxPushBytes,
 		WebURL:                 func() string { return d.cfg.webURL(d.addrs["web"], d.addrs["https"]) },
 		DatabaseBackupSchedule: cfg.DatabaseBackupSchedule,
+		ProxyAddr:              func() string { return d.addrs["proxy"] },
 	}, st, d.engine, logger)
 	return d, nil
 }

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"sort"
 	"strconv"
 	"strings"
@@ -265,7 +266,7 @@ func (s *Server) cmdInstall(c *call, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(c.out, "Installed %s following branch %s, served at http://%s/\n", inst.Resource(), *branch, inst.Host)
+	fmt.Fprintf(c.out, "Installed %s following branch %s, served at http://%s/\n", inst.Resource(), *branch, s.withProxyPort(inst.Host))
 	if op != nil {
 		fmt.Fprintf(c.out, "Deploying the head of %s: operation %d (follow it with: logs %d)\n", *branch, op.ID, op.ID)
 	} else {
@@ -473,4 +474,17 @@ func stamp(t time.Time) string {
 		return "-"
 	}
 	return t.UTC().Format(time.RFC3339)
+}
+
+// withProxyPort is host as a browser reaches it through the front proxy:
+// with the proxy's port when it is not 80.
+func (s *Server) withProxyPort(host string) string {
+	if s.cfg.ProxyAddr == nil {
+		return host
+	}
+	_, port, err := net.SplitHostPort(s.cfg.ProxyAddr())
+	if err != nil || port == "80" || port == "" {
+		return host
+	}
+	return net.JoinHostPort(host, port)
 }

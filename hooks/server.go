@@ -36,6 +36,9 @@ type Config struct {
 	// DatabaseBackupSchedule is when databases without their own schedule
 	// are backed up, as db schedule shows it.
 	DatabaseBackupSchedule string
+	// ProxyAddr is where the front proxy serves HTTP, for the URLs people
+	// are given.
+	ProxyAddr func() string
 }
 
 // Server is the SSH server.

@@ -158,6 +158,14 @@ func (e *Engine) DeprovisionDatabase(ctx context.Context, name string, force boo
 		if err := servers.Deprovision(ctx, database.Database{Name: name}, true); err != nil {
 			return err
 		}
+		for _, a := range attached { // --force: their URL leads nowhere now
+			if err := e.store.UpdateConfig(ctx, a.InstallationID, nil, []string{a.Variable}); err != nil {
+				return err
+			}
+			if inst, err := e.store.InstallationByID(ctx, a.InstallationID); err == nil {
+				l.Logf("       %s unset in %s (its running instance keeps it until it is replaced)", a.Variable, inst.Resource())
+			}
+		}
 		if err := e.store.DeleteDatabase(ctx, name); err != nil {
 			return err
 		}

@@ -170,8 +170,11 @@ func TestADatabaseServesAnApp(t *testing.T) {
 	}
 	d.serves(host, "2 notes; the newest: written while slipway was down")
 	out = d.mustSSH("db", "deprovision", "notesdb", "--force")
-	if !strings.Contains(out, "its volume db-notesdb is kept") {
+	if !strings.Contains(out, "its volume db-notesdb is kept") || !strings.Contains(out, "DATABASE_URL unset in notes/production") {
 		t.Errorf("db deprovision --force:\n%s", out)
+	}
+	if cfg := d.mustSSH("config", "notes/production"); strings.Contains(cfg, "DATABASE_URL") {
+		t.Errorf("the URL of a deprovisioned database is still in the config:\n%s", cfg)
 	}
 	d.mustSSH("db", "deprovision", "notescopy")
 	if list := d.mustSSH("db", "list"); !strings.Contains(list, "No databases") {

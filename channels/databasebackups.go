@@ -34,15 +34,21 @@ func (e *Engine) databaseDumps() (DatabaseDumps, error) {
 	return d, nil
 }
 
+// databaseWithDumps reads database name, where its backups can be made.
+func (e *Engine) databaseWithDumps(ctx context.Context, name string) (DatabaseDumps, store.Database, error) {
+	dumps, err := e.databaseDumps()
+	if err != nil {
+		return nil, store.Database{}, err
+	}
+	db, err := e.database(ctx, name)
+	return dumps, db, err
+}
+
 // BackupDatabase starts a backup operation: a dump of the running server
 // with every table's count and checksum, then verified by a restore into a
 // scratch server.
 func (e *Engine) BackupDatabase(ctx context.Context, name, user, origin string) (store.Operation, error) {
-	dumps, err := e.databaseDumps()
-	if err != nil {
-		return store.Operation{}, err
-	}
-	db, err := e.database(ctx, name)
+	dumps, db, err := e.databaseWithDumps(ctx, name)
 	if err != nil {
 		return store.Operation{}, err
 	}
@@ -150,11 +156,7 @@ func (e *Engine) databaseBackup(ctx context.Context, name, id string) (store.Bac
 
 // VerifyDatabaseBackup proves a database backup again.
 func (e *Engine) VerifyDatabaseBackup(ctx context.Context, name, id, user string) (store.Operation, error) {
-	dumps, err := e.databaseDumps()
-	if err != nil {
-		return store.Operation{}, err
-	}
-	db, err := e.database(ctx, name)
+	dumps, db, err := e.databaseWithDumps(ctx, name)
 	if err != nil {
 		return store.Operation{}, err
 	}
@@ -174,11 +176,7 @@ func (e *Engine) VerifyDatabaseBackup(ctx context.Context, name, id, user string
 // database of that name in the same environment instead, and the old one
 // is left as it is.
 func (e *Engine) RestoreDatabase(ctx context.Context, name, id, toNew, user string) (store.Operation, error) {
-	dumps, err := e.databaseDumps()
-	if err != nil {
-		return store.Operation{}, err
-	}
-	db, err := e.database(ctx, name)
+	dumps, db, err := e.databaseWithDumps(ctx, name)
 	if err != nil {
 		return store.Operation{}, err
 	}

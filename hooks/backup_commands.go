@@ -226,11 +226,7 @@ func (s *Server) cmdBackupVerify(c *call, args []string) error {
 	if err != nil || b.Kind != kind || (kind == store.BackupKindVolume && (b.App != app || b.Environment != env)) {
 		return fmt.Errorf("unknown backup %d", id)
 	}
-	op, err := s.engine.VerifyBackup(c.ctx, id, c.user.Name)
-	if err != nil {
-		return err
-	}
-	return s.followOperation(c.ctx, c.out, op)
+	return s.follow(c)(s.engine.VerifyBackup(c.ctx, id, c.user.Name))
 }
 
 func (s *Server) cmdBackupSchedule(c *call, args []string) error {
@@ -299,11 +295,7 @@ func (s *Server) cmdRestore(c *call, args []string) error {
 			return err
 		}
 	}
-	op, err := s.engine.Restore(c.ctx, app, env, id, toApp, toEnv, c.user.Name)
-	if err != nil {
-		return err
-	}
-	return s.followOperation(c.ctx, c.out, op)
+	return s.follow(c)(s.engine.Restore(c.ctx, app, env, id, toApp, toEnv, c.user.Name))
 }
 
 // backupByIDGate: the backup named by argument 0, with the backup role of its
@@ -329,9 +321,5 @@ func (s *Server) cmdBackupCopy(c *call, args []string) error {
 	if len(args) != 1 {
 		return usageError("backup copy takes a BACKUP id")
 	}
-	op, err := s.engine.CopyBackup(c.ctx, args[0], c.user.Name)
-	if err != nil {
-		return err
-	}
-	return s.followOperation(c.ctx, c.out, op)
+	return s.follow(c)(s.engine.CopyBackup(c.ctx, args[0], c.user.Name))
 }

@@ -68,6 +68,18 @@ func (s *Server) resource(c *call, arg string, a channels.Action) (app, env stri
 	return app, env, nil
 }
 
+// follow returns a function that follows the operation a command started,
+// or returns the error that kept it from starting:
+// return s.follow(c)(s.engine.Restart(...)).
+func (s *Server) follow(c *call) func(store.Operation, error) error {
+	return func(op store.Operation, err error) error {
+		if err != nil {
+			return err
+		}
+		return s.followOperation(c.ctx, c.out, op)
+	}
+}
+
 // followOperation streams an operation's log until it ends; a failure becomes
 // the command's exit status.
 func (s *Server) followOperation(ctx context.Context, w io.Writer, op store.Operation) error {

@@ -381,30 +381,9 @@ func (s *Server) cmdStatus(c *call, args []string) error {
 	if err != nil {
 		return err
 	}
-	var insts []store.Installation
-	switch len(pos) {
-	case 0:
-		all, err := s.store.Installations(c.ctx, "")
-		if err != nil {
-			return err
-		}
-		for _, i := range all {
-			if s.canSeeEnv(c.ctx, c.user, i.Environment) {
-				insts = append(insts, i)
-			}
-		}
-	case 1:
-		app, env, err := channels.ParseResource(pos[0])
-		if err != nil {
-			return err
-		}
-		inst, err := s.store.InstallationByName(c.ctx, app, env)
-		if err != nil {
-			return fmt.Errorf("unknown installation %s/%s", app, env)
-		}
-		insts = append(insts, inst)
-	default:
-		return usageError("status takes at most one APP/ENV")
+	insts, err := s.installationsNamed(c, pos, "status")
+	if err != nil {
+		return err
 	}
 	if *asJSON {
 		views := []installationView{}
@@ -487,4 +466,30 @@ func (s *Server) withProxyPort(host string) string {
 		return host
 	}
 	return net.JoinHostPort(host, port)
+}
+
+// installationsNamed is the one installation of pos (its gate checked it),
+// or with none every installation the user may see.
+func (s *Server) installationsNamed(c *call, pos []string, command string) ([]store.Installation, error) {
+	switch len(pos) {
+	case 0:
+		all, err := s.store.Installations(c.ctx, "")
+		if err != nil {
+			return nil, err
+		}
+		var insts []store.Installation
+		for _, i := range all {
+			if s.canSeeEnv(c.ctx, c.user, i.Environment) {
+				insts = append(insts, i)
+			}
+		}
+		return insts, nil
+	case 1:
+		inst, err := s.installationArg(c, pos[0])
+		if err != nil {
+			return nil, err
+		}
+		return []store.Installation{inst}, nil
+	}
+	return nil, usageError(command + " takes at most one APP/ENV")
 }

@@ -110,11 +110,7 @@ func (s *Server) cmdDBCreate(c *call, args []string) error {
 	if t := fs.Lookup("type").Value.String(); t != "postgres" {
 		return usageError(fmt.Sprintf("--type %q: slipway runs postgres", t))
 	}
-	op, err := s.engine.CreateDatabase(c.ctx, pos[0], *env, *version, c.user.Name)
-	if err != nil {
-		return err
-	}
-	return s.followOperation(c.ctx, c.out, op)
+	return s.follow(c)(s.engine.CreateDatabase(c.ctx, pos[0], *env, *version, c.user.Name))
 }
 
 func (s *Server) cmdDBList(c *call, args []string) error {
@@ -175,11 +171,7 @@ func (s *Server) cmdDBReload(c *call, args []string) error {
 	if len(args) != 1 {
 		return usageError("db reload takes a DATABASE")
 	}
-	op, err := s.engine.ReloadDatabase(c.ctx, args[0], c.user.Name)
-	if err != nil {
-		return err
-	}
-	return s.followOperation(c.ctx, c.out, op)
+	return s.follow(c)(s.engine.ReloadDatabase(c.ctx, args[0], c.user.Name))
 }
 
 func (s *Server) cmdDBDeprovision(c *call, args []string) error {
@@ -192,11 +184,7 @@ func (s *Server) cmdDBDeprovision(c *call, args []string) error {
 	if len(pos) != 1 {
 		return usageError("db deprovision takes a DATABASE")
 	}
-	op, err := s.engine.DeprovisionDatabase(c.ctx, pos[0], *force, c.user.Name)
-	if err != nil {
-		return err
-	}
-	return s.followOperation(c.ctx, c.out, op)
+	return s.follow(c)(s.engine.DeprovisionDatabase(c.ctx, pos[0], *force, c.user.Name))
 }
 
 func (s *Server) cmdDBAttach(c *call, args []string) error {
@@ -213,11 +201,7 @@ func (s *Server) cmdDBAttach(c *call, args []string) error {
 	if err != nil {
 		return err
 	}
-	op, err := s.engine.AttachDatabase(c.ctx, pos[0], app, env, *as, c.user.Name)
-	if err != nil {
-		return err
-	}
-	return s.followOperation(c.ctx, c.out, op)
+	return s.follow(c)(s.engine.AttachDatabase(c.ctx, pos[0], app, env, *as, c.user.Name))
 }
 
 func (s *Server) cmdDBDetach(c *call, args []string) error {
@@ -228,22 +212,14 @@ func (s *Server) cmdDBDetach(c *call, args []string) error {
 	if err != nil {
 		return err
 	}
-	op, err := s.engine.DetachDatabase(c.ctx, args[0], app, env, c.user.Name)
-	if err != nil {
-		return err
-	}
-	return s.followOperation(c.ctx, c.out, op)
+	return s.follow(c)(s.engine.DetachDatabase(c.ctx, args[0], app, env, c.user.Name))
 }
 
 func (s *Server) cmdDBBackup(c *call, args []string) error {
 	if len(args) != 1 {
 		return usageError("db backup takes a DATABASE")
 	}
-	op, err := s.engine.BackupDatabase(c.ctx, args[0], c.user.Name, store.OriginManual)
-	if err != nil {
-		return err
-	}
-	return s.followOperation(c.ctx, c.out, op)
+	return s.follow(c)(s.engine.BackupDatabase(c.ctx, args[0], c.user.Name, store.OriginManual))
 }
 
 func (s *Server) cmdDBBackups(c *call, args []string) error {
@@ -272,11 +248,7 @@ func (s *Server) cmdDBVerify(c *call, args []string) error {
 	if len(args) != 2 {
 		return usageError("db verify takes a DATABASE and a BACKUP id")
 	}
-	op, err := s.engine.VerifyDatabaseBackup(c.ctx, args[0], args[1], c.user.Name)
-	if err != nil {
-		return err
-	}
-	return s.followOperation(c.ctx, c.out, op)
+	return s.follow(c)(s.engine.VerifyDatabaseBackup(c.ctx, args[0], args[1], c.user.Name))
 }
 
 func (s *Server) cmdDBRestore(c *call, args []string) error {
@@ -289,11 +261,7 @@ func (s *Server) cmdDBRestore(c *call, args []string) error {
 	if len(pos) != 2 {
 		return usageError("db restore takes a DATABASE and a BACKUP id")
 	}
-	op, err := s.engine.RestoreDatabase(c.ctx, pos[0], pos[1], *toNew, c.user.Name)
-	if err != nil {
-		return err
-	}
-	return s.followOperation(c.ctx, c.out, op)
+	return s.follow(c)(s.engine.RestoreDatabase(c.ctx, pos[0], pos[1], *toNew, c.user.Name))
 }
 
 func (s *Server) cmdDBPsql(c *call, args []string) error {
@@ -341,9 +309,5 @@ func (s *Server) cmdDBPurge(c *call, args []string) error {
 	if len(args) != 1 {
 		return usageError("db purge takes a DATABASE")
 	}
-	op, err := s.engine.PurgeDatabase(c.ctx, args[0], c.user.Name)
-	if err != nil {
-		return err
-	}
-	return s.followOperation(c.ctx, c.out, op)
+	return s.follow(c)(s.engine.PurgeDatabase(c.ctx, args[0], c.user.Name))
 }

@@ -165,11 +165,7 @@ func (s *Server) cmdDomainsRemove(c *call, args []string) error {
 	if err != nil {
 		return err
 	}
-	op, err := s.engine.RemoveDomain(c.ctx, app, env, args[1], c.user.Name)
-	if err != nil {
-		return err
-	}
-	return s.followOperation(c.ctx, c.out, op)
+	return s.follow(c)(s.engine.RemoveDomain(c.ctx, app, env, args[1], c.user.Name))
 }
 
 func (s *Server) cmdHTTPS(c *call, args []string) error {
@@ -228,26 +224,9 @@ func (s *Server) cmdCertsList(c *call, args []string) error {
 	if err != nil {
 		return err
 	}
-	var insts []store.Installation
-	switch len(pos) {
-	case 0:
-		all, err := s.store.Installations(c.ctx, "")
-		if err != nil {
-			return err
-		}
-		for _, i := range all {
-			if s.canSeeEnv(c.ctx, c.user, i.Environment) {
-				insts = append(insts, i)
-			}
-		}
-	case 1:
-		inst, err := s.installationArg(c, pos[0])
-		if err != nil {
-			return err
-		}
-		insts = append(insts, inst)
-	default:
-		return usageError("certs list takes at most one APP/ENV")
+	insts, err := s.installationsNamed(c, pos, "certs list")
+	if err != nil {
+		return err
 	}
 	views := []nameView{}
 	for _, inst := range insts {
@@ -298,11 +277,7 @@ func (s *Server) cmdCertsSet(c *call, args []string) error {
 	if err != nil {
 		return err
 	}
-	op, err := s.engine.SetOwnCertificate(c.ctx, app, env, args[1], chain, key, c.user.Name)
-	if err != nil {
-		return err
-	}
-	return s.followOperation(c.ctx, c.out, op)
+	return s.follow(c)(s.engine.SetOwnCertificate(c.ctx, app, env, args[1], chain, key, c.user.Name))
 }
 
 func (s *Server) cmdCertsRenew(c *call, args []string) error {

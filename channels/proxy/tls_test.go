@@ -470,7 +470,7 @@ func TestForwardedFieldsFromUntrustedAndTrustedPeers(t *testing.T) {
 		"X-Real-Ip":         {"198.51.100.2"},
 	}
 	viaCDN := http.Header{
-		"X-Forwarded-For":   {"198.51.100.7, 10.9.9.9"},
+		"X-Forwarded-For":   {"198.51.100.7, 203.0.113.9"},
 		"X-Forwarded-Proto": {"https"},
 	}
 	cases := []struct {
@@ -482,8 +482,8 @@ func TestForwardedFieldsFromUntrustedAndTrustedPeers(t *testing.T) {
 		{"untrusted", nil, spoof, map[string]string{"xff": "127.0.0.1", "proto": "http", "cf": "", "real": "127.0.0.1"}},
 		{"trusted CF", []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, spoof,
 			map[string]string{"xff": "203.0.113.9, 127.0.0.1", "proto": "https", "cf": "198.51.100.1", "real": "198.51.100.1"}},
-		{"trusted XFF", []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("10.0.0.0/8")}, viaCDN,
-			map[string]string{"xff": "198.51.100.7, 10.9.9.9, 127.0.0.1", "proto": "https", "cf": "", "real": "198.51.100.7"}},
+		{"trusted XFF", []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("203.0.113.0/24")}, viaCDN,
+			map[string]string{"xff": "198.51.100.7, 203.0.113.9, 127.0.0.1", "proto": "https", "cf": "", "real": "198.51.100.7"}},
 	}
 	for _, tc := range cases {
 		for _, path := range []string{"fast", "handoff"} {

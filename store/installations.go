@@ -29,11 +29,14 @@ type Installation struct {
 	Commit      string  // served now
 	Instance    string  // serving now
 	State       string
-	Maintenance *string // maintenance message when in maintenance mode
-	EnvHash     string  // the environment Instance was built with
-	Limits      Limits  // what its instances may use
-	HTTPS       string  // HTTPSOff, HTTPSOn or HTTPSRedirect
-	HSTS        int     // Strict-Transport-Security max-age in seconds; 0: none
+	Maintenance *string        // maintenance message when in maintenance mode
+	EnvHash     string         // the environment Instance was built with
+	Limits      Limits         // what its instances may use
+	HTTPS       string         // HTTPSOff, HTTPSOn or HTTPSRedirect
+	HSTS        int            // Strict-Transport-Security max-age in seconds; 0: none
+	Members     []Member       // every instance it serves from, Instance first
+	Formation   map[string]int // process counts set with scale; a type not in it runs once
+	Surge       int            // new instances a rolling deploy starts at a time; 0: all at once
 	CreatedAt   time.Time
 }
 
@@ -49,7 +52,7 @@ func (i Installation) Follows(branch string) bool {
 	return i.Following == Branch(branch) && i.State != StateDeprovisioned
 }
 
-const installationColumns = `i.id, a.name, e.name, i.host, i.channel_kind, i.channel_ref, i.commit_sha, i.instance, i.state, i.maintenance, i.env_hash, i.limit_cpu, i.limit_memory, i.https, i.hsts, i.created_at`
+const installationColumns = `i.id, a.name, e.name, i.host, i.channel_kind, i.channel_ref, i.commit_sha, i.instance, i.state, i.maintenance, i.env_hash, i.limit_cpu, i.limit_memory, i.https, i.hsts, i.surge, i.created_at, ` + membersColumn + `, ` + formationColumn
 const installationFrom = ` FROM installations i JOIN apps a ON a.id = i.app_id JOIN environments e ON e.id = i.environment_id `
 
 // CreateInstallation adds an installation of app in env following a channel.
@@ -120,7 +123,9 @@ func (s *Store) Installations(ctx context.Context, app string) ([]Installation, 
 // the traffic, with what the operation changes at the same moment.
 type Swap struct {
 	Commit, Instance, State, EnvHash string
-	Following                        *Channel // nil when the channel stays
+	Members                          []Member       // every instance served from; nil: Instance alone, as web
+	Formation                        map[string]int // nil when the counts stay
+	Following                        *Channel       // nil when the channel stays
 	Set                              []ConfigVar
 	Unset                            []string
 	Limits                           *Limits // nil when the limits stay
@@ -134,6 +139,14 @@ func (s *Store) RecordSwap(ctx context.Context, id int64, sw Swap) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE installations SET commit_sha = ?, instance = ?, state = ?, env_hash = ? WHERE id = ?`,
 			sw.Commit, sw.Instance, sw.State, sw.EnvHash, id); err != nil {
 			return wrapError(err)
+		}
+		if err := s.setMembers(ctx, tx, id, sw.members()); err != nil {
+			return err
+		}
+		if sw.Formation != nil {
+			if err := setFormation(ctx, tx, id, sw.Formation); err != nil {
+				return err
+			}
 		}
 		if sw.Following != nil {
 			if _, err := tx.ExecContext(ctx, `UPDATE installations SET channel_kind = ?, channel_ref = ? WHERE id = ?`, sw.Following.Kind, sw.Following.Ref, id); err != nil {
@@ -152,8 +165,7 @@ func (s *Store) RecordSwap(ctx context.Context, id int64, sw Swap) error {
 // SetServing records what an installation serves now, and the environment
 // hash the instance was built with.
 func (s *Store) SetServing(ctx context.Context, id int64, commit, instance, state, envHash string) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE installations SET commit_sha = ?, instance = ?, state = ?, env_hash = ? WHERE id = ?`, commit, instance, state, envHash, id)
-	return wrapError(err)
+	return s.RecordSwap(ctx, id, Swap{Commit: commit, Instance: instance, State: state, EnvHash: envHash})
 }
 
 // SetChannel changes what an installation follows.
@@ -166,11 +178,13 @@ type scanner interface{ Scan(...any) error }
 
 func scanInstallation(row scanner) (Installation, error) {
 	var i Installation
-	var created, maintenance sql.NullString
-	err := row.Scan(&i.ID, &i.App, &i.Environment, &i.Host, &i.Following.Kind, &i.Following.Ref, &i.Commit, &i.Instance, &i.State, &maintenance, &i.EnvHash, &i.Limits.CPU, &i.Limits.Memory, &i.HTTPS, &i.HSTS, &created)
+	var created, maintenance, members, formation sql.NullString
+	err := row.Scan(&i.ID, &i.App, &i.Environment, &i.Host, &i.Following.Kind, &i.Following.Ref, &i.Commit, &i.Instance, &i.State, &maintenance, &i.EnvHash, &i.Limits.CPU, &i.Limits.Memory, &i.HTTPS, &i.HSTS, &i.Surge, &created, &members, &formation)
 	if err != nil {
 		return Installation{}, wrapError(err)
 	}
+	i.Members = parseMembers(members.String, i.Instance)
+	i.Formation = parseFormation(formation.String)
 	if maintenance.Valid {
 		i.Maintenance = &maintenance.String
 	}

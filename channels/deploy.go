@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/slipway-dev/slipway/channels/proxy"
@@ -42,10 +43,11 @@ func (e *Engine) deployCommit(ctx context.Context, inst store.Installation, comm
 // pending is what an operation changes about an installation once its new
 // instance serves: nothing is changed if the operation fails.
 type pending struct {
-	channel *store.Channel
-	set     []store.ConfigVar
-	unset   []string
-	limits  *store.Limits
+	channel   *store.Channel
+	set       []store.ConfigVar
+	unset     []string
+	limits    *store.Limits
+	formation map[string]int // the process counts from now on (scale)
 }
 
 // recordSwap stores what the installation serves now, with the channel and
@@ -55,6 +57,9 @@ func (e *Engine) recordSwap(l *opLog, inst store.Installation, sw store.Swap, ch
 		sw.Following = to
 	}
 	sw.Set, sw.Unset, sw.Limits = change.set, change.unset, change.limits
+	if change.formation != nil {
+		sw.Formation = change.formation
+	}
 	e.crashPoint("before the swap is recorded")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -121,35 +126,29 @@ func (e *Engine) deleteInstance(l *opLog, name, what string) error {
 	return nil
 }
 
-// markRetiring marks the instances a swap replaced (the old upstream's, and the
-// one the store recorded) as retiring, at once, so status shows them so from
-// the swap on; retire unmarks them when it is done.
-func (e *Engine) markRetiring(old string, inst store.Installation) map[string]bool {
+// markRetiring marks the instances a swap replaced (the old upstreams, and
+// the ones the store recorded) as retiring, at once, so status shows them so
+// from the swap on; retire unmarks them when it is done.
+func (e *Engine) markRetiring(id int64, old []string, recorded []store.Member) map[string]bool {
 	names := map[string]bool{}
-	if old != "" {
-		names[old] = true
+	for _, n := range old {
+		names[n] = true
 	}
-	if inst.Instance != "" {
-		names[inst.Instance] = true
+	for _, m := range recorded {
+		names[m.Name] = true
 	}
-	e.retiring.add(inst.ID, names)
+	e.retiring.add(id, names)
 	return names
 }
 
 // retire drains the replaced upstream and deletes the instances markRetiring
 // marked. It runs after the swap, so its failures do not fail the operation:
 // it says what it could not delete, which housekeeping deletes later.
-func (e *Engine) retire(l *opLog, old string, inst store.Installation, names map[string]bool) error {
+func (e *Engine) retire(l *opLog, old []string, inst store.Installation, names map[string]bool) error {
 	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.DrainTimeout+time.Minute)
 	defer cancel()
 	defer e.retiring.remove(inst.ID, names)
-	if old != "" {
-		dctx, dcancel := context.WithTimeout(ctx, e.cfg.DrainTimeout)
-		if err := e.router.Drain(dctx, old); err != nil {
-			l.Logf("       Drain of %s stopped after %s with requests still in flight (%s)", old, e.cfg.DrainTimeout, err)
-		}
-		dcancel()
-	}
+	e.drainAll(ctx, l, old)
 	e.urgent.waitIdle(ctx) // the old instance serves nobody now; deploys under way come first
 	var failed error
 	for name := range names {
@@ -162,6 +161,23 @@ func (e *Engine) retire(l *opLog, old string, inst store.Installation, names map
 		l.Logf("       Old instance %s deleted", name)
 	}
 	return failed
+}
+
+// drainAll drains the instances names at once, each for up to DrainTimeout.
+func (e *Engine) drainAll(ctx context.Context, l *opLog, names []string) {
+	var wg sync.WaitGroup
+	for _, name := range names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			dctx, cancel := context.WithTimeout(ctx, e.cfg.DrainTimeout)
+			defer cancel()
+			if err := e.router.Drain(dctx, name); err != nil {
+				l.Logf("       Drain of %s stopped after %s with requests still in flight (%s)", name, e.cfg.DrainTimeout, err)
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // stepError words a runtime failure for the log, naming a cancel as such.

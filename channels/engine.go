@@ -41,6 +41,7 @@ type Config struct {
 	WebHost      string          // the web page's own domain through the front proxy ("": none)
 	Databases    DatabaseServers // Postgres servers for environments (nil: none)
 	Copies       CopyConfig      // off-site copies of backups
+	HealEvery    time.Duration   // how often dead instances are looked for (0: DefaultHealEvery; <0: never)
 }
 
 // Engine queues and runs operations.
@@ -70,6 +71,7 @@ type Engine struct {
 	retiring  retiring
 	appLogs   *applog.Store
 	collect   collector
+	heal      healer
 	web       *webPage // the web page's route through the proxy, once ServeWebPage ran
 
 	// crashAt, set by tests only, is called at named points where a crash of
@@ -124,6 +126,7 @@ func NewEngine(cfg Config, st *store.Store, rt Runtime, rtr Router, logger *slog
 		backups: newBackups(cfg, st, rt, logger),
 		base:    base, stop: stop, slots: make(chan struct{}, cfg.MaxParallel),
 		lanes: map[string]*lane{}, jobs: map[int64]*job{}, settling: map[int64]chan struct{}{},
+		heal: healer{after: map[int64]time.Time{}, wait: map[int64]time.Duration{}},
 	}
 }
 

@@ -141,19 +141,15 @@ func (e *Engine) Deprovision(ctx context.Context, app, env, user string) (store.
 		if err != nil {
 			return err
 		}
-		var old string
-		for i, h := range hosts {
-			was, err := e.router.RemoveHost(ctx, h)
-			if err != nil {
+		for _, h := range hosts {
+			if _, err := e.router.RemoveHost(ctx, h); err != nil {
 				return err
-			}
-			if i == 0 {
-				old = was
 			}
 			l.Logf("-----> %s no longer routes to %s", h, now.Resource())
 			e.dropCertificate(ctx, l, h)
 		}
-		e.retire(l, old, now, e.markRetiring(old, now))
+		old := webMembers(now.Members)
+		e.retire(l, old, now, e.markRetiring(now.ID, old, now.Members))
 		e.dropImages(ctx, l, now.ID)
 		instances, err := e.rt.List(ctx)
 		if err == nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/slipway-dev/slipway/channels/repo"
@@ -37,12 +38,16 @@ type deployment struct {
 	limits store.Limits     // what the new instance may use
 	kept   *store.KeptImage // an earlier build of commit to launch, or nil
 
-	name     string       // the new instance
+	name     string       // the new instance, the primary of its set
 	healthy  <-chan error // a health check already under way, or nil
 	settle   func() error // waits for the end of a launch not waited for, or nil
 	undo     revert.Reverter
 	done     []func() // release what the phases hold, at the end
-	retiring string   // the instance the swap took traffic from
+	retiring []string // the instances the swap took traffic from
+
+	slots           []slot    // the new set: the primary's first (see formation.go)
+	members         []*member // the rest of the set (see members.go)
+	built, released *gate     // the primary's build and release steps have run
 }
 
 // replace makes installationID serve commit through the phases. change is
@@ -61,7 +66,7 @@ func (e *Engine) replace(ctx context.Context, l *opLog, opType store.OpType, ins
 			d.rollBack(err)
 		}
 	}()
-	for _, phase := range []func(context.Context) error{d.launch, d.buildAndRelease, d.verify} {
+	for _, phase := range []func(context.Context) error{d.launch, d.buildAndRelease, d.verify, d.roll} {
 		if err := phase(ctx); err != nil {
 			return err
 		}
@@ -86,7 +91,7 @@ func (e *Engine) plan(ctx context.Context, l *opLog, opType store.OpType, instal
 	}
 	l.Logf("-----> %s of %s: commit %s (%s)", opType, inst.Resource(), shortID(commit), inst.Channel())
 	d := &deployment{e: e, l: l, opType: opType, opID: opID, inst: inst, commit: commit, change: change,
-		name: fmt.Sprintf("%s-%s-%d", inst.App, inst.Environment, opID)}
+		name: memberName(inst, opID, 1), built: newGate(), released: newGate()}
 	if d.repo, err = repo.Open(e.repoDir(inst.App)); err != nil {
 		return nil, err
 	}
@@ -94,6 +99,11 @@ func (e *Engine) plan(ctx context.Context, l *opLog, opType store.OpType, instal
 		return nil, err
 	}
 	d.m = d.app.Manifest()
+	formation := inst.Formation
+	if change.formation != nil {
+		formation = change.formation
+	}
+	d.slots = slotsOf(d.app.Processes, formation)
 	for _, line := range d.app.Log {
 		l.Logf("%s", line)
 	}
@@ -121,6 +131,7 @@ func (d *deployment) dial(ctx context.Context) (net.Conn, error) {
 // launch starts the new instance: from the kept image of an earlier build, or
 // from the manifest's image, and bounds it by the installation's limits.
 func (d *deployment) launch(ctx context.Context) error {
+	d.members = d.startMembers(ctx, d.slots[1:d.batch()], 2)
 	launch := d.launchFresh
 	if d.kept != nil {
 		launch = d.launchKept
@@ -223,6 +234,10 @@ func (d *deployment) together() bool { return len(d.m.Build) == 0 && len(d.m.Rel
 // instance launched from a kept image has the built tree already.
 func (d *deployment) buildAndRelease(ctx context.Context) error {
 	e, l := d.e, d.l
+	if d.kept != nil || d.together() {
+		d.built.open()
+		d.released.open()
+	}
 	if d.kept != nil {
 		if d.healthy != nil {
 			return nil // started as it booted
@@ -239,6 +254,7 @@ func (d *deployment) buildAndRelease(ctx context.Context) error {
 		if err := d.build(ctx); err != nil {
 			return err
 		}
+		d.built.open()
 		for _, cmd := range d.app.Release {
 			if err := e.runStep(ctx, l, d.name, "release", cmd, d.env); err != nil {
 				return err
@@ -247,6 +263,7 @@ func (d *deployment) buildAndRelease(ctx context.Context) error {
 		if len(d.m.Release) > 0 {
 			l.Logf("       Note: a later rollback does not undo release steps (migrations); roll forward instead")
 		}
+		d.released.open()
 		l.Logf("-----> Starting web: %s", d.m.Web)
 	}
 	return d.start(ctx)
@@ -261,15 +278,9 @@ func (d *deployment) start(ctx context.Context) error {
 	return nil
 }
 
-// processes is what the supervisor runs: the app's processes with its
-// environment, in /app.
-func (d *deployment) processes() runtime.Processes {
-	p := runtime.Processes{Env: d.env, Dir: "/app", Grace: stopGrace}
-	for _, proc := range d.app.Processes {
-		p.List = append(p.List, runtime.Process{Name: proc.Name, Command: proc.Command})
-	}
-	return p
-}
+// processes is what the primary's supervisor runs: its slot's processes
+// with the app's environment, in /app.
+func (d *deployment) processes() runtime.Processes { return d.processesOf(d.slots[0]) }
 
 // stopGrace is how long an app's processes have after SIGTERM, when their
 // instance retires, before they are killed.
@@ -293,7 +304,16 @@ func (d *deployment) verify(ctx context.Context) error {
 			return d.e.stepError(ctx, "create instance", err)
 		}
 	}
-	return nil
+	return d.waitMembers(ctx, d.members)
+}
+
+// newMembers is the set the swap records: the primary, then the members.
+func (d *deployment) newMembers() []store.Member {
+	out := []store.Member{{Name: d.name, Process: d.slots[0].process}}
+	for _, m := range d.members {
+		out = append(out, store.Member{Name: m.name, Process: m.slot.process})
+	}
+	return out
 }
 
 // swap records the new instance as the one serving, then moves the proxy to
@@ -302,22 +322,25 @@ func (d *deployment) verify(ctx context.Context) error {
 // swap on the new instance serves, so nothing is undone.
 func (d *deployment) swap(endUrgent func()) error {
 	e, l, inst := d.e, d.l, d.inst
-	sw := store.Swap{Commit: d.commit, Instance: d.name, State: store.StateRunning, EnvHash: d.hash}
+	members := d.newMembers()
+	sw := store.Swap{Commit: d.commit, Instance: d.name, State: store.StateRunning, EnvHash: d.hash,
+		Members: members, Formation: d.change.formation, Health: d.m.Health.Path}
 	if err := e.recordSwap(l, inst, sw, d.change); err != nil {
 		return err
 	}
 	// Recorded: the new instance is the one to serve from now on, so nothing
 	// is undone even when the proxy is slow to take it.
 	d.undo.Success()
-	old, err := e.routeAll(inst, d.name)
+	old, err := e.routeAll(inst, webMembers(members), d.m.Health.Path)
 	endUrgent()
 	if err != nil {
 		return err
 	}
+	old = union(old, webMembers(inst.Members)) // a rolling deploy took some out before
 	if to := d.change.channel; to != nil {
 		l.Logf("-----> %s now follows %s", inst.Resource(), describe(*to))
 	}
-	l.Logf("-----> %s now serves commit %s from %s", inst.Host, shortID(d.commit), d.name)
+	l.Logf("-----> %s now serves commit %s from %s", inst.Host, shortID(d.commit), strings.Join(webMembers(members), ", "))
 	d.retiring = old
 	return nil
 }
@@ -333,7 +356,7 @@ func (d *deployment) retireAndKeep() {
 		published = e.publish(l, d.inst, d.name, d.commit, d.hash)
 	}
 	old := d.retiring
-	names := e.markRetiring(old, d.inst)
+	names := e.markRetiring(d.inst.ID, old, d.inst.Members)
 	l.afterwards(func() error {
 		err := e.retire(l, old, d.inst, names)
 		if published != nil {

@@ -65,6 +65,7 @@ func (e *Engine) Recover(ctx context.Context) error {
 	e.recoverDatabases(ctx) // before the apps that use them
 	e.restartStopped(ctx, append(stopped, missingInstances(insts, instances)...))
 	e.startCollector()
+	e.startHealer()
 	return nil
 }
 

@@ -15,9 +15,12 @@ import (
 // serving while the daemon is down.
 type Router interface {
 	AddHost(ctx context.Context, host string) error
-	// Route returns once requests for host go to instance, with the instance
-	// it took them from.
+	// Route returns once requests for host go to instance alone, with the
+	// instance it took them from (the web page's route).
 	Route(ctx context.Context, host, instance string, port int) (replaced string, err error)
+	// RouteSet returns once requests for host are spread over instances,
+	// with the instances it took them from; the proxy checks health on each.
+	RouteSet(ctx context.Context, host string, instances []string, port int, health string) (replaced []string, err error)
 	Maintenance(ctx context.Context, host string, on bool, message string) error
 	RemoveHost(ctx context.Context, host string) (replaced string, err error)
 	// Drain waits for the requests in flight to an instance no host routes to.
@@ -34,17 +37,18 @@ type Router interface {
 // long enough for the proxy process to be started again.
 const routeRetry = 15 * time.Second
 
-// routeAll moves every name inst answers on to instance and returns the
-// instance its own host was served from.
-func (e *Engine) routeAll(inst store.Installation, instance string) (replaced string, err error) {
+// routeAll moves every name inst answers on to instances (its web members),
+// whose health path the proxy checks, and returns the instances its own host
+// was served from and no longer is.
+func (e *Engine) routeAll(inst store.Installation, instances []string, health string) (replaced []string, err error) {
 	hosts, err := e.hostsOf(context.Background(), inst)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	for i, h := range hosts {
-		old, err := e.route(h, instance)
+		old, err := e.route(h, instances, health)
 		if err != nil {
-			return "", err
+			return nil, err
 		}
 		if i == 0 {
 			replaced = old
@@ -53,19 +57,19 @@ func (e *Engine) routeAll(inst store.Installation, instance string) (replaced st
 	return replaced, nil
 }
 
-// route moves host to instance, asking again while the proxy process is
+// route moves host to instances, asking again while the proxy process is
 // being restarted.
-func (e *Engine) route(host, instance string) (replaced string, err error) {
+func (e *Engine) route(host string, instances []string, health string) (replaced []string, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), routeRetry)
 	defer cancel()
 	for {
-		replaced, err = e.router.Route(ctx, host, instance, e.cfg.AppPort)
+		replaced, err = e.router.RouteSet(ctx, host, instances, e.cfg.AppPort, health)
 		if err == nil {
 			return replaced, nil
 		}
 		select {
 		case <-ctx.Done():
-			return "", fmt.Errorf("the proxy did not take the new route (it will once it answers again): %w", err)
+			return nil, fmt.Errorf("the proxy did not take the new route (it will once it answers again): %w", err)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
@@ -93,8 +97,8 @@ func (e *Engine) syncRoutes(ctx context.Context, insts []store.Installation) (ma
 		if inst.State == store.StateDeprovisioned {
 			continue
 		}
-		if inst.Instance != "" {
-			serving[inst.Instance] = true
+		for _, m := range inst.Members {
+			serving[m.Name] = true
 		}
 		hosts, err := e.hostsOf(ctx, inst)
 		if err != nil {
@@ -135,8 +139,8 @@ func (e *Engine) syncHost(ctx context.Context, inst store.Installation, host str
 	if err := e.router.AddHost(ctx, host); err != nil {
 		return err
 	}
-	if inst.Instance != "" {
-		if _, err := e.router.Route(ctx, host, inst.Instance, e.cfg.AppPort); err != nil {
+	if web := webMembers(inst.Members); len(web) > 0 {
+		if _, err := e.router.RouteSet(ctx, host, web, e.cfg.AppPort, inst.Health); err != nil {
 			return err
 		}
 	}

@@ -42,6 +42,7 @@ type Config struct {
 	MaxParallel        int            // operations running at once
 	MaxPushBytes       int64          // largest pack a push may send
 	DrainTimeout       time.Duration  // in-flight requests' grace after a swap
+	HealEvery          time.Duration  // how often dead instances are looked for; 0: never
 	AppPort            int            // $PORT inside instances
 	KeepImages         int            // images of earlier builds kept per installation for fast rollback
 	Binary             string         // this executable, for git hooks
@@ -93,6 +94,7 @@ func Defaults() Config {
 		MaxParallel:        channels.DefaultMaxParallel,
 		MaxPushBytes:       hooks.DefaultMaxPushBytes,
 		DrainTimeout:       channels.DefaultDrainTimeout,
+		HealEvery:          channels.DefaultHealEvery,
 		AppPort:            channels.DefaultAppPort,
 		KeepImages:         channels.DefaultKeepImages,
 		AppLogBytes:        applog.DefaultLimit,

@@ -123,6 +123,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Daemon, error) 
 		MaxParallel:  cfg.MaxParallel,
 		AppPort:      cfg.AppPort,
 		DrainTimeout: cfg.DrainTimeout,
+		HealEvery:    healEvery(cfg.HealEvery),
 		KeepImages:   cfg.KeepImages,
 		AppLogs:      d.appLogs,
 		HTTPS:        https,
@@ -250,4 +251,12 @@ func (d *Daemon) webHandler() http.Handler {
 	})
 	mux.Handle("/", web.New(web.Config{BaseURL: d.cfg.webURL(d.addrs["web"], d.addrs["https"]), SSHAddr: d.addrs["ssh"]}, d.store, d.engine, d.log))
 	return mux
+}
+
+// healEvery turns the flag's 0 (never) into the engine's "never".
+func healEvery(d time.Duration) time.Duration {
+	if d <= 0 {
+		return -1
+	}
+	return d
 }

@@ -2,11 +2,14 @@ package daemon
 
 import (
 	"bufio"
+	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"sort"
 	"strconv"
 
+	"github.com/slipway-dev/slipway/channels"
 	"github.com/slipway-dev/slipway/store"
 )
 
@@ -74,8 +77,8 @@ func (d *Daemon) metricsHandler() http.Handler {
 		insts, _ := d.store.Installations(r.Context(), "")
 		serving := 0
 		for _, i := range insts {
-			if i.State == store.StateRunning && i.Instance != "" {
-				serving++
+			if i.State == store.StateRunning {
+				serving += len(i.Members)
 			}
 		}
 		backups, lastVerified, err := d.store.BackupStats(r.Context())
@@ -110,5 +113,26 @@ func (d *Daemon) metricsHandler() http.Handler {
 		fmt.Fprintln(b, "# HELP slipway_instances_running Instances serving an installation.")
 		fmt.Fprintln(b, "# TYPE slipway_instances_running gauge")
 		fmt.Fprintf(b, "slipway_instances_running %d\n", serving)
+		d.writeInstanceStates(r.Context(), b)
 	})
+}
+
+// writeInstanceStates writes every installation's instances by state.
+func (d *Daemon) writeInstanceStates(ctx context.Context, b io.Writer) {
+	states, err := d.engine.InstanceStates(ctx)
+	if err != nil {
+		return
+	}
+	fmt.Fprintln(b, "# HELP slipway_installation_instances An installation's instances by state (starting, serving, running, draining, stopped).")
+	fmt.Fprintln(b, "# TYPE slipway_installation_instances gauge")
+	resources := make([]string, 0, len(states))
+	for res := range states {
+		resources = append(resources, res)
+	}
+	sort.Strings(resources)
+	for _, res := range resources {
+		for _, state := range []string{channels.InstanceStarting, channels.InstanceServing, channels.InstanceRunning, channels.InstanceDraining, channels.InstanceStopped} {
+			fmt.Fprintf(b, "slipway_installation_instances{installation=%q,state=%q} %d\n", res, state, states[res][state])
+		}
+	}
 }

@@ -285,6 +285,7 @@ type installationView struct {
 	ChannelRef  string     `json:"channel_ref"`
 	Commit      string     `json:"commit"`
 	Instance    string     `json:"instance"`
+	Instances   []string   `json:"instances"` // every instance it serves from (ps tells more)
 	State       string     `json:"state"`
 	Draining    []string   `json:"draining"` // old instances still being drained and deleted
 	Limits      limitsView `json:"limits"`
@@ -303,6 +304,7 @@ var servingTypes = map[string]bool{
 	string(store.OpDeploy): true, string(store.OpSwitch): true, string(store.OpRestart): true,
 	string(store.OpConfigure): true, string(store.OpRebuild): true, string(store.OpRestore): true,
 	string(store.OpMaintenance): true, string(store.OpDeprovision): true,
+	string(store.OpScale): true, string(store.OpHeal): true,
 }
 
 // lastFailure is the newest of ops (newest first) that changes what serves,
@@ -330,7 +332,10 @@ func (s *Server) viewInstallation(i store.Installation) installationView {
 	v := installationView{App: i.App, Environment: i.Environment, Host: i.Host, Channel: i.Channel(),
 		ChannelKind: i.Following.Kind, ChannelRef: i.Following.Ref, Commit: i.Commit, Instance: i.Instance,
 		State: i.State, Draining: draining, CreatedAt: i.CreatedAt,
-		Limits: viewLimits(i.Limits)}
+		Limits: viewLimits(i.Limits), Instances: []string{}}
+	for _, m := range i.Members {
+		v.Instances = append(v.Instances, m.Name)
+	}
 	if ops, err := s.store.Operations(context.Background(), store.OperationFilter{InstallationID: i.ID, Limit: 50}); err == nil && len(ops) > 0 {
 		last := viewOperation(ops[0])
 		v.LastOperation = &last
@@ -397,6 +402,9 @@ func (s *Server) cmdStatus(c *call, args []string) error {
 	for _, i := range insts {
 		v := s.viewInstallation(i)
 		instance := dash(i.Instance)
+		if more := len(v.Instances) - 1; more > 0 {
+			instance += fmt.Sprintf(" +%d", more)
+		}
 		if len(v.Draining) > 0 {
 			instance += " (" + strings.Join(v.Draining, ", ") + " draining)"
 		}

@@ -20,7 +20,7 @@ import (
 // lets too much (or too little) through fails this test.
 var leastRole = map[string]string{
 	"help": "", "version": "", "login": "", "ops": "", "key remove": "",
-	"status": "viewer", "history": "viewer", "config": "viewer", "logs": "viewer", "limits": "viewer",
+	"status": "viewer", "history": "viewer", "config": "viewer", "logs": "viewer", "limits": "viewer", "ps": "viewer", "scale": "deployer",
 	"report list": "viewer", "report get": "viewer",
 	"track": "deployer", "pin": "deployer", "restart": "deployer", "rebuild": "deployer", "config set": "deployer",
 	"config unset": "deployer", "maintenance": "deployer", "run": "deployer", "cancel": "deployer",

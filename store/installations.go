@@ -37,6 +37,7 @@ type Installation struct {
 	Members     []Member       // every instance it serves from, Instance first
 	Formation   map[string]int // process counts set with scale; a type not in it runs once
 	Surge       int            // new instances a rolling deploy starts at a time; 0: all at once
+	Health      string         // the served commit's health path; "" before the first deploy
 	CreatedAt   time.Time
 }
 
@@ -52,7 +53,7 @@ func (i Installation) Follows(branch string) bool {
 	return i.Following == Branch(branch) && i.State != StateDeprovisioned
 }
 
-const installationColumns = `i.id, a.name, e.name, i.host, i.channel_kind, i.channel_ref, i.commit_sha, i.instance, i.state, i.maintenance, i.env_hash, i.limit_cpu, i.limit_memory, i.https, i.hsts, i.surge, i.created_at, ` + membersColumn + `, ` + formationColumn
+const installationColumns = `i.id, a.name, e.name, i.host, i.channel_kind, i.channel_ref, i.commit_sha, i.instance, i.state, i.maintenance, i.env_hash, i.limit_cpu, i.limit_memory, i.https, i.hsts, i.surge, i.health, i.created_at, ` + membersColumn + `, ` + formationColumn
 const installationFrom = ` FROM installations i JOIN apps a ON a.id = i.app_id JOIN environments e ON e.id = i.environment_id `
 
 // CreateInstallation adds an installation of app in env following a channel.
@@ -123,6 +124,7 @@ func (s *Store) Installations(ctx context.Context, app string) ([]Installation, 
 // the traffic, with what the operation changes at the same moment.
 type Swap struct {
 	Commit, Instance, State, EnvHash string
+	Health                           string         // the new commit's health path
 	Members                          []Member       // every instance served from; nil: Instance alone, as web
 	Formation                        map[string]int // nil when the counts stay
 	Following                        *Channel       // nil when the channel stays
@@ -138,6 +140,9 @@ func (s *Store) RecordSwap(ctx context.Context, id int64, sw Swap) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE installations SET commit_sha = ?, instance = ?, state = ?, env_hash = ? WHERE id = ?`,
 			sw.Commit, sw.Instance, sw.State, sw.EnvHash, id); err != nil {
+			return wrapError(err)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE installations SET health = ? WHERE id = ?`, sw.Health, id); err != nil {
 			return wrapError(err)
 		}
 		if err := s.setMembers(ctx, tx, id, sw.members()); err != nil {
@@ -179,7 +184,7 @@ type scanner interface{ Scan(...any) error }
 func scanInstallation(row scanner) (Installation, error) {
 	var i Installation
 	var created, maintenance, members, formation sql.NullString
-	err := row.Scan(&i.ID, &i.App, &i.Environment, &i.Host, &i.Following.Kind, &i.Following.Ref, &i.Commit, &i.Instance, &i.State, &maintenance, &i.EnvHash, &i.Limits.CPU, &i.Limits.Memory, &i.HTTPS, &i.HSTS, &i.Surge, &created, &members, &formation)
+	err := row.Scan(&i.ID, &i.App, &i.Environment, &i.Host, &i.Following.Kind, &i.Following.Ref, &i.Commit, &i.Instance, &i.State, &maintenance, &i.EnvHash, &i.Limits.CPU, &i.Limits.Memory, &i.HTTPS, &i.HSTS, &i.Surge, &i.Health, &created, &members, &formation)
 	if err != nil {
 		return Installation{}, wrapError(err)
 	}

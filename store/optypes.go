@@ -23,7 +23,9 @@ const (
 	OpProvision   OpType = "provision"   // a database server made
 	OpReload      OpType = "reload"      // a database server restarted in place
 	OpCopy        OpType = "copy"        // a verified backup copied off the host, read back there
+	OpScale       OpType = "scale"       // the instances of each process type changed in number
+	OpHeal        OpType = "heal"        // instances that stopped or vanished replaced by fresh ones
 )
 
 // OpTypes lists the operation types in the order people read them.
-var OpTypes = []OpType{OpDeploy, OpSwitch, OpRestart, OpConfigure, OpMaintenance, OpExecute, OpDeprovision, OpBackup, OpRestore, OpPurge, OpReport, OpLogs, OpRebuild, OpDomain, OpRenew, OpProvision, OpReload, OpCopy}
+var OpTypes = []OpType{OpDeploy, OpSwitch, OpRestart, OpConfigure, OpMaintenance, OpExecute, OpDeprovision, OpBackup, OpRestore, OpPurge, OpReport, OpLogs, OpRebuild, OpDomain, OpRenew, OpProvision, OpReload, OpCopy, OpScale, OpHeal}

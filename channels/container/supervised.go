@@ -102,3 +102,21 @@ func (c *Incus) FollowLogs(ctx context.Context, name, boot string, seq uint64, f
 		return fn(runtime.LogLine{Time: r.Time, Process: r.Process, Stream: r.Stream, Line: r.Line, Boot: r.Boot, Seq: r.Seq})
 	})
 }
+
+// ProcessStates reports the instance's processes as its supervisor runs them.
+func (c *Incus) ProcessStates(ctx context.Context, name string) ([]runtime.ProcessState, error) {
+	conn, err := c.dialSupervisor(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	st, err := supervisor.Status(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	var out []runtime.ProcessState
+	for _, p := range st.Processes {
+		out = append(out, runtime.ProcessState{Name: p.Name, State: p.State, Restarts: p.Restarts, Started: p.Started, LastExit: p.LastExit})
+	}
+	return out, nil
+}

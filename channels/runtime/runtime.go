@@ -50,3 +50,13 @@ type Terminal struct {
 	Width, Height int
 	Resize        <-chan [2]int
 }
+
+// ProcessState is one of an instance's processes as its supervisor reports
+// it: running, backoff (waiting to be restarted) or stopping.
+type ProcessState struct {
+	Name     string
+	State    string
+	Restarts int
+	Started  time.Time
+	LastExit string
+}

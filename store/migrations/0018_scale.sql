@@ -19,6 +19,8 @@ CREATE TABLE formation (
 );
 
 ALTER TABLE installations ADD COLUMN surge INTEGER NOT NULL DEFAULT 0 CHECK (surge >= 0);
+-- The health path of the served commit, for the proxy's own checks.
+ALTER TABLE installations ADD COLUMN health TEXT NOT NULL DEFAULT '';
 
 INSERT INTO instances (name, installation_id, process, started_at)
 	SELECT instance, id, 'web', created_at FROM installations WHERE instance != '';

@@ -247,6 +247,7 @@ func serve(args []string) int {
 	maxPushMB := int(cfg.MaxPushBytes >> 20)
 	ef.int(&maxPushMB, "max-push-mb", "largest pack a push may send, in MiB")
 	ef.duration(&cfg.LogRetention, "log-retention", "how long logs of deprovisioned installations are kept")
+	ef.duration(&cfg.HealEvery, "heal-every", "how often instances that stopped or vanished are looked for and replaced, or 0 for never")
 	logLevel := "info"
 	ef.str(&logLevel, "log-level", "debug, info, warn or error")
 	if code, done := parseFlags(fs, args); done {

@@ -1,0 +1,166 @@
+package daemon_test
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"os/exec"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+)
+
+// whoManifest serves public/ and, at /who, the name of the instance that
+// answered (its hostname), so a test sees which instances take traffic.
+const whoManifest = `image: slipway/busybox
+web: hostname > /app/public/who && exec httpd -f -p $PORT -h /app/public
+health:
+  path: /
+  timeout: 10s
+`
+
+type psView struct {
+	Name, Process, Commit, State string
+	Restarts                     int
+}
+
+func (d *slipwayd) ps(resource string) []psView {
+	d.t.Helper()
+	var out []psView
+	d.sshJSON(&out, "ps", resource, "--json")
+	return out
+}
+
+// serving lists the names of the web instances ps calls serving, of commit
+// (any when "").
+func serving(ps []psView, commit string) []string {
+	var names []string
+	for _, p := range ps {
+		if p.Process == "web" && p.State == "serving" && (commit == "" || p.Commit == commit) {
+			names = append(names, p.Name)
+		}
+	}
+	sort.Strings(names)
+	return names
+}
+
+// answerers asks host's /who n times over fresh connections and returns who
+// answered.
+func (d *slipwayd) answerers(host string, n int) map[string]int {
+	d.t.Helper()
+	seen := map[string]int{}
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	for range n {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+d.addrs["proxy"]+"/who", nil)
+		req.Host = host
+		resp, err := client.Do(req)
+		if err != nil {
+			d.t.Fatalf("GET /who: %v", err)
+		}
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
+		resp.Body.Close()
+		seen[strings.TrimSpace(string(body))]++
+	}
+	return seen
+}
+
+// settledTo waits until resource runs exactly want serving web instances of
+// commit and nothing else, and returns their names.
+func (d *slipwayd) settledTo(resource, commit string, want int) []string {
+	d.t.Helper()
+	var names []string
+	eventually(d.t, 60*time.Second, fmt.Sprintf("%s settled on %d instances of %s", resource, want, commit), func() (bool, string) {
+		ps := d.ps(resource)
+		names = serving(ps, commit)
+		all := d.instances()
+		return len(names) == want && len(ps) == want && len(all) == want, fmt.Sprintf("ps %+v, instances %v", ps, all)
+	})
+	return names
+}
+
+func (d *slipwayd) incus(args ...string) string {
+	d.t.Helper()
+	out, err := exec.Command("incus", append([]string{"--project", d.project}, args...)...).CombinedOutput()
+	if err != nil {
+		d.t.Fatalf("incus %v: %v\n%s", args, err, out)
+	}
+	return string(out)
+}
+
+func TestThreeInstancesServeThroughDeploysScalingAndDeaths(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t)
+	host := d.setupApp("trio")
+	w := d.newApp("trio", "static")
+	w.commitFile("slipway.yml", whoManifest, "manifest")
+	first := w.commitFile("public/index.html", "one\n", "one")
+	if out, code := w.push("deploy", "main"); code != 0 {
+		t.Fatalf("push exited %d:\n%s", code, out)
+	}
+	d.serves(host, "one")
+
+	out := d.mustSSH("scale", "trio/production", "web=3")
+	if !strings.Contains(out, "2 more instance(s) ready") {
+		t.Fatalf("scale to three did not start two more:\n%s", out)
+	}
+	names := d.settledTo("trio/production", first, 3)
+	seen := d.answerers(host, 60)
+	for _, n := range names {
+		if seen[n] == 0 {
+			t.Fatalf("instance %s got none of 60 requests: %v", n, seen)
+		}
+	}
+	if got := d.mustSSH("scale", "trio/production"); !strings.Contains(got, "web=3") {
+		t.Fatalf("scale without counts: %q", got)
+	}
+
+	l := d.startLoad(host, 4)
+	second := w.commitFile("public/index.html", "two\n", "two")
+	if out, code := w.push("deploy", "main"); code != 0 {
+		t.Fatalf("push exited %d:\n%s", code, out)
+	}
+	d.serves(host, "two")
+	d.settledTo("trio/production", second, 3)
+
+	d.mustSSH("pin", "trio/production", first)
+	d.serves(host, "one")
+	d.settledTo("trio/production", first, 3)
+
+	d.mustSSH("scale", "trio/production", "web=1")
+	d.settledTo("trio/production", first, 1)
+	d.mustSSH("scale", "trio/production", "web=3")
+	names = d.settledTo("trio/production", first, 3)
+
+	// One instance's app dies (its supervisor starts it again), another
+	// instance is deleted behind slipway's back: traffic goes to the rest
+	// and the deleted one is replaced by a heal.
+	d.incus("exec", names[0], "--", "sh", "-c", "kill -9 $(pidof httpd)")
+	d.incus("delete", "--force", names[1])
+	eventually(t, 60*time.Second, "the deleted instance replaced and the killed app back", func() (bool, string) {
+		ps := d.ps("trio/production")
+		now := serving(ps, first)
+		restarted := false
+		for _, p := range ps {
+			if p.Name == names[0] && p.Restarts >= 1 && p.State == "serving" {
+				restarted = true
+			}
+		}
+		return len(now) == 3 && !slices.Contains(now, names[1]) && restarted, fmt.Sprintf("%+v", ps)
+	})
+	l.noneFailed(t, "through a deploy, a rollback, scaling down and up, a killed app and a deleted instance")
+
+	var heals int
+	for _, op := range d.ops("--limit", "20") {
+		if op.Type == "heal" && op.Status == "succeeded" && op.User == "slipway" {
+			heals++
+		}
+	}
+	if heals != 1 {
+		t.Fatalf("want one heal operation by slipway, got %d: %+v", heals, d.ops("--limit", "5"))
+	}
+	if m := d.metrics(); !strings.Contains(m, `slipway_installation_instances{installation="trio/production",state="serving"} 3`) {
+		t.Fatalf("metrics do not count three serving instances:\n%s", m)
+	}
+}

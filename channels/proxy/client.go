@@ -134,8 +134,8 @@ func (c *clientConn) serve() {
 		}
 		if v == forwardIt {
 			c.hostKey = appendHostKey(c.hostKey[:0], c.buf[c.req.host.start:c.req.host.end])
-			if rt := c.proxy.acquireServing(c.hostKey, c.tls); rt != nil {
-				fw, c.hsts = rt.forwarder, rt.hsts
+			if rt, f := c.proxy.acquireServing(c.hostKey, c.tls); f != nil {
+				fw, c.hsts = f, rt.hsts
 			} else {
 				v = handItOff // a page or a redirect: ServeHTTP writes it
 			}
@@ -291,12 +291,10 @@ func lingerClose(conn net.Conn) {
 func (c *clientConn) forward(fw *forwarder, end int) (keep bool) {
 	up := fw.upstream
 	uc, err := up.fast.do(c.srv.ctx, c.exchange)
-	if err != nil && isDialError(err) && !c.gone.Load() && c.srv.ctx.Err() == nil {
-		// As forwarder.RoundTrip: nothing was written, so the request goes to the
-		// host's current upstream, usually the successor of one being replaced.
-		if next := c.proxy.acquire(fw.host); next != nil {
-			c.proxy.retries.Add(1)
-			c.proxy.logger.Info("Retrying request on current upstream", "host", fw.host, "failed", up.name, "upstream", next.upstream.name, "error", err)
+	if err != nil && !c.gone.Load() && c.srv.ctx.Err() == nil {
+		// As forwarder.RoundTrip: nothing reached the client yet, and the fast path
+		// carries no body.
+		if next := c.proxy.retryTarget(fw, err, c.req.method, false); next != nil {
 			up.release()
 			fw, up = next, next.upstream
 			uc, err = up.fast.do(c.srv.ctx, c.exchange)

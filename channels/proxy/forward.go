@@ -8,6 +8,7 @@ import (
 	"net/http/httputil"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // upstreamURLHost is the URL host of every outbound request. The transport needs one and
@@ -16,14 +17,17 @@ import (
 // was for. The Host header sent upstream is still the client's.
 const upstreamURLHost = "upstream"
 
-// forwarder sends the requests of one host to one upstream. Swap builds one per (host,
-// upstream), so a request finds everything it needs through the route it loaded and
-// nothing per request (a context value, a handler) has to be allocated.
+// forwarder sends the requests of one host to one upstream. SwapSet builds one per
+// (host, upstream), kept while the upstream stays in the host's set, so a request finds
+// everything it needs through the route it loaded and nothing per request (a context
+// value, a handler) has to be allocated.
 type forwarder struct {
-	proxy    *Proxy
-	host     string
-	upstream *Upstream
-	rp       httputil.ReverseProxy
+	proxy     *Proxy
+	host      string
+	upstream  *Upstream
+	rp        httputil.ReverseProxy
+	unhealthy atomic.Bool  // the host's active health check failed (health.go)
+	check     *healthCheck // that check, if one runs; under proxy.mu
 }
 
 func (p *Proxy) newForwarder(host string, up *Upstream) *forwarder {
@@ -90,27 +94,22 @@ func (f *forwarder) rewrite(pr *httputil.ProxyRequest) {
 	f.proxy.setForwarded(pr.Out.Header, pr.In, f.proxy.infoOf(pr.In))
 }
 
-// RoundTrip sends req to f's upstream. If connecting fails, nothing of the request has
-// been written, so it is sent once more to the host's current upstream: usually the
-// successor swapped in while this request held the old one, or the same one if the
-// failure was passing.
+// RoundTrip sends req to f's upstream and, when that fails before any response came,
+// once more to another upstream of the host's current set as retry.go allows.
 //
-// Only requests without a body are sent again (in practice every GET, HEAD and OPTIONS):
-// once a RoundTrip has failed, ReverseProxy refuses to read the body any more. A
-// keep-alive connection closed under us is not handled here: http.Transport already
-// retries those on a new connection when nothing was written and the request can be
-// replayed, and only reports the error when that fails too.
+// Only requests without a body are sent again: once a RoundTrip has failed,
+// ReverseProxy refuses to read the body any more. A keep-alive connection closed under
+// us while idle is not handled here: http.Transport and connPool already retry those on
+// a new connection to the same upstream.
 func (f *forwarder) RoundTrip(req *http.Request) (*http.Response, error) {
 	res, err := f.upstream.roundTrip(req)
-	if err == nil || !isDialError(err) || (req.Body != nil && req.Body != http.NoBody) || req.Context().Err() != nil {
+	if err == nil || req.Context().Err() != nil {
 		return res, err
 	}
-	next := f.proxy.acquire(f.host)
+	next := f.proxy.retryTarget(f, err, req.Method, req.Body != nil && req.Body != http.NoBody)
 	if next == nil {
 		return nil, err
 	}
-	f.proxy.retries.Add(1)
-	f.proxy.logger.Info("Retrying request on current upstream", "host", f.host, "failed", f.upstream.name, "upstream", next.upstream.name, "error", err)
 
 	res, err = next.upstream.roundTrip(req)
 	if err != nil {

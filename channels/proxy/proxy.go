@@ -61,6 +61,9 @@ type Proxy struct {
 	// bodyRate is the slowest a request body may arrive at (see minBodyRate); a field
 	// so that tests can make it quick.
 	bodyRate bodyRate
+	// healthEvery is how often active health checks ask (see health.go); a field for
+	// tests too.
+	healthEvery time.Duration
 
 	requests       atomic.Uint64
 	upstreamErrors atomic.Uint64
@@ -74,7 +77,7 @@ type Stats struct {
 	Requests       uint64 // every request received, whatever its outcome
 	UpstreamErrors uint64 // requests answered 502 because the upstream failed
 	ClientErrors   uint64 // requests whose body the client botched, sent too slowly (400, 408) or hung up in
-	Retries        uint64 // requests sent again after failing to connect to an upstream
+	Retries        uint64 // requests sent again, after failing to connect to an upstream or a reset (see retry.go)
 	RefusedConns   uint64 // client connections closed at once: their address had MaxConnsPerIP open
 }
 
@@ -83,18 +86,12 @@ type Stats struct {
 type routeTable map[string]*route
 
 type route struct {
-	forwarder   *forwarder // nil: the host is known but nothing is deployed yet
+	forwarders  []*forwarder // none: the host is known but nothing is deployed yet
+	health      string       // the path of active health checks (health.go), or ""
 	maintenance bool
 	message     string
 	https       HTTPSMode
 	hsts        []byte // the Strict-Transport-Security line for HTTPS responses, or nil
-}
-
-func (r *route) upstream() *Upstream {
-	if r == nil || r.forwarder == nil {
-		return nil
-	}
-	return r.forwarder.upstream
 }
 
 // New returns a proxy with no hosts. A nil logger discards.
@@ -103,7 +100,7 @@ func New(logger *slog.Logger) *Proxy {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	p := &Proxy{logger: logger, buffers: newBufferPool(), bodyRate: defaultBodyRate, MaxConnsPerIP: DefaultMaxConnsPerIP,
-		HandshakeTimeout: DefaultHandshakeTimeout}
+		HandshakeTimeout: DefaultHandshakeTimeout, healthEvery: healthInterval}
 	p.routes.Store(&routeTable{})
 	p.certs.Store(&certIndex{})
 	p.tokens.Store(&map[string]string{})
@@ -126,7 +123,6 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w = &closeUnlessSwitched{ResponseWriter: w}
 	}
 
-	var drained *Upstream
 	for {
 		rt := (*p.routes.Load())[host]
 		if rt != nil && info.tls && rt.hsts != nil {
@@ -147,18 +143,20 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case rt.maintenance:
 			writeMaintenance(w, host, rt.message)
 			return
-		case rt.forwarder == nil || rt.forwarder.upstream == drained:
-			// The second case is an upstream drained while still routed (Drain
-			// without a Swap first): nothing can serve the host.
+		}
+		// No pick: nothing deployed, or every upstream drained while still routed
+		// (Drain without a Swap first): nothing can serve the host.
+		f := rt.pick(nil)
+		if f == nil {
 			writeNoInstance(w, host)
 			return
 		}
-		if rt.forwarder.serve(w, r) {
+		if f.serve(w, r) {
 			return
 		}
 		// The upstream started draining after we read the route; whoever drains it
-		// swapped it out first, so the table now holds its successor.
-		drained = rt.forwarder.upstream
+		// swapped it out first, so the table now holds its successor (and pick skips
+		// a draining upstream).
 	}
 }
 
@@ -204,38 +202,39 @@ func isUpgrade(h http.Header) bool {
 // Unwrap lets http.ResponseController reach the connection (a switch hijacks it).
 func (w *closeUnlessSwitched) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// acquire returns host's current forwarder with its upstream acquired, or nil if no
-// upstream can take the request. The caller must release the upstream.
-func (p *Proxy) acquire(host string) *forwarder {
-	var drained *Upstream
+// acquire returns a forwarder of host's current route, other than avoid's, with its
+// upstream acquired, or nil if no upstream can take the request. The caller must
+// release the upstream. A failed acquire leaves its upstream draining, which the next
+// pick skips, so the loop ends.
+func (p *Proxy) acquire(host string, avoid *Upstream) *forwarder {
 	for {
-		rt := (*p.routes.Load())[host]
-		if rt == nil || rt.forwarder == nil || rt.forwarder.upstream == drained {
+		f := (*p.routes.Load())[host].pick(avoid)
+		if f == nil {
 			return nil
 		}
-		if rt.forwarder.upstream.acquire() {
-			return rt.forwarder
+		if f.upstream.acquire() {
+			return f
 		}
-		drained = rt.forwarder.upstream
 	}
 }
 
 // acquireServing is acquire for Serve's fast path, with the route key as bytes, and
-// returns the route whose forwarder it acquired; it returns nil for a host in
+// returns the route and the forwarder it acquired; it returns nil for a host in
 // maintenance, or not served over the connection's protocol (a redirect, a refusal)
 // too: ServeHTTP writes those.
-func (p *Proxy) acquireServing(host []byte, tls bool) *route {
-	var drained *Upstream
+func (p *Proxy) acquireServing(host []byte, tls bool) (*route, *forwarder) {
 	for {
 		rt := (*p.routes.Load())[string(host)]
-		if rt == nil || rt.maintenance || rt.forwarder == nil || rt.forwarder.upstream == drained ||
-			tls && rt.https == HTTPSOff || !tls && rt.https == HTTPSRedirect {
-			return nil
+		if rt == nil || rt.maintenance || tls && rt.https == HTTPSOff || !tls && rt.https == HTTPSRedirect {
+			return nil, nil
 		}
-		if rt.forwarder.upstream.acquire() {
-			return rt
+		f := rt.pick(nil)
+		if f == nil {
+			return nil, nil
 		}
-		drained = rt.forwarder.upstream
+		if f.upstream.acquire() {
+			return rt, f
+		}
 	}
 }
 
@@ -247,42 +246,6 @@ func (p *Proxy) AddHost(host string) {
 			t[host] = &route{}
 		}
 	})
-}
-
-// Swap makes up serve host, adding host if it is unknown, and returns the upstream it
-// replaced (nil if none). Every request that starts after Swap returns goes to up;
-// requests already holding the old upstream finish there, which is what its Drain
-// waits for. A host's maintenance mode is kept across a Swap. A nil up leaves the host
-// known without an upstream (503).
-func (p *Proxy) Swap(host string, up *Upstream) (old *Upstream) {
-	host = canonicalHost(host)
-	p.update(func(t routeTable) {
-		prev := t[host]
-		old = prev.upstream()
-		next := &route{}
-		if prev != nil {
-			*next = *prev
-		}
-		next.forwarder = nil
-		if up != nil {
-			next.forwarder = p.newForwarder(host, up)
-		}
-		t[host] = next
-	})
-	p.logger.Info("Swapped upstream", "host", host, "upstream", nameOf(up), "replaced", nameOf(old))
-	return old
-}
-
-// RemoveHost forgets host, whose requests then get 404, and returns its upstream (nil
-// if none) for the caller to drain.
-func (p *Proxy) RemoveHost(host string) (old *Upstream) {
-	host = canonicalHost(host)
-	p.update(func(t routeTable) {
-		old = t[host].upstream()
-		delete(t, host)
-	})
-	p.logger.Info("Removed host", "host", host, "upstream", nameOf(old))
-	return old
 }
 
 // SetMaintenance answers every request for host with 503, a Retry-After and message
@@ -313,11 +276,6 @@ func (p *Proxy) ClearMaintenance(host string) {
 	p.logger.Info("Maintenance off", "host", host)
 }
 
-// Current returns the upstream serving host, or nil.
-func (p *Proxy) Current(host string) *Upstream {
-	return (*p.routes.Load())[canonicalHost(host)].upstream()
-}
-
 // Stats returns the proxy's counters.
 func (p *Proxy) Stats() Stats {
 	return Stats{
@@ -340,6 +298,7 @@ func (p *Proxy) update(change func(routeTable)) {
 		next[host] = rt
 	}
 	change(next)
+	p.syncHealth(cur, next)
 	p.routes.Store(&next)
 }
 

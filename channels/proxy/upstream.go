@@ -33,10 +33,24 @@ type Upstream struct {
 	transport *http.Transport // requests with a body, upgrades
 	fast      *connPool       // the rest (see fastPath)
 
-	// state is the number of requests in flight, plus the draining flag.
+	// state is the number of requests in flight, plus the draining flag; requests
+	// counts those ever acquired, next to it as both change together.
 	state     atomic.Int64
+	requests  atomic.Uint64
 	drained   chan struct{}
 	drainOnce sync.Once
+
+	// Health (health.go): down is set by a failed dial and cleared by the probe it
+	// starts. The probes live until Drain cancels ctx.
+	dial       DialFunc
+	down       atomic.Bool
+	probeEvery time.Duration
+	ctx        context.Context
+	cancel     context.CancelFunc
+	probeMu    sync.Mutex
+	stopped    bool // no probe may start any more
+	probes     sync.WaitGroup
+	probing    atomic.Int32 // probe goroutines alive, for tests
 }
 
 // NewUpstream returns an upstream that reaches its instance through dial. The name
@@ -49,8 +63,10 @@ func NewUpstream(name string, dial DialFunc) *Upstream {
 		}
 		return conn, nil
 	}
+	ctx, cancel := context.WithCancel(context.Background())
 	return &Upstream{
 		name: name,
+		dial: dial, probeEvery: dialProbeInterval, ctx: ctx, cancel: cancel,
 		fast: &connPool{dial: dialUp, maxIdle: maxIdleConnsPerUpstream, idleFor: idleConnTimeout},
 		transport: &http.Transport{
 			// The transport asks for "tcp" to some address; the address is meaningless
@@ -85,6 +101,7 @@ func (u *Upstream) Drain(ctx context.Context) error {
 	// asked for a new one, and u will not be asked again.
 	defer u.fast.CloseIdleConnections()
 	defer u.transport.CloseIdleConnections()
+	u.stopProbes() // a draining upstream is never picked: nothing to probe for
 
 	if u.state.Or(draining)&^draining == 0 {
 		u.drainOnce.Do(func() { close(u.drained) })
@@ -118,8 +135,12 @@ func (u *Upstream) acquire() bool {
 		u.release()
 		return false
 	}
+	u.requests.Add(1)
 	return true
 }
+
+// isDraining reports whether Drain was called: u takes no new request, ever.
+func (u *Upstream) isDraining() bool { return u.state.Load()&draining != 0 }
 
 // release ends a request registered by acquire.
 func (u *Upstream) release() {

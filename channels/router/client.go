@@ -99,6 +99,25 @@ func (c *Client) Route(ctx context.Context, host, instance string, port int) (st
 	return r.Replaced, err
 }
 
+// RouteSet is Table.RouteSet over the socket.
+func (c *Client) RouteSet(ctx context.Context, host string, instances []string, port int, health string) ([]string, error) {
+	req := request{Op: "route", Host: host, Instances: instances, Port: port, Health: health}
+	if len(instances) > 0 {
+		req.Instance = instances[0]
+	}
+	r, err := c.call(ctx, req)
+	return replacedAll(r), err
+}
+
+// replacedAll is what a response says was replaced; an older server says only the
+// first.
+func replacedAll(r response) []string {
+	if len(r.ReplacedAll) == 0 && r.Replaced != "" {
+		return []string{r.Replaced}
+	}
+	return r.ReplacedAll
+}
+
 func (c *Client) Maintenance(ctx context.Context, host string, on bool, message string) error {
 	_, err := c.call(ctx, request{Op: "maintenance", Host: host, On: on, Message: message})
 	return err
@@ -107,6 +126,12 @@ func (c *Client) Maintenance(ctx context.Context, host string, on bool, message 
 func (c *Client) RemoveHost(ctx context.Context, host string) (string, error) {
 	r, err := c.call(ctx, request{Op: "remove", Host: host})
 	return r.Replaced, err
+}
+
+// RemoveHostSet is Table.RemoveHostSet over the socket.
+func (c *Client) RemoveHostSet(ctx context.Context, host string) ([]string, error) {
+	r, err := c.call(ctx, request{Op: "remove", Host: host})
+	return replacedAll(r), err
 }
 
 // Drain waits for instance's requests in flight, as long as ctx allows.
@@ -131,6 +156,13 @@ func (c *Client) Routes(ctx context.Context) ([]Route, error) {
 func (c *Client) Stats(ctx context.Context) (proxy.Stats, error) {
 	r, err := c.call(ctx, request{Op: "stats"})
 	return r.Stats, err
+}
+
+// UpstreamStats returns the counters of each routed instance (requests per
+// upstream, for /metrics); an older proxy has none to give.
+func (c *Client) UpstreamStats(ctx context.Context) ([]proxy.UpstreamStat, error) {
+	r, err := c.call(ctx, request{Op: "stats"})
+	return r.Upstreams, err
 }
 
 // SetHTTPS sets host's HTTPS mode ("off" or "", "on", "redirect") and the HSTS

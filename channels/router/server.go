@@ -133,11 +133,17 @@ func (s *Server) answer(req request) response {
 	case "add":
 		err = s.table.AddHost(ctx, req.Host)
 	case "route":
-		out.Replaced, err = s.table.Route(ctx, req.Host, req.Instance, req.Port)
+		instances := req.Instances
+		if len(instances) == 0 { // an older client
+			instances = []string{req.Instance}
+		}
+		out.ReplacedAll, err = s.table.RouteSet(ctx, req.Host, instances, req.Port, req.Health)
+		out.Replaced = first(out.ReplacedAll)
 	case "maintenance":
 		err = s.table.Maintenance(ctx, req.Host, req.On, req.Message)
 	case "remove":
-		out.Replaced, err = s.table.RemoveHost(ctx, req.Host)
+		out.ReplacedAll, err = s.table.RemoveHostSet(ctx, req.Host)
+		out.Replaced = first(out.ReplacedAll)
 	case "drain":
 		dctx, cancel := context.WithTimeout(ctx, req.Wait)
 		err = s.table.Drain(dctx, req.Instance)
@@ -146,6 +152,9 @@ func (s *Server) answer(req request) response {
 		out.Routes, err = s.table.Routes(ctx)
 	case "stats":
 		out.Stats, err = s.table.Stats(ctx)
+		if err == nil {
+			out.Upstreams, err = s.table.UpstreamStats(ctx)
+		}
 	case "https":
 		err = s.table.SetHTTPS(ctx, req.Host, req.Mode, req.HSTS)
 	case "certs":

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"sort"
 	"sync"
 
@@ -19,13 +20,18 @@ import (
 
 // Route is what the proxy does with one host.
 type Route struct {
-	Host        string `json:"host"`
-	Instance    string `json:"instance,omitempty"` // "" : known, nothing deployed (503)
-	Port        int    `json:"port,omitempty"`
-	Maintenance bool   `json:"maintenance,omitempty"`
-	Message     string `json:"message,omitempty"`
-	HTTPS       string `json:"https,omitempty"` // "" or off, on, redirect (see proxy.HTTPSMode)
-	HSTS        int    `json:"hsts,omitempty"`  // Strict-Transport-Security max-age on HTTPS, seconds; 0: none
+	Host string `json:"host"`
+	// Instances serve the host, on Port each; none: known, nothing deployed (503).
+	// Instance is the first, for the readers of one (an older proxy, a state file it
+	// wrote): see normalize.
+	Instance    string   `json:"instance,omitempty"`
+	Instances   []string `json:"instances,omitempty"`
+	Health      string   `json:"health,omitempty"` // the path the proxy checks on each of several instances (proxy.SetHealth)
+	Port        int      `json:"port,omitempty"`
+	Maintenance bool     `json:"maintenance,omitempty"`
+	Message     string   `json:"message,omitempty"`
+	HTTPS       string   `json:"https,omitempty"` // "" or off, on, redirect (see proxy.HTTPSMode)
+	HSTS        int      `json:"hsts,omitempty"`  // Strict-Transport-Security max-age on HTTPS, seconds; 0: none
 }
 
 // Dialer connects to port inside an instance.
@@ -59,20 +65,37 @@ func Open(px *proxy.Proxy, dial Dialer, state string) (*Table, error) {
 	return t, nil
 }
 
-// apply makes the proxy do what r says, and records it.
-func (t *Table) apply(r Route) (replaced string) {
+// normalize makes Instance and Instances agree: a route written with Instance alone
+// (an older daemon or state file) is served by that one.
+func (r *Route) normalize() {
+	if len(r.Instances) == 0 && r.Instance != "" {
+		r.Instances = []string{r.Instance}
+	}
+	r.Instance = ""
+	if len(r.Instances) > 0 {
+		r.Instance = r.Instances[0]
+	}
+}
+
+// apply makes the proxy do what r says, and records it. It returns the instances
+// that served the host before and no longer do.
+func (t *Table) apply(r Route) (replaced []string) {
+	r.normalize()
 	key := proxy.CanonicalHost(r.Host)
 	prev, known := t.routes[key]
 	if !known {
 		t.px.AddHost(r.Host)
 	}
-	if r.Instance != prev.Instance || r.Port != prev.Port || !known {
-		var up *proxy.Upstream
-		if r.Instance != "" {
-			up = t.upstream(r.Instance, r.Port)
+	if r.Health != prev.Health || !known {
+		t.px.SetHealth(r.Host, r.Health)
+	}
+	if !slices.Equal(r.Instances, prev.Instances) || r.Port != prev.Port || !known {
+		ups := make([]*proxy.Upstream, len(r.Instances))
+		for i, instance := range r.Instances {
+			ups[i] = t.upstream(instance, r.Port)
 		}
-		if old := t.px.Swap(r.Host, up); old != nil && old.Name() != r.Instance {
-			replaced = old.Name()
+		for _, old := range t.px.SwapSet(r.Host, ups) {
+			replaced = append(replaced, old.Name())
 		}
 	}
 	switch {
@@ -105,12 +128,12 @@ func (t *Table) upstream(instance string, port int) *proxy.Upstream {
 }
 
 // change applies what edit makes of host's route and saves the table. It
-// returns the instance the change took traffic from, if any.
-func (t *Table) change(host string, edit func(*Route)) (replaced string, err error) {
+// returns the instances the change took traffic from.
+func (t *Table) change(host string, edit func(*Route)) (replaced []string, err error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.over {
-		return "", ErrHandedOver
+		return nil, ErrHandedOver
 	}
 	key := proxy.CanonicalHost(host)
 	r, ok := t.routes[key]
@@ -128,13 +151,28 @@ func (t *Table) AddHost(_ context.Context, host string) error {
 	return err
 }
 
-// Route sends host's requests to port of instance and returns the instance it
-// replaced ("" if none). Requests that start after it returns go to instance.
-func (t *Table) Route(_ context.Context, host, instance string, port int) (string, error) {
-	if instance == "" || port <= 0 || port > 65535 {
-		return "", fmt.Errorf("route %s: bad instance %q or port %d", host, instance, port)
+// Route is RouteSet with one instance and no health path, returning the instance
+// it replaced ("" if none).
+func (t *Table) Route(ctx context.Context, host, instance string, port int) (string, error) {
+	replaced, err := t.RouteSet(ctx, host, []string{instance}, port, "")
+	return first(replaced), err
+}
+
+// RouteSet sends host's requests to port of instances, balanced, with health the
+// path checked on each while there are several ("" none), and returns the instances
+// that served host before and no longer do. Requests that start after it returns go
+// to the set.
+func (t *Table) RouteSet(_ context.Context, host string, instances []string, port int, health string) ([]string, error) {
+	if len(instances) == 0 || slices.Contains(instances, "") || port <= 0 || port > 65535 {
+		return nil, fmt.Errorf("route %s: bad instances %q or port %d", host, instances, port)
 	}
-	return t.change(host, func(r *Route) { r.Instance, r.Port = instance, port })
+	set := []string{}
+	for _, instance := range instances {
+		if !slices.Contains(set, instance) {
+			set = append(set, instance)
+		}
+	}
+	return t.change(host, func(r *Route) { r.Instance, r.Instances, r.Port, r.Health = set[0], set, port, health })
 }
 
 // Maintenance turns host's maintenance page on (with message) or off.
@@ -148,21 +186,33 @@ func (t *Table) Maintenance(_ context.Context, host string, on bool, message str
 	return err
 }
 
-// RemoveHost forgets host (404 from then on) and returns the instance that
+// RemoveHost is RemoveHostSet returning the first instance ("" if none).
+func (t *Table) RemoveHost(ctx context.Context, host string) (string, error) {
+	old, err := t.RemoveHostSet(ctx, host)
+	return first(old), err
+}
+
+// RemoveHostSet forgets host (404 from then on) and returns the instances that
 // served it, which the caller drains.
-func (t *Table) RemoveHost(_ context.Context, host string) (string, error) {
+func (t *Table) RemoveHostSet(_ context.Context, host string) ([]string, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.over {
-		return "", ErrHandedOver
+		return nil, ErrHandedOver
 	}
-	key := proxy.CanonicalHost(host)
-	old := t.px.RemoveHost(host)
-	delete(t.routes, key)
-	if old == nil {
-		return "", t.save()
+	var names []string
+	for _, up := range t.px.RemoveHostSet(host) {
+		names = append(names, up.Name())
 	}
-	return old.Name(), t.save()
+	delete(t.routes, proxy.CanonicalHost(host))
+	return names, t.save()
+}
+
+func first(names []string) string {
+	if len(names) == 0 {
+		return ""
+	}
+	return names[0]
 }
 
 // Drain waits until the requests in flight to instance, which no host routes
@@ -172,7 +222,7 @@ func (t *Table) Drain(ctx context.Context, instance string) error {
 	t.mu.Lock()
 	up := t.upstreams[instance]
 	for _, r := range t.routes {
-		if r.Instance == instance {
+		if slices.Contains(r.Instances, instance) {
 			up = nil // routed again: not ours to drain
 		}
 	}
@@ -329,6 +379,11 @@ func (t *Table) Routes(context.Context) ([]Route, error) {
 
 // Stats returns the proxy's counters.
 func (t *Table) Stats(context.Context) (proxy.Stats, error) { return t.px.Stats(), nil }
+
+// UpstreamStats returns the counters of each routed instance, by name.
+func (t *Table) UpstreamStats(context.Context) ([]proxy.UpstreamStat, error) {
+	return t.px.UpstreamStats(), nil
+}
 
 // New returns a table that keeps no state file, for a proxy in the same
 // process as its engine.

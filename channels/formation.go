@@ -53,6 +53,13 @@ func compact(procs []detect.Process, formation map[string]int) bool {
 	return true
 }
 
+// shared reports whether one instance runs several process types: what
+// changes the layout when the counts change (an app with web alone has one
+// either way).
+func shared(procs []detect.Process, formation map[string]int) bool {
+	return len(procs) > 1 && compact(procs, formation)
+}
+
 // slotsOf lays out the instances the app runs under formation, web first.
 func slotsOf(procs []detect.Process, formation map[string]int) []slot {
 	if compact(procs, formation) {

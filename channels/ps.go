@@ -93,7 +93,6 @@ func (e *Engine) reportsOf(inst store.Installation, list []runtime.Instance) []I
 			if m.Process == "web" {
 				r.State = InstanceServing
 			}
-			r.Commit = in.Labels[LabelCommit]
 		}
 		delete(byName, m.Name)
 		out = append(out, r)

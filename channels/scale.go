@@ -95,7 +95,7 @@ func (e *Engine) processesServed(inst store.Installation) ([]detect.Process, err
 // formation, leaving out the instances in drop (dead ones, for heal): it
 // keeps the members it can, starts the missing ones, health-checks them,
 // then moves traffic and retires the rest. A change between one instance
-// running every process and one per process type makes a new set instead.
+// running several process types and one per type makes a new set instead.
 func (e *Engine) reform(ctx context.Context, l *opLog, opType store.OpType, id int64, formation map[string]int, drop map[string]bool) (err error) {
 	endUrgent := e.urgent.begin()
 	defer endUrgent()
@@ -113,7 +113,7 @@ func (e *Engine) reform(ctx context.Context, l *opLog, opType store.OpType, id i
 		return err
 	}
 	keep, add, remove := regroup(inst.Members, d.slots, drop)
-	if compact(d.app.Processes, inst.Formation) != compact(d.app.Processes, formation) || d.hash != inst.EnvHash || !hasWeb(keep) {
+	if shared(d.app.Processes, inst.Formation) != shared(d.app.Processes, formation) || d.hash != inst.EnvHash || !hasWeb(keep) {
 		d.release()
 		endUrgent()
 		return e.replace(ctx, l, opType, id, inst.Commit, l.id, &pending{formation: formation})

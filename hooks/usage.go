@@ -16,6 +16,7 @@ var helpTopics = []struct {
 }{
 	{"Apps and installations", []string{"app create", "app delete", "env create", "env delete", "install", "status", "deprovision"}},
 	{"Deploys and rollback", []string{"history", "track", "pin", "restart", "rebuild"}},
+	{"Instances and scale", []string{"ps", "scale"}},
 	{"Operations", []string{"ops", "logs", "cancel", "run"}},
 	{"Configuration", []string{"config", "config set", "config unset", "limits", "maintenance"}},
 	{"Domains and HTTPS", []string{"domains list", "domains add", "domains remove", "https", "certs list", "certs set", "certs renew"}},

@@ -31,7 +31,7 @@ func TestCommandsExplainThemselves(t *testing.T) {
 		{[]string{"status", "cli"}, "slipway: \"cli\": write the installation as APP/ENV\nusage: status "},
 		{[]string{"restart", "cli/production", "--force"}, "slipway: unknown flag --force\nusage: restart APP/ENV"},
 		{[]string{"logs", "cli/production", "--app", "-n"}, "slipway: -n needs a value\nusage: logs OP|APP/ENV [-f] [--json] | logs APP/ENV --app [-f] [-n N] [--since 1h]"},
-		{[]string{"ops", "--type", "nope"}, "slipway: --type \"nope\": give one of deploy, switch, restart, configure, maintenance, execute, deprovision, backup, restore, purge, report, logs, rebuild, domain, renew, provision, reload, copy\nusage: ops "},
+		{[]string{"ops", "--type", "nope"}, "slipway: --type \"nope\": give one of deploy, switch, restart, configure, maintenance, execute, deprovision, backup, restore, purge, report, logs, rebuild, domain, renew, provision, reload, copy, scale, heal\nusage: ops "},
 		{[]string{"grant", "admin", "production", "boss"}, "slipway: "},
 	} {
 		_, errOut, code := d.ssh(tc.args...)

@@ -66,6 +66,7 @@ func (d *Daemon) metricsHandler() http.Handler {
 			fmt.Fprintln(b, "# HELP slipway_proxy_refused_connections_total Client connections closed at once: their address had as many open as --proxy-max-conns-per-ip.")
 			fmt.Fprintln(b, "# TYPE slipway_proxy_refused_connections_total counter")
 			fmt.Fprintf(b, "slipway_proxy_refused_connections_total %d\n", st.RefusedConns)
+			d.writeUpstreamStats(r.Context(), b)
 		}
 
 		if left, err := d.store.Leftovers(r.Context()); err == nil {
@@ -134,5 +135,28 @@ func (d *Daemon) writeInstanceStates(ctx context.Context, b io.Writer) {
 		for _, state := range []string{channels.InstanceStarting, channels.InstanceServing, channels.InstanceRunning, channels.InstanceDraining, channels.InstanceStopped} {
 			fmt.Fprintf(b, "slipway_installation_instances{installation=%q,state=%q} %d\n", res, state, states[res][state])
 		}
+	}
+}
+
+// writeUpstreamStats writes the proxy's counters of each instance it routes to.
+func (d *Daemon) writeUpstreamStats(ctx context.Context, b io.Writer) {
+	ups, err := d.proxy.Client().UpstreamStats(ctx)
+	if err != nil {
+		return
+	}
+	sort.Slice(ups, func(i, j int) bool { return ups[i].Name < ups[j].Name })
+	fmt.Fprintln(b, "# HELP slipway_proxy_upstream_requests_total Requests the front proxy sent to each instance it routes to.")
+	fmt.Fprintln(b, "# TYPE slipway_proxy_upstream_requests_total counter")
+	for _, u := range ups {
+		fmt.Fprintf(b, "slipway_proxy_upstream_requests_total{upstream=%q} %d\n", u.Name, u.Requests)
+	}
+	fmt.Fprintln(b, "# HELP slipway_proxy_upstream_down Whether the proxy has taken an instance out of its choice (refused connections or failed health checks).")
+	fmt.Fprintln(b, "# TYPE slipway_proxy_upstream_down gauge")
+	for _, u := range ups {
+		down := 0
+		if u.Down {
+			down = 1
+		}
+		fmt.Fprintf(b, "slipway_proxy_upstream_down{upstream=%q} %d\n", u.Name, down)
 	}
 }

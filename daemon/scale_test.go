@@ -4,12 +4,15 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os/exec"
 	"slices"
 	"sort"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
 )
 
 // whoManifest serves public/ and, at /who, the name of the instance that
@@ -115,6 +118,12 @@ func TestThreeInstancesServeThroughDeploysScalingAndDeaths(t *testing.T) {
 	if got := d.mustSSH("scale", "trio/production"); !strings.Contains(got, "web=3") {
 		t.Fatalf("scale without counts: %q", got)
 	}
+	page := d.pageText("/installations/trio/production")
+	for _, n := range names {
+		if !strings.Contains(page, n) {
+			t.Fatalf("the installation's page does not list instance %s:\n%s", n, page)
+		}
+	}
 
 	l := d.startLoad(host, 4)
 	second := w.commitFile("public/index.html", "two\n", "two")
@@ -160,7 +169,36 @@ func TestThreeInstancesServeThroughDeploysScalingAndDeaths(t *testing.T) {
 	if heals != 1 {
 		t.Fatalf("want one heal operation by slipway, got %d: %+v", heals, d.ops("--limit", "5"))
 	}
-	if m := d.metrics(); !strings.Contains(m, `slipway_installation_instances{installation="trio/production",state="serving"} 3`) {
+	m := d.metrics()
+	if !strings.Contains(m, `slipway_installation_instances{installation="trio/production",state="serving"} 3`) {
 		t.Fatalf("metrics do not count three serving instances:\n%s", m)
 	}
+	for _, n := range names[:1] { // the killed one kept its name and served before and after
+		if !strings.Contains(m, fmt.Sprintf(`slipway_proxy_upstream_requests_total{upstream=%q}`, n)) {
+			t.Fatalf("metrics have no request count of %s:\n%s", n, m)
+		}
+	}
+}
+
+// pageText signs the admin in with a headless browser and returns the text
+// of the web page at path.
+func (d *slipwayd) pageText(path string) string {
+	t := d.t
+	t.Helper()
+	requireChromium(t)
+	out := d.mustSSH("login")
+	firstLine, _, _ := strings.Cut(strings.TrimSpace(out), "\n")
+	link, err := url.Parse(strings.TrimSpace(firstLine))
+	if err != nil || !strings.HasPrefix(link.Path, "/login/") {
+		t.Fatalf("login printed no sign-in link:\n%s", out)
+	}
+	link.Host = d.addrs["web"] // the link may name port 0; see TestBrowserRollsBackToAnOlderCommit
+	ctx := newBrowser(t)
+	within(t, ctx, 30*time.Second, "sign in and open "+path,
+		chromedp.Navigate(link.String()),
+		chromedp.WaitVisible(chromedp.CSS(`a[href^="/installations/"]`)),
+		chromedp.Navigate("http://"+d.addrs["web"]+path),
+		chromedp.WaitVisible(chromedp.CSS("#instances")),
+	)
+	return evaluate[string](t, ctx, "document.body.innerText")
 }

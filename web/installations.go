@@ -55,6 +55,8 @@ type installationData struct {
 	Notice     string                // the page is shown without what could not be read
 	Backups    *backupList           // nil unless the user may list backups here
 	Names      []channels.NameStatus // the names it answers on, own host first
+	Instances  []channels.InstanceReport
+	Formation  string // web=3 worker=1
 }
 
 func (s *server) installation(w http.ResponseWriter, r *http.Request, sess *session) {
@@ -99,6 +101,10 @@ func (s *server) installationPage(w http.ResponseWriter, r *http.Request, sess *
 	if d.Names, err = s.engine.NameStatuses(ctx, h.Installation); err != nil {
 		s.log.Error("web: read domains", "installation", app+"/"+env, "err", err)
 	}
+	if d.Instances, err = s.engine.Instances(ctx, h.Installation); err != nil {
+		s.log.Error("web: list instances", "installation", app+"/"+env, "err", err)
+	}
+	d.Formation = s.engine.DescribeFormation(h.Installation)
 	if s.engine.Can(ctx, sess.User, env, channels.ActionBackup) {
 		list, err := s.readBackups(ctx, app, env)
 		if errors.Is(err, channels.ErrUnknownInstallation) {

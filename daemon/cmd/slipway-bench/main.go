@@ -46,7 +46,7 @@ func (c config) runs(item string) bool {
 	return false
 }
 
-var items = []string{"live", "rollback", "load", "resilience", "proxy", "https", "bigpush", "parallel", "apps"}
+var items = []string{"live", "rollback", "load", "resilience", "scale", "proxy", "https", "bigpush", "parallel", "apps"}
 
 func main() {
 	if len(os.Args) == 4 && os.Args[1] == "backend" {
@@ -218,6 +218,7 @@ func (b *bench) runAll(ctx context.Context) error {
 		{"rollback", b.rollback},
 		{"load", b.failedRequests},
 		{"resilience", b.resilience},
+		{"scale", b.scale},
 		{"parallel", b.parallel},
 		// Before the proxy: its peak RSS is measured from the daemon's RSS
 		// at the start of the push, which a proxy under load raises.

@@ -22,10 +22,11 @@ import (
 
 // member is one instance a deployment makes besides its primary.
 type member struct {
-	name string
-	slot slot
-	done chan struct{} // closed when run has returned
-	err  error
+	name  string
+	slot  slot
+	ahead *prewarm      // the instance a push started for it, or nil
+	done  chan struct{} // closed when run has returned
+	err   error
 }
 
 // LabelProcess is the label naming the process type an instance runs.
@@ -46,6 +47,11 @@ func (d *deployment) startMembers(ctx context.Context, slots []slot, n int) []*m
 	var out []*member
 	for i, s := range slots {
 		m := &member{name: memberName(d.inst, d.opID, n+i), slot: s, done: make(chan struct{})}
+		if d.kept == nil {
+			if m.ahead = d.e.claimExtra(d.inst.ID, d.m.Image); m.ahead != nil {
+				m.name = m.ahead.name
+			}
+		}
 		out = append(out, m)
 		d.undo.Add(func() error {
 			<-m.done
@@ -91,10 +97,8 @@ func (d *deployment) runMember(ctx context.Context, m *member) error {
 	if d.kept != nil {
 		image = d.kept.Fingerprint
 	}
-	labels := e.labels(d.inst, d.commit, d.opID)
-	labels[LabelProcess] = m.slot.process
-	if err := e.rt.Launch(ctx, m.name, image, labels); err != nil {
-		return e.stepError(ctx, "create instance", err)
+	if err := d.launchMember(ctx, m, image); err != nil {
+		return err
 	}
 	if err := e.attachVolumes(ctx, d.l, d.inst, m.name, d.m); err != nil {
 		return err
@@ -118,11 +122,53 @@ func (d *deployment) runMember(ctx context.Context, m *member) error {
 	if err := e.rt.StartProcesses(ctx, m.name, d.processesOf(m.slot)); err != nil {
 		return e.stepError(ctx, "start "+m.slot.process, err)
 	}
-	if !m.slot.web() {
-		return nil
+	if m.slot.web() {
+		dial := func(ctx context.Context) (net.Conn, error) { return e.rt.Dial(ctx, m.name, e.cfg.AppPort) }
+		if err := healthCheck(ctx, dial, d.inst.Host, d.m.Health); err != nil {
+			return err
+		}
 	}
-	dial := func(ctx context.Context) (net.Conn, error) { return e.rt.Dial(ctx, m.name, e.cfg.AppPort) }
-	return healthCheck(ctx, dial, d.inst.Host, d.m.Health)
+	if m.ahead != nil {
+		return d.settleMember(ctx, m)
+	}
+	return nil
+}
+
+// settleMember waits for the end of the launch of the instance started
+// ahead for m: it must have gone well before the instance serves, and Incus
+// deletes an instance only once its launch has ended.
+func (d *deployment) settleMember(ctx context.Context, m *member) error {
+	select {
+	case <-m.ahead.done:
+	case <-ctx.Done():
+		<-m.ahead.done
+		return d.e.stepError(ctx, "create instance", ctx.Err())
+	}
+	if m.ahead.err != nil {
+		return d.e.stepError(ctx, "create instance", m.ahead.err)
+	}
+	return nil
+}
+
+// launchMember waits for the instance started ahead for m, or launches one.
+func (d *deployment) launchMember(ctx context.Context, m *member, image string) error {
+	e := d.e
+	if m.ahead != nil {
+		if d.early() {
+			// As the primary does: use it once its init runs; runMember
+			// waits for the launch's end before it reports ready.
+			if err := e.rt.Booted(ctx, m.name); err == nil {
+				return nil
+			}
+		}
+		return d.settleMember(ctx, m)
+	}
+	labels := e.labels(d.inst, d.commit, d.opID)
+	labels[LabelProcess] = m.slot.process
+	if err := e.rt.Launch(ctx, m.name, image, labels); err != nil {
+		return e.stepError(ctx, "create instance", err)
+	}
+	return nil
 }
 
 // buildMember copies the commit into a member and runs the build steps

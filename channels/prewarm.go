@@ -28,7 +28,15 @@ type prewarm struct {
 
 type prewarms struct {
 	mu   sync.Mutex
-	byID map[int64]*prewarm // by installation
+	byID map[int64]*prewarmSet // by installation
+}
+
+// prewarmSet is what a push starts for one installation: the instance of its
+// deploy's primary, and one for each other instance of the deploy's first
+// batch when it is scaled (see members.go).
+type prewarmSet struct {
+	primary *prewarm
+	extras  []*prewarm
 }
 
 // Prewarm starts instances for the installations of app that follow one of
@@ -63,15 +71,38 @@ func (e *Engine) Prewarm(ctx context.Context, app string, branches []string, may
 	}
 }
 
-func (e *Engine) startPrewarm(inst store.Installation) *prewarm {
+func (e *Engine) startPrewarm(inst store.Installation) *prewarmSet {
 	e.prewarms.mu.Lock()
 	defer e.prewarms.mu.Unlock()
 	if e.prewarms.byID == nil {
-		e.prewarms.byID = map[int64]*prewarm{}
+		e.prewarms.byID = map[int64]*prewarmSet{}
 	}
 	if e.prewarms.byID[inst.ID] != nil {
 		return nil // another push got there first
 	}
+	image, n := e.expectedLaunch(inst)
+	set := &prewarmSet{}
+	for i := range n {
+		p := e.launchAhead(inst, image)
+		if p == nil {
+			break // shutting down
+		}
+		if i == 0 {
+			set.primary = p
+		} else {
+			set.extras = append(set.extras, p)
+		}
+	}
+	if set.primary == nil {
+		return nil
+	}
+	e.prewarms.byID[inst.ID] = set
+	return set
+}
+
+// launchAhead starts one instance of image for inst, or returns nil when the
+// engine is shutting down.
+func (e *Engine) launchAhead(inst store.Installation, image string) *prewarm {
 	e.mu.Lock()
 	if e.shutdown {
 		e.mu.Unlock()
@@ -81,10 +112,9 @@ func (e *Engine) startPrewarm(inst store.Installation) *prewarm {
 	e.mu.Unlock()
 	p := &prewarm{
 		name:  fmt.Sprintf("%s-%s-p%06d", inst.App, inst.Environment, rand.IntN(1000000)),
-		image: e.expectedImage(inst),
+		image: image,
 		done:  make(chan struct{}),
 	}
-	e.prewarms.byID[inst.ID] = p
 	endUrgent := e.urgent.begin()
 	go func() {
 		defer e.wg.Done()
@@ -97,22 +127,27 @@ func (e *Engine) startPrewarm(inst store.Installation) *prewarm {
 	return p
 }
 
-// expectedImage guesses the image of the next deploy: the one the manifest at
-// the head of the followed branch names. The deploy checks the guess.
-func (e *Engine) expectedImage(inst store.Installation) string {
+// expectedLaunch guesses what the next deploy launches: the image the
+// manifest at the head of the followed branch names, and how many instances
+// its first batch starts. The deploy checks the guess.
+func (e *Engine) expectedLaunch(inst store.Installation) (image string, n int) {
 	r, err := repo.Open(e.repoDir(inst.App))
 	if err != nil {
-		return DefaultImage
+		return DefaultImage, 1
 	}
 	head, err := r.Branch(inst.Following.Ref)
 	if err != nil {
-		return DefaultImage
+		return DefaultImage, 1
 	}
 	app, err := loadAppAt(r, head)
 	if err != nil {
-		return DefaultImage
+		return DefaultImage, 1
 	}
-	return app.Image
+	n = len(slotsOf(app.Processes, inst.Formation))
+	if inst.Surge > 0 && len(inst.Members) > 0 {
+		n = min(n, inst.Surge)
+	}
+	return app.Image, n
 }
 
 // claimPrewarm hands a deploy the instance started for it, if there is one of
@@ -122,12 +157,14 @@ func (e *Engine) expectedImage(inst store.Installation) string {
 // instance serves.
 func (e *Engine) claimPrewarm(ctx context.Context, installationID int64, image string, early bool) (name string, settle func() error, err error) {
 	e.prewarms.mu.Lock()
-	p := e.prewarms.byID[installationID]
-	if p == nil || p.image != image {
+	set := e.prewarms.byID[installationID]
+	if set == nil || set.primary == nil || set.primary.image != image {
 		e.prewarms.mu.Unlock()
 		return "", nil, errNoPrewarm
 	}
-	delete(e.prewarms.byID, installationID)
+	p := set.primary
+	set.primary = nil
+	e.forgetEmpty(installationID, set)
 	e.prewarms.mu.Unlock()
 	wait := func(ctx context.Context) error {
 		select {
@@ -153,15 +190,43 @@ func (e *Engine) claimPrewarm(ctx context.Context, installationID int64, image s
 
 var errNoPrewarm = errors.New("no instance started ahead")
 
-// dropPrewarm deletes the instance started for an installation if no deploy
-// claimed it.
+// claimExtra hands a member of a deploy one of the other instances started
+// for it, of image, or nil; the member waits for its launch.
+func (e *Engine) claimExtra(installationID int64, image string) *prewarm {
+	e.prewarms.mu.Lock()
+	defer e.prewarms.mu.Unlock()
+	set := e.prewarms.byID[installationID]
+	if set == nil || len(set.extras) == 0 || set.extras[0].image != image {
+		return nil
+	}
+	p := set.extras[0]
+	set.extras = set.extras[1:]
+	e.forgetEmpty(installationID, set)
+	return p
+}
+
+// forgetEmpty drops a set all of whose instances were claimed, so the next
+// push may start its own. The caller holds e.prewarms.mu.
+func (e *Engine) forgetEmpty(installationID int64, set *prewarmSet) {
+	if set.primary == nil && len(set.extras) == 0 && e.prewarms.byID[installationID] == set {
+		delete(e.prewarms.byID, installationID)
+	}
+}
+
+// dropPrewarm deletes the instances started for an installation that no
+// deploy claimed.
 func (e *Engine) dropPrewarm(installationID int64) {
 	e.prewarms.mu.Lock()
-	p := e.prewarms.byID[installationID]
+	set := e.prewarms.byID[installationID]
 	delete(e.prewarms.byID, installationID)
 	e.prewarms.mu.Unlock()
-	if p != nil {
-		e.deletePrewarm(p)
+	if set == nil {
+		return
+	}
+	for _, p := range append([]*prewarm{set.primary}, set.extras...) {
+		if p != nil {
+			e.deletePrewarm(p)
+		}
 	}
 }
 

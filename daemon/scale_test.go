@@ -202,3 +202,40 @@ func (d *slipwayd) pageText(path string) string {
 	)
 	return evaluate[string](t, ctx, "document.body.innerText")
 }
+
+// firstOnly serves from the first instance to start on the shared volume
+// and fails in every other: a rolling deploy of it fails at its second batch.
+const firstOnly = `image: slipway/busybox
+volumes:
+  data: /data
+web: if mkdir /data/first-$SLIPWAY_COMMIT 2>/dev/null; then exec httpd -f -p $PORT -h /app/public; else echo "not the first"; exit 1; fi
+health:
+  path: /
+  timeout: 3s
+`
+
+func TestARollingDeployThatFailsLeavesTheOldSet(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t)
+	host := d.setupApp("roll")
+	w := d.newApp("roll", "static")
+	w.commitFile("slipway.yml", strings.Replace(whoManifest, "image: slipway/busybox\n", "image: slipway/busybox\nvolumes:\n  data: /data\n", 1), "manifest")
+	first := w.commitFile("public/index.html", "one\n", "one")
+	if out, code := w.push("deploy", "main"); code != 0 {
+		t.Fatalf("push exited %d:\n%s", code, out)
+	}
+	d.serves(host, "one")
+	d.mustSSH("scale", "roll/production", "web=3", "--surge", "1")
+	old := d.settledTo("roll/production", first, 3)
+
+	l := d.startLoad(host, 4)
+	w.commitFile("slipway.yml", firstOnly, "only the first instance starts")
+	out, code := w.push("deploy", "main")
+	if code == 0 || !strings.Contains(out, "Traffic on 1 new and 2 old instance(s)") || !strings.Contains(out, "Traffic back on 3 old instance(s)") {
+		t.Fatalf("the rolling deploy should fail at its second batch and put traffic back (exit %d):\n%s", code, out)
+	}
+	if now := d.settledTo("roll/production", first, 3); !slices.Equal(now, old) {
+		t.Fatalf("the old set %v should serve again, got %v", old, now)
+	}
+	l.noneFailed(t, "through a rolling deploy that failed at its second batch")
+}

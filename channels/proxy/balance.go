@@ -52,7 +52,7 @@ func pickOf(fs []*forwarder, avoid *Upstream) *forwarder {
 func nextUsable(fs []*forwarder, i int, avoid *Upstream, up bool) int {
 	for range fs {
 		f := fs[i]
-		if u := f.upstream; u != avoid && !u.isDraining() && (!up || !u.down.Load() && !f.unhealthy.Load()) {
+		if u := f.upstream; u != avoid && !u.isDraining() && (!up || !u.down.Load() && !f.isUnhealthy()) {
 			return i
 		}
 		if i++; i == len(fs) {

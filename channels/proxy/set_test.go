@@ -418,15 +418,17 @@ func TestHealthChecksOnlyForSets(t *testing.T) {
 	if a.up.probing.Load() != 1 || b.up.probing.Load() != 1 {
 		t.Fatalf("probes: a %d, b %d, want one each", a.up.probing.Load(), b.up.probing.Load())
 	}
+	stopped := func() bool { return a.up.probing.Load() == 0 && b.up.probing.Load() == 0 }
 	p.SetHealth("app.test", "")
-	if a.up.probing.Load() != 0 || b.up.probing.Load() != 0 {
-		t.Fatal("probes still run without a health path")
-	}
+	waitFor(t, "probes to stop without a health path", stopped)
 	p.SetHealth("app.test", "/health")
-	old := p.SwapSet("app.test", upstreamsOf(a))
-	if len(old) != 1 || old[0] != b.up || a.up.probing.Load() != 0 || b.up.probing.Load() != 0 {
-		t.Fatalf("after shrinking to one: replaced %v, probes a %d, b %d", namesOf(old), a.up.probing.Load(), b.up.probing.Load())
+	if a.up.probing.Load() != 1 || b.up.probing.Load() != 1 {
+		t.Fatalf("probes: a %d, b %d, want one each again", a.up.probing.Load(), b.up.probing.Load())
 	}
+	if old := p.SwapSet("app.test", upstreamsOf(a)); len(old) != 1 || old[0] != b.up {
+		t.Fatalf("shrinking to one replaced %v", namesOf(old))
+	}
+	waitFor(t, "probes to stop with one upstream", stopped)
 }
 
 // Drain stops every probe of its upstream, active and passive, and no new one starts.
@@ -457,8 +459,10 @@ func TestDrainStopsProbes(t *testing.T) {
 			t.Errorf("%s runs %d probes after Drain", up.Name(), n)
 		}
 	}
+	// A check sent just before Drain may still be on its way in: let it land.
+	time.Sleep(20 * time.Millisecond)
 	seen := checks.Load()
-	time.Sleep(30 * time.Millisecond)
+	time.Sleep(50 * time.Millisecond)
 	if n := checks.Load() - seen; n != 0 {
 		t.Errorf("%d health checks reached b after its Drain", n)
 	}
@@ -499,7 +503,9 @@ func TestPick(t *testing.T) {
 					up.state.Or(draining)
 				}
 				f := &forwarder{upstream: up}
-				f.unhealthy.Store(s.unhealthy)
+				hc := &healthCheck{}
+				hc.unhealthy.Store(s.unhealthy)
+				f.check.Store(hc)
 				rt.forwarders = append(rt.forwarders, f)
 			}
 			var avoid *Upstream

@@ -485,7 +485,7 @@ func TestPick(t *testing.T) {
 		{"one", []state{{}}, -1, []int{0}},
 		{"one down is still picked", []state{{down: true}}, -1, []int{0}},
 		{"one avoided", []state{{}}, 0, nil},
-		{"one draining", []state{{draining: true}}, -1, nil},
+		{"one draining is the caller's to tell", []state{{draining: true}}, -1, []int{0}},
 		{"skips down", []state{{down: true}, {}, {down: true}}, -1, []int{1}},
 		{"skips unhealthy", []state{{unhealthy: true}, {unhealthy: true}, {}}, -1, []int{2}},
 		{"skips avoided", []state{{}, {}}, 0, []int{1}},
@@ -514,7 +514,7 @@ func TestPick(t *testing.T) {
 			}
 			got := map[int]bool{}
 			for range 100 {
-				f := rt.pick(avoid)
+				f := rt.pick(avoid, nil)
 				if f == nil {
 					got[-1] = true
 					continue
@@ -535,6 +535,15 @@ func TestPick(t *testing.T) {
 	}
 }
 
+// An upstream alone whose acquire failed is not picked again.
+func TestPickAloneDrained(t *testing.T) {
+	up := NewUpstream("app", nil)
+	rt := &route{forwarders: []*forwarder{{upstream: up}}}
+	if f := rt.pick(nil, up); f != nil {
+		t.Fatal("picked the upstream just found draining")
+	}
+}
+
 // Of two upstreams, the one with fewer requests in flight is picked.
 func TestPickPrefersFewerInFlight(t *testing.T) {
 	busy, idle := NewUpstream("busy", nil), NewUpstream("idle", nil)
@@ -543,7 +552,7 @@ func TestPickPrefersFewerInFlight(t *testing.T) {
 	}
 	rt := &route{forwarders: []*forwarder{{upstream: busy}, {upstream: idle}}}
 	for range 50 {
-		if f := rt.pick(nil); f.upstream != idle {
+		if f := rt.pick(nil, nil); f.upstream != idle {
 			t.Fatal("picked the busier upstream")
 		}
 	}

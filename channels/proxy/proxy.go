@@ -1,5 +1,5 @@
-// Package proxy is slipway's front HTTP proxy: it routes each request by its Host to the
-// upstream currently serving that host, swaps upstreams atomically and drains the
+// Package proxy is slipway's front HTTP proxy: it routes each request by its Host to one of
+// the upstreams currently serving that host, swaps them atomically and drains the
 // replaced ones, so a deploy never drops a request.
 package proxy
 

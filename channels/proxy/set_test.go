@@ -309,19 +309,27 @@ func resettingBackend(t *testing.T) (*Upstream, *atomic.Int64) {
 	}), &heads
 }
 
-// A GET that the app resets goes to another upstream; a POST with a body does not
-// (the app may have acted on it).
+// A GET (or TRACE) that the app resets goes to another upstream; a POST with a body
+// does not (the app may have acted on it).
 func TestResetIsRetriedOnlyWhenSafe(t *testing.T) {
 	eachFront(t, func(t *testing.T, p *Proxy, srv *front) {
 		good := countedBackend(t, "good")
 		bad, heads := resettingBackend(t)
 		p.SwapSet("app.test", []*Upstream{bad, good.up})
 
-		for range 30 {
-			expect(t, get(t, srv, "app.test"), http.StatusOK, "good")
-		}
-		if heads.Load() == 0 {
-			t.Fatal("no GET reached the resetting upstream: nothing was retried")
+		// GET takes a connPool, TRACE http.Transport.
+		for _, method := range []string{http.MethodGet, http.MethodTrace} {
+			before := heads.Load()
+			for range 30 {
+				res, err := send(t, srv.Client(), srv, method, "app.test", "")
+				if err != nil {
+					t.Fatal(err)
+				}
+				expect(t, res, http.StatusOK, "good")
+			}
+			if heads.Load() == before {
+				t.Fatalf("no %s reached the resetting upstream: nothing was retried", method)
+			}
 		}
 		if r := p.Stats().Retries; r != uint64(heads.Load()) {
 			t.Errorf("%d retries for %d resets", r, heads.Load())

@@ -4,8 +4,9 @@ import "math/rand/v2"
 
 // pick chooses the forwarder of r for a request, never avoid's nor one draining, or
 // returns nil if there is none. One upstream gets every request, down or not: there is
-// nothing to choose, and the check costs next to nothing. Among several, pickOf.
-func (r *route) pick(avoid *Upstream) *forwarder {
+// nothing to choose, and nothing to load but the route; drained is the one whose
+// acquire just failed (it is draining), the caller's to tell. Among several, pickOf.
+func (r *route) pick(avoid, drained *Upstream) *forwarder {
 	if r == nil {
 		return nil
 	}
@@ -13,7 +14,7 @@ func (r *route) pick(avoid *Upstream) *forwarder {
 	case 0:
 		return nil
 	case 1:
-		if fs[0].upstream == avoid || fs[0].upstream.isDraining() {
+		if fs[0].upstream == avoid || fs[0].upstream == drained {
 			return nil
 		}
 		return fs[0]
@@ -52,7 +53,7 @@ func pickOf(fs []*forwarder, avoid *Upstream) *forwarder {
 func nextUsable(fs []*forwarder, i int, avoid *Upstream, up bool) int {
 	for range fs {
 		f := fs[i]
-		if u := f.upstream; u != avoid && !u.isDraining() && (!up || !u.down.Load() && !f.unhealthy.Load()) {
+		if u := f.upstream; u != avoid && !u.isDraining() && (!up || !u.down.Load() && !f.isUnhealthy()) {
 			return i
 		}
 		if i++; i == len(fs) {

@@ -22,12 +22,11 @@ const upstreamURLHost = "upstream"
 // everything it needs through the route it loaded and nothing per request (a context
 // value, a handler) has to be allocated.
 type forwarder struct {
-	proxy     *Proxy
-	host      string
-	upstream  *Upstream
-	rp        httputil.ReverseProxy
-	unhealthy atomic.Bool  // the host's active health check failed (health.go)
-	check     *healthCheck // that check, if one runs; under proxy.mu
+	proxy    *Proxy
+	host     string
+	upstream *Upstream
+	rp       httputil.ReverseProxy
+	check    atomic.Pointer[healthCheck] // the host's active health check, if one runs (health.go)
 }
 
 func (p *Proxy) newForwarder(host string, up *Upstream) *forwarder {

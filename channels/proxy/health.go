@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -82,11 +83,18 @@ func (u *Upstream) probeDial() {
 }
 
 // healthCheck is the active check of one forwarder, started and stopped under the
-// proxy's mu (see syncHealth).
+// proxy's mu (see syncHealth). Its verdict is its own: a check being stopped may
+// still finish a request, and must not speak for its successor.
 type healthCheck struct {
-	path   string
-	cancel context.CancelFunc
-	done   chan struct{}
+	path      string
+	cancel    context.CancelFunc
+	unhealthy atomic.Bool
+}
+
+// isUnhealthy reports whether f's active check, if one runs, failed.
+func (f *forwarder) isUnhealthy() bool {
+	hc := f.check.Load()
+	return hc != nil && hc.unhealthy.Load()
 }
 
 // syncHealth starts the active checks next asks for and stops those it no longer
@@ -103,13 +111,16 @@ func (p *Proxy) syncHealth(prev, next routeTable) {
 	}
 	for _, rt := range prev {
 		for _, f := range rt.forwarders {
-			if path, ok := want[f]; f.check != nil && (!ok || path != f.check.path) {
-				f.stopCheck()
+			if hc := f.check.Load(); hc != nil {
+				if path, ok := want[f]; !ok || path != hc.path {
+					f.check.Store(nil)
+					hc.cancel()
+				}
 			}
 		}
 	}
 	for f, path := range want {
-		if f.check == nil {
+		if f.check.Load() == nil {
 			f.startCheck(path)
 		}
 	}
@@ -117,26 +128,17 @@ func (p *Proxy) syncHealth(prev, next routeTable) {
 
 func (f *forwarder) startCheck(path string) {
 	ctx, cancel := context.WithCancel(f.upstream.ctx)
-	hc := &healthCheck{path: path, cancel: cancel, done: make(chan struct{})}
-	if !f.upstream.goProbe(func() { defer close(hc.done); f.checkHealth(ctx, path) }) {
+	hc := &healthCheck{path: path, cancel: cancel}
+	if !f.upstream.goProbe(func() { f.checkHealth(ctx, hc) }) {
 		cancel() // draining: never picked again
 		return
 	}
-	f.check = hc
+	f.check.Store(hc)
 }
 
-// stopCheck ends f's check and waits for it, so that a check started next does not
-// race with its last verdict.
-func (f *forwarder) stopCheck() {
-	f.check.cancel()
-	<-f.check.done
-	f.check = nil
-}
-
-// checkHealth asks for path every healthEvery until ctx ends; f is healthy again once
-// its check stops.
-func (f *forwarder) checkHealth(ctx context.Context, path string) {
-	defer f.unhealthy.Store(false)
+// checkHealth asks for hc's path every healthEvery until ctx ends.
+func (f *forwarder) checkHealth(ctx context.Context, hc *healthCheck) {
+	path := hc.path
 	tick := time.NewTicker(f.proxy.healthEvery)
 	defer tick.Stop()
 	fails := 0
@@ -149,13 +151,13 @@ func (f *forwarder) checkHealth(ctx context.Context, path string) {
 		switch {
 		case f.healthy(ctx, path):
 			fails = 0
-			f.unhealthy.Store(false)
+			hc.unhealthy.Store(false)
 		case ctx.Err() != nil:
 			return
 		default:
 			if fails++; fails == healthFails {
 				f.proxy.logger.Warn("Upstream failed its health check", "host", f.host, "upstream", f.upstream.name, "path", path)
-				f.unhealthy.Store(true)
+				hc.unhealthy.Store(true)
 			}
 		}
 	}

@@ -1,5 +1,5 @@
-// Package proxy is slipway's front HTTP proxy: it routes each request by its Host to the
-// upstream currently serving that host, swaps upstreams atomically and drains the
+// Package proxy is slipway's front HTTP proxy: it routes each request by its Host to one of
+// the upstreams currently serving that host, swaps them atomically and drains the
 // replaced ones, so a deploy never drops a request.
 package proxy
 
@@ -123,6 +123,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w = &closeUnlessSwitched{ResponseWriter: w}
 	}
 
+	var drained *Upstream
 	for {
 		rt := (*p.routes.Load())[host]
 		if rt != nil && info.tls && rt.hsts != nil {
@@ -146,7 +147,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		// No pick: nothing deployed, or every upstream drained while still routed
 		// (Drain without a Swap first): nothing can serve the host.
-		f := rt.pick(nil)
+		f := rt.pick(nil, drained)
 		if f == nil {
 			writeNoInstance(w, host)
 			return
@@ -155,8 +156,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		// The upstream started draining after we read the route; whoever drains it
-		// swapped it out first, so the table now holds its successor (and pick skips
-		// a draining upstream).
+		// swapped it out first, so the table now holds its successor.
+		drained = f.upstream
 	}
 }
 
@@ -205,16 +206,18 @@ func (w *closeUnlessSwitched) Unwrap() http.ResponseWriter { return w.ResponseWr
 // acquire returns a forwarder of host's current route, other than avoid's, with its
 // upstream acquired, or nil if no upstream can take the request. The caller must
 // release the upstream. A failed acquire leaves its upstream draining, which the next
-// pick skips, so the loop ends.
+// pick skips (in a set) or is told of (alone), so the loop ends.
 func (p *Proxy) acquire(host string, avoid *Upstream) *forwarder {
+	var drained *Upstream
 	for {
-		f := (*p.routes.Load())[host].pick(avoid)
+		f := (*p.routes.Load())[host].pick(avoid, drained)
 		if f == nil {
 			return nil
 		}
 		if f.upstream.acquire() {
 			return f
 		}
+		drained = f.upstream
 	}
 }
 
@@ -223,18 +226,20 @@ func (p *Proxy) acquire(host string, avoid *Upstream) *forwarder {
 // maintenance, or not served over the connection's protocol (a redirect, a refusal)
 // too: ServeHTTP writes those.
 func (p *Proxy) acquireServing(host []byte, tls bool) (*route, *forwarder) {
+	var drained *Upstream
 	for {
 		rt := (*p.routes.Load())[string(host)]
 		if rt == nil || rt.maintenance || tls && rt.https == HTTPSOff || !tls && rt.https == HTTPSRedirect {
 			return nil, nil
 		}
-		f := rt.pick(nil)
+		f := rt.pick(nil, drained)
 		if f == nil {
 			return nil, nil
 		}
 		if f.upstream.acquire() {
 			return rt, f
 		}
+		drained = f.upstream
 	}
 }
 

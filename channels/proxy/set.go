@@ -103,7 +103,7 @@ func (p *Proxy) UpstreamStats() []UpstreamStat {
 				seen[u] = i
 				out = append(out, UpstreamStat{Name: u.name, Requests: u.requests.Load(), InFlight: u.InFlight(), Down: u.down.Load()})
 			}
-			out[i].Down = out[i].Down || f.unhealthy.Load()
+			out[i].Down = out[i].Down || f.isUnhealthy()
 		}
 	}
 	slices.SortFunc(out, func(a, b UpstreamStat) int { return strings.Compare(a.Name, b.Name) })

@@ -309,19 +309,27 @@ func resettingBackend(t *testing.T) (*Upstream, *atomic.Int64) {
 	}), &heads
 }
 
-// A GET that the app resets goes to another upstream; a POST with a body does not
-// (the app may have acted on it).
+// A GET (or TRACE) that the app resets goes to another upstream; a POST with a body
+// does not (the app may have acted on it).
 func TestResetIsRetriedOnlyWhenSafe(t *testing.T) {
 	eachFront(t, func(t *testing.T, p *Proxy, srv *front) {
 		good := countedBackend(t, "good")
 		bad, heads := resettingBackend(t)
 		p.SwapSet("app.test", []*Upstream{bad, good.up})
 
-		for range 30 {
-			expect(t, get(t, srv, "app.test"), http.StatusOK, "good")
-		}
-		if heads.Load() == 0 {
-			t.Fatal("no GET reached the resetting upstream: nothing was retried")
+		// GET takes a connPool, TRACE http.Transport.
+		for _, method := range []string{http.MethodGet, http.MethodTrace} {
+			before := heads.Load()
+			for range 30 {
+				res, err := send(t, srv.Client(), srv, method, "app.test", "")
+				if err != nil {
+					t.Fatal(err)
+				}
+				expect(t, res, http.StatusOK, "good")
+			}
+			if heads.Load() == before {
+				t.Fatalf("no %s reached the resetting upstream: nothing was retried", method)
+			}
 		}
 		if r := p.Stats().Retries; r != uint64(heads.Load()) {
 			t.Errorf("%d retries for %d resets", r, heads.Load())
@@ -418,15 +426,17 @@ func TestHealthChecksOnlyForSets(t *testing.T) {
 	if a.up.probing.Load() != 1 || b.up.probing.Load() != 1 {
 		t.Fatalf("probes: a %d, b %d, want one each", a.up.probing.Load(), b.up.probing.Load())
 	}
+	stopped := func() bool { return a.up.probing.Load() == 0 && b.up.probing.Load() == 0 }
 	p.SetHealth("app.test", "")
-	if a.up.probing.Load() != 0 || b.up.probing.Load() != 0 {
-		t.Fatal("probes still run without a health path")
-	}
+	waitFor(t, "probes to stop without a health path", stopped)
 	p.SetHealth("app.test", "/health")
-	old := p.SwapSet("app.test", upstreamsOf(a))
-	if len(old) != 1 || old[0] != b.up || a.up.probing.Load() != 0 || b.up.probing.Load() != 0 {
-		t.Fatalf("after shrinking to one: replaced %v, probes a %d, b %d", namesOf(old), a.up.probing.Load(), b.up.probing.Load())
+	if a.up.probing.Load() != 1 || b.up.probing.Load() != 1 {
+		t.Fatalf("probes: a %d, b %d, want one each again", a.up.probing.Load(), b.up.probing.Load())
 	}
+	if old := p.SwapSet("app.test", upstreamsOf(a)); len(old) != 1 || old[0] != b.up {
+		t.Fatalf("shrinking to one replaced %v", namesOf(old))
+	}
+	waitFor(t, "probes to stop with one upstream", stopped)
 }
 
 // Drain stops every probe of its upstream, active and passive, and no new one starts.
@@ -457,8 +467,10 @@ func TestDrainStopsProbes(t *testing.T) {
 			t.Errorf("%s runs %d probes after Drain", up.Name(), n)
 		}
 	}
+	// A check sent just before Drain may still be on its way in: let it land.
+	time.Sleep(20 * time.Millisecond)
 	seen := checks.Load()
-	time.Sleep(30 * time.Millisecond)
+	time.Sleep(50 * time.Millisecond)
 	if n := checks.Load() - seen; n != 0 {
 		t.Errorf("%d health checks reached b after its Drain", n)
 	}
@@ -481,7 +493,7 @@ func TestPick(t *testing.T) {
 		{"one", []state{{}}, -1, []int{0}},
 		{"one down is still picked", []state{{down: true}}, -1, []int{0}},
 		{"one avoided", []state{{}}, 0, nil},
-		{"one draining", []state{{draining: true}}, -1, nil},
+		{"one draining is the caller's to tell", []state{{draining: true}}, -1, []int{0}},
 		{"skips down", []state{{down: true}, {}, {down: true}}, -1, []int{1}},
 		{"skips unhealthy", []state{{unhealthy: true}, {unhealthy: true}, {}}, -1, []int{2}},
 		{"skips avoided", []state{{}, {}}, 0, []int{1}},
@@ -499,7 +511,9 @@ func TestPick(t *testing.T) {
 					up.state.Or(draining)
 				}
 				f := &forwarder{upstream: up}
-				f.unhealthy.Store(s.unhealthy)
+				hc := &healthCheck{}
+				hc.unhealthy.Store(s.unhealthy)
+				f.check.Store(hc)
 				rt.forwarders = append(rt.forwarders, f)
 			}
 			var avoid *Upstream
@@ -508,7 +522,7 @@ func TestPick(t *testing.T) {
 			}
 			got := map[int]bool{}
 			for range 100 {
-				f := rt.pick(avoid)
+				f := rt.pick(avoid, nil)
 				if f == nil {
 					got[-1] = true
 					continue
@@ -529,6 +543,15 @@ func TestPick(t *testing.T) {
 	}
 }
 
+// An upstream alone whose acquire failed is not picked again.
+func TestPickAloneDrained(t *testing.T) {
+	up := NewUpstream("app", nil)
+	rt := &route{forwarders: []*forwarder{{upstream: up}}}
+	if f := rt.pick(nil, up); f != nil {
+		t.Fatal("picked the upstream just found draining")
+	}
+}
+
 // Of two upstreams, the one with fewer requests in flight is picked.
 func TestPickPrefersFewerInFlight(t *testing.T) {
 	busy, idle := NewUpstream("busy", nil), NewUpstream("idle", nil)
@@ -537,7 +560,7 @@ func TestPickPrefersFewerInFlight(t *testing.T) {
 	}
 	rt := &route{forwarders: []*forwarder{{upstream: busy}, {upstream: idle}}}
 	for range 50 {
-		if f := rt.pick(nil); f.upstream != idle {
+		if f := rt.pick(nil, nil); f.upstream != idle {
 			t.Fatal("picked the busier upstream")
 		}
 	}

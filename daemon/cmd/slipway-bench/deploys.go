@@ -397,9 +397,20 @@ func (b *bench) parallel(ctx context.Context) error {
 // the n deletes. Every deploy makes one instance and deletes one, so this
 // bounds parallel10_ratio from below on this machine.
 func (b *bench) parallelFloor(ctx context.Context, n int) (time.Duration, error) {
-	rt, err := b.d.runtime()
+	one, all, err := b.incusFloor(ctx, n)
 	if err != nil {
 		return 0, err
+	}
+	b.results.note("parallel10_ratio", "floor: Incus alone, outside slipway: %d create+start at once %.2f s, one %.2f s (%.1f×)", n, all.Seconds(), one.Seconds(), all.Seconds()/one.Seconds())
+	return all, nil
+}
+
+// incusFloor times Incus alone creating and starting one busybox instance,
+// then n at once.
+func (b *bench) incusFloor(ctx context.Context, n int) (one, all time.Duration, err error) {
+	rt, err := b.d.runtime()
+	if err != nil {
+		return 0, 0, err
 	}
 	defer rt.Close()
 	batch := func(tag string, k int) (time.Duration, error) {
@@ -425,16 +436,11 @@ func (b *bench) parallelFloor(ctx context.Context, n int) (time.Duration, error)
 		}
 		return took, first
 	}
-	one, err := batch("one", 1)
-	if err != nil {
-		return 0, err
+	if one, err = batch("one", 1); err != nil {
+		return 0, 0, err
 	}
-	all, err := batch("all", n)
-	if err != nil {
-		return 0, err
-	}
-	b.results.note("parallel10_ratio", "floor: Incus alone, outside slipway: %d create+start at once %.2f s, one %.2f s (%.1f×)", n, all.Seconds(), one.Seconds(), all.Seconds()/one.Seconds())
-	return all, nil
+	all, err = batch("all", n)
+	return one, all, err
 }
 
 // deployAll commits to every tree and pushes them all at once; it returns

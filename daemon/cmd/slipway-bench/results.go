@@ -36,6 +36,7 @@ var metrics = []metric{
 	{"deploy_1_instance_s", "deploy of one instance (same rounds as three)", "s", "", 0, true, 2},
 	{"deploy_3_instances_s", "deploy of three instances", "s", "", 0, true, 2},
 	{"deploy_3_vs_1", "deploy of three instances ÷ of one", "×", "≤ 1.5×", 1.5, true, 2},
+	{"incus_3_vs_1", "floor: Incus alone, 3 create+starts at once ÷ one", "×", "", 0, true, 2},
 	{"failed_requests_deploy_3", "failed requests, deploys of three instances under load", "", "0", 0, true, 0},
 	{"failed_requests_rolling_3", "failed requests, rolling deploys (--surge 1) of three", "", "0", 0, true, 0},
 	{"rolling_deploy_3_s", "rolling deploy (--surge 1) of three, push returns", "s", "", 0, true, 2},

@@ -50,6 +50,13 @@ func (b *bench) scale(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	for range 3 { // the floor: Incus alone starting three at once ÷ one
+		one, all, err := b.incusFloor(ctx, 3)
+		if err != nil {
+			return err
+		}
+		b.results.add("incus_3_vs_1", all.Seconds()/one.Seconds())
+	}
 	b.results.add("failed_requests_deploy_3", float64(failed))
 	b.results.note("failed_requests_deploy_3", "%d of %d requests failed across %d deploys of three instances", failed, total, rounds)
 	return b.rolling(ctx, trio, trioHost, rounds)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/slipway-dev/slipway/channels"
 	"github.com/slipway-dev/slipway/channels/backup/sysarchive"
+	"github.com/slipway-dev/slipway/channels/container"
 	"github.com/slipway-dev/slipway/channels/proxy"
 	"github.com/slipway-dev/slipway/daemon/frontproxy"
 	"github.com/slipway-dev/slipway/hooks"
@@ -25,29 +26,30 @@ import (
 // Config is the whole daemon configuration, filled from flags and SLIPWAY_*
 // environment variables by main.
 type Config struct {
-	DataDir            string         // SQLite store, repositories, host key
-	SSHAddr            string         // git push and SSH commands
-	WebAddr            string         // web page
-	MetricsAddr        string         // Prometheus /metrics; "off": none
-	ProxyAddr          string         // the front HTTP proxy apps are served on
-	ProxyMaxConnsPerIP int            // client connections the proxy keeps open from one address; 0: no cap
-	HTTPSAddr          string         // the front proxy's HTTPS address; "": no HTTPS
-	TrustedProxies     []netip.Prefix // peers (a CDN, a load balancer) whose forwarding fields the proxy believes
-	StartProxy         bool           // start the proxy process when none runs (false: a service manager does)
-	WebURL             string         // public base URL of the web page (default http://WebAddr)
-	WebHost            string         // the web page's domain, served over HTTPS through the front proxy
-	IncusProject       string         // every instance lives in this Incus project
-	AdminKey           string         // public key file registered as admin on first start
-	BaseDomain         string         // installations default to APP.ENV.BaseDomain
-	MaxParallel        int            // operations running at once
-	MaxPushBytes       int64          // largest pack a push may send
-	DrainTimeout       time.Duration  // in-flight requests' grace after a swap
-	HealEvery          time.Duration  // how often dead instances are looked for; 0: never
-	AppPort            int            // $PORT inside instances
-	KeepImages         int            // images of earlier builds kept per installation for fast rollback
-	Binary             string         // this executable, for git hooks
-	Supervisor         string         // the static slipway-supervisor binary every instance runs as init (default: beside Binary)
-	AppLogBytes        int64          // app logs kept per installation
+	DataDir            string           // SQLite store, repositories, host key
+	SSHAddr            string           // git push and SSH commands
+	WebAddr            string           // web page
+	MetricsAddr        string           // Prometheus /metrics; "off": none
+	ProxyAddr          string           // the front HTTP proxy apps are served on
+	ProxyMaxConnsPerIP int              // client connections the proxy keeps open from one address; 0: no cap
+	HTTPSAddr          string           // the front proxy's HTTPS address; "": no HTTPS
+	TrustedProxies     []netip.Prefix   // peers (a CDN, a load balancer) whose forwarding fields the proxy believes
+	StartProxy         bool             // start the proxy process when none runs (false: a service manager does)
+	WebURL             string           // public base URL of the web page (default http://WebAddr)
+	WebHost            string           // the web page's domain, served over HTTPS through the front proxy
+	IncusProject       string           // every instance lives in this Incus project
+	AdminKey           string           // public key file registered as admin on first start
+	BaseDomain         string           // installations default to APP.ENV.BaseDomain
+	MaxParallel        int              // operations running at once
+	MaxPushBytes       int64            // largest pack a push may send
+	DrainTimeout       time.Duration    // in-flight requests' grace after a swap
+	Incus              container.Remote // incusd's HTTPS API with a client certificate; URL "": the unix socket
+	HealEvery          time.Duration    // how often dead instances are looked for; 0: never
+	AppPort            int              // $PORT inside instances
+	KeepImages         int              // images of earlier builds kept per installation for fast rollback
+	Binary             string           // this executable, for git hooks
+	Supervisor         string           // the static slipway-supervisor binary every instance runs as init (default: beside Binary)
+	AppLogBytes        int64            // app logs kept per installation
 
 	ReportSchedule string           // cron spec (UTC) of the weekly activity reports
 	LogRetention   time.Duration    // how long logs of deprovisioned installations are kept

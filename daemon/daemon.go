@@ -84,7 +84,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Daemon, error) 
 		st.Close()
 		return nil, fmt.Errorf("--supervisor: %w", err)
 	}
-	d.runtime, err = container.Connect(cfg.IncusProject, supervisor, logger)
+	d.runtime, err = container.ConnectTo(cfg.Incus, cfg.IncusProject, supervisor, logger)
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -96,7 +96,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Daemon, error) 
 	// The proxy runs in a process of its own, so traffic does not wait on
 	// this one: find it, or start it.
 	d.proxy = frontproxy.NewKeeper(cfg.Binary, frontproxy.Config{
-		Addr: cfg.ProxyAddr, Dir: frontproxy.DirIn(cfg.DataDir), Project: cfg.IncusProject,
+		Addr: cfg.ProxyAddr, Dir: frontproxy.DirIn(cfg.DataDir), Project: cfg.IncusProject, Incus: cfg.Incus,
 		Version: version.Get().String(), MaxConnsPerIP: cfg.ProxyMaxConnsPerIP,
 		HTTPSAddr: cfg.HTTPSAddr, CertDir: cfg.CertDir(), TrustedProxies: cfg.TrustedProxies,
 	}, cfg.StartProxy, logger)

@@ -83,13 +83,25 @@ func ConnectServer(ctx context.Context) (incus.InstanceServer, error) {
 // profiles (features.images=false, features.profiles=false), which is where
 // `slipway setup` puts the base image and the root disk.
 func Connect(project, supervisor string, logger *slog.Logger) (*Incus, error) {
+	return ConnectTo(Remote{}, project, supervisor, logger)
+}
+
+// ConnectTo is Connect through remote's HTTPS API (the unix socket when its
+// URL is empty).
+func ConnectTo(remote Remote, project, supervisor string, logger *slog.Logger) (*Incus, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	if project == "" {
 		return nil, fmt.Errorf("connect to incus: %w: empty project name", ErrBadName)
 	}
-	srv, err := ConnectServer(context.Background())
+	var srv incus.InstanceServer
+	var err error
+	if remote.URL == "" {
+		srv, err = ConnectServer(context.Background())
+	} else {
+		srv, err = remote.connect(context.Background())
+	}
 	if err != nil {
 		return nil, err
 	}

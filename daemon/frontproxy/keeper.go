@@ -122,6 +122,12 @@ func (k *Keeper) args() []string {
 	if len(k.cfg.TrustedProxies) > 0 {
 		args = append(args, "--trusted-proxies", FormatPrefixes(k.cfg.TrustedProxies))
 	}
+	if r := k.cfg.Incus; r.URL != "" {
+		args = append(args, "--incus-url", r.URL, "--incus-cert", r.CertFile, "--incus-key", r.KeyFile)
+		if r.ServerCert != "" {
+			args = append(args, "--incus-server-cert", r.ServerCert)
+		}
+	}
 	return args
 }
 

@@ -26,10 +26,11 @@ import (
 
 // Config is what a proxy process runs with.
 type Config struct {
-	Addr    string // where it serves HTTP
-	Dir     string // its files (see Paths): DirIn(the data directory)
-	Project string // the Incus project whose instances it reaches
-	Version string // said in its Hello
+	Addr    string           // where it serves HTTP
+	Dir     string           // its files (see Paths): DirIn(the data directory)
+	Project string           // the Incus project whose instances it reaches
+	Incus   container.Remote // the incusd's HTTPS API; URL "": its unix socket
+	Version string           // said in its Hello
 
 	MaxConnsPerIP int // client connections kept open from one address; 0: no cap
 
@@ -74,7 +75,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	rt, err := container.Connect(cfg.Project, "", logger)
+	rt, err := container.ConnectTo(cfg.Incus, cfg.Project, "", logger)
 	if err != nil {
 		return err
 	}

@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/slipway-dev/slipway/channels/container"
 	"github.com/slipway-dev/slipway/channels/container/baseimage"
 	"github.com/slipway-dev/slipway/daemon"
 	"github.com/slipway-dev/slipway/daemon/frontproxy"
@@ -222,6 +223,7 @@ func serve(args []string) int {
 	ef.str(&cfg.WebURL, "web-url", "public base URL of the web page (default http://<web-addr>)")
 	ef.str(&cfg.WebHost, "web-host", "serve the web page at https://DOMAIN through the front proxy, with a certificate slipway gets")
 	ef.str(&cfg.IncusProject, "incus-project", "Incus project for instances")
+	incusFlags(ef, &cfg.Incus)
 	ef.str(&cfg.AdminKey, "admin-key", "public key file registered as the first admin")
 	ef.str(&cfg.BaseDomain, "base-domain", "installations are served at APP.ENV.<base-domain>")
 	ef.int(&cfg.MaxParallel, "max-parallel", "operations running at once")
@@ -355,4 +357,13 @@ func runSetup(name string, run func(context.Context, setup.Options, io.Writer) e
 		return 1
 	}
 	return 0
+}
+
+// incusFlags are how serve and proxy reach an incusd other than through its
+// unix socket.
+func incusFlags(ef *envFlags, r *container.Remote) {
+	ef.str(&r.URL, "incus-url", "reach incusd at https://HOST:8443 with a client certificate instead of its unix socket (it must run on this host)")
+	ef.str(&r.CertFile, "incus-cert", "client certificate (PEM) the incusd at --incus-url trusts")
+	ef.str(&r.KeyFile, "incus-key", "key of --incus-cert")
+	ef.str(&r.ServerCert, "incus-server-cert", "certificate of the incusd at --incus-url, when no system CA signs it")
 }

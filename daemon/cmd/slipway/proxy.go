@@ -34,6 +34,7 @@ func proxyCmd(args []string) int {
 	ef.str(&data, "data", "slipway's data directory; the proxy's files are in its proxy/")
 	ef.str(&cfg.Addr, "proxy-addr", "address apps are served on")
 	ef.str(&cfg.Project, "incus-project", "Incus project of the instances it routes to")
+	incusFlags(ef, &cfg.Incus)
 	ef.int(&cfg.MaxConnsPerIP, "proxy-max-conns-per-ip", "client connections kept open from one address, or 0 for no cap")
 	ef.str(&cfg.HTTPSAddr, "https-addr", `address apps are served on over HTTPS, or "" for no HTTPS`)
 	ef.str(&certDir, "cert-dir", "certificate pairs NAME.crt and NAME.key (default <data>/certs)")

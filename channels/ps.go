@@ -33,6 +33,7 @@ type InstanceReport struct {
 	State     string
 	Restarts  int       // times its supervisor restarted a process of it
 	StartedAt time.Time // zero while it starts
+	Member    string    // the Incus cluster member it runs on; "" off a cluster
 }
 
 // psTimeout bounds the question to each instance's supervisor.
@@ -89,6 +90,7 @@ func (e *Engine) reportsOf(inst store.Installation, list []runtime.Instance) []I
 	for _, m := range inst.Members {
 		r := InstanceReport{Name: m.Name, Process: m.Process, Commit: inst.Commit, StartedAt: m.StartedAt, State: InstanceStopped}
 		if in, ok := byName[m.Name]; ok && in.Running {
+			r.Member = in.Location
 			r.State = InstanceRunning
 			if m.Process == "web" {
 				r.State = InstanceServing
@@ -99,7 +101,7 @@ func (e *Engine) reportsOf(inst store.Installation, list []runtime.Instance) []I
 	}
 	var others []InstanceReport
 	for name, in := range byName {
-		r := InstanceReport{Name: name, Process: in.Labels[LabelProcess], Commit: in.Labels[LabelCommit], State: InstanceStarting}
+		r := InstanceReport{Name: name, Process: in.Labels[LabelProcess], Commit: in.Labels[LabelCommit], State: InstanceStarting, Member: in.Location}
 		if draining[name] {
 			r.State = InstanceDraining
 		}

@@ -88,6 +88,7 @@ type instanceView struct {
 	State     string     `json:"state"`
 	Restarts  int        `json:"restarts"`
 	StartedAt *time.Time `json:"started_at,omitempty"`
+	Member    string     `json:"member,omitempty"` // the Incus cluster member it runs on
 }
 
 func (s *Server) cmdPs(c *call, args []string) error {
@@ -114,7 +115,7 @@ func (s *Server) cmdPs(c *call, args []string) error {
 	}
 	views := make([]instanceView, 0, len(reports))
 	for _, r := range reports {
-		v := instanceView{Name: r.Name, Process: r.Process, Commit: r.Commit, State: r.State, Restarts: r.Restarts}
+		v := instanceView{Name: r.Name, Process: r.Process, Commit: r.Commit, State: r.State, Restarts: r.Restarts, Member: r.Member}
 		if !r.StartedAt.IsZero() {
 			t := r.StartedAt
 			v.StartedAt = &t
@@ -132,14 +133,26 @@ func writeInstances(c *call, inst store.Installation, views []instanceView) erro
 		fmt.Fprintf(c.out, "%s runs no instance\n", inst.Resource())
 		return nil
 	}
+	clustered := false
+	for _, v := range views {
+		clustered = clustered || v.Member != ""
+	}
 	tw := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "INSTANCE\tPROCESS\tCOMMIT\tSTATE\tRESTARTS\tSTARTED")
+	header := "INSTANCE\tPROCESS\tCOMMIT\tSTATE\tRESTARTS\tSTARTED"
+	if clustered {
+		header += "\tMEMBER"
+	}
+	fmt.Fprintln(tw, header)
 	for _, v := range views {
 		started := "-"
 		if v.StartedAt != nil {
 			started = v.StartedAt.UTC().Format(time.RFC3339)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", v.Name, dash(v.Process), shortID(v.Commit), v.State, v.Restarts, started)
+		line := fmt.Sprintf("%s\t%s\t%s\t%s\t%d\t%s", v.Name, dash(v.Process), shortID(v.Commit), v.State, v.Restarts, started)
+		if clustered {
+			line += "\t" + dash(v.Member)
+		}
+		fmt.Fprintln(tw, line)
 	}
 	return tw.Flush()
 }

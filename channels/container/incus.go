@@ -370,7 +370,7 @@ func (c *Incus) List(ctx context.Context) ([]runtime.Instance, error) {
 		if len(labels) == 0 {
 			continue
 		}
-		out = append(out, runtime.Instance{Name: inst.Name, Labels: labels, Running: inst.StatusCode == api.Running})
+		out = append(out, runtime.Instance{Name: inst.Name, Labels: labels, Running: inst.StatusCode == api.Running, Location: location(inst.Location)})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
@@ -423,4 +423,12 @@ var waitSeconds = 30
 
 func waitOp(ctx context.Context, srv incus.InstanceServer, project string, op incus.Operation) (*api.Operation, error) {
 	return incusop.Wait(ctx, srv, project, op, waitSeconds)
+}
+
+// location is an instance's cluster member: Incus says "none" off a cluster.
+func location(l string) string {
+	if l == "none" {
+		return ""
+	}
+	return l
 }

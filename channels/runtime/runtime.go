@@ -9,9 +9,10 @@ import "time"
 // Instance is one instance a runtime lists: its name, the labels it was
 // launched with, and whether it runs.
 type Instance struct {
-	Name    string
-	Labels  map[string]string
-	Running bool
+	Name     string
+	Labels   map[string]string
+	Running  bool
+	Location string // the cluster member it runs on; "" when Incus is not a cluster
 }
 
 // LogLine is one line an instance's process printed, or one of its

@@ -45,6 +45,8 @@ type Incus struct {
 
 	bg     sync.WaitGroup // background clean-ups of half-made instances
 	closed chan struct{}
+
+	place placement // where instances run, on a cluster (members.go)
 }
 
 // SocketPath is where incusd listens: $INCUS_SOCKET, else
@@ -296,6 +298,7 @@ func (c *Incus) cleanup(op incus.Operation, name string) {
 // error.
 func (c *Incus) Delete(ctx context.Context, name string) error {
 	c.forget(name)
+	c.forgetPlace(name)
 	op, err := c.srv.UpdateInstanceState(name, api.InstanceStatePut{Action: "stop", Force: true, Timeout: -1}, "")
 	switch {
 	case api.StatusErrorCheck(err, 404):

@@ -44,6 +44,12 @@ func (c *Incus) Dial(ctx context.Context, name string, port int) (net.Conn, erro
 	if port <= 0 || port > 65535 {
 		return nil, fmt.Errorf("dial %s: bad port %d", name, port)
 	}
+	if r, err := c.relayFor(name); err != nil || r != nil {
+		if err != nil {
+			return nil, err
+		}
+		return r.Dial(ctx, name, port)
+	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	for attempt := 0; ; attempt++ {
 		ns, err := c.netns(name, attempt > 0)

@@ -40,6 +40,12 @@ func (c *Incus) supervisorConfig() (map[string]string, map[string]map[string]str
 func (c *Incus) dialSupervisor(ctx context.Context, name string) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, supervisorDialTimeout)
 	defer cancel()
+	if r, err := c.relayFor(name); err != nil || r != nil {
+		if err != nil {
+			return nil, err
+		}
+		return r.DialSupervisor(ctx, name)
+	}
 	if err := c.Booted(ctx, name); err != nil {
 		return nil, err
 	}

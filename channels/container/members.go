@@ -1,0 +1,86 @@
+package container
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync"
+)
+
+// On an Incus cluster an instance may run on another member, whose kernel
+// holds its root and network namespace: the runtime reaches it through the
+// slipway agent of that member (package agent) instead of this host's
+// /proc. Off a cluster every instance is local and none of this is used.
+
+// Relay reaches the instances of one other member (an agent.Client).
+type Relay interface {
+	DialSupervisor(ctx context.Context, name string) (net.Conn, error)
+	Dial(ctx context.Context, name string, port int) (net.Conn, error)
+}
+
+// Members says which cluster member this host is and how to reach the
+// instances of the others.
+type Members struct {
+	Local  string           // this host's member name, as Incus gives an instance's location
+	Relays map[string]Relay // by member name
+}
+
+type placement struct {
+	mu      sync.Mutex
+	members *Members          // nil: every instance is local
+	where   map[string]string // instance name -> its location, as last seen
+}
+
+// SetMembers has the runtime reach instances located on other members than
+// m.Local through m.Relays.
+func (c *Incus) SetMembers(m Members) {
+	c.place.mu.Lock()
+	defer c.place.mu.Unlock()
+	c.place.members = &m
+	if c.place.where == nil {
+		c.place.where = map[string]string{}
+	}
+}
+
+// relayFor returns the relay that reaches name, or nil when name is on this
+// host.
+func (c *Incus) relayFor(name string) (Relay, error) {
+	c.place.mu.Lock()
+	m := c.place.members
+	loc, known := c.place.where[name]
+	c.place.mu.Unlock()
+	if m == nil {
+		return nil, nil
+	}
+	if !known {
+		inst, _, err := c.srv.GetInstance(name)
+		if err != nil {
+			return nil, wrap(err, "locate %s", name)
+		}
+		loc = location(inst.Location)
+		c.place.mu.Lock()
+		c.place.where[name] = loc
+		c.place.mu.Unlock()
+	}
+	if loc == m.Local {
+		return nil, nil
+	}
+	r := m.Relays[loc]
+	if r == nil {
+		return nil, fmt.Errorf("instance %s runs on member %q, which has no slipway agent this host knows", name, loc)
+	}
+	return r, nil
+}
+
+// forget drops what was seen of name's location (it was deleted).
+func (c *Incus) forgetPlace(name string) {
+	c.place.mu.Lock()
+	delete(c.place.where, name)
+	c.place.mu.Unlock()
+}
+
+// DialSupervisor connects to the instance's supervisor, wherever it runs;
+// an agent serves it to the other members.
+func (c *Incus) DialSupervisor(ctx context.Context, name string) (net.Conn, error) {
+	return c.dialSupervisor(ctx, name)
+}

@@ -44,6 +44,7 @@ type Config struct {
 	MaxPushBytes       int64            // largest pack a push may send
 	DrainTimeout       time.Duration    // in-flight requests' grace after a swap
 	Incus              container.Remote // incusd's HTTPS API with a client certificate; URL "": the unix socket
+	AgentAddr          string           // the proxy's slipway agent, on a cluster (see frontproxy.JoinCluster)
 	HealEvery          time.Duration    // how often dead instances are looked for; 0: never
 	AppPort            int              // $PORT inside instances
 	KeepImages         int              // images of earlier builds kept per installation for fast rollback
@@ -97,6 +98,7 @@ func Defaults() Config {
 		MaxPushBytes:       hooks.DefaultMaxPushBytes,
 		DrainTimeout:       channels.DefaultDrainTimeout,
 		HealEvery:          channels.DefaultHealEvery,
+		AgentAddr:          frontproxy.DefaultAgentAddr,
 		AppPort:            channels.DefaultAppPort,
 		KeepImages:         channels.DefaultKeepImages,
 		AppLogBytes:        applog.DefaultLimit,

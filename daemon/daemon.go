@@ -89,6 +89,12 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Daemon, error) 
 		st.Close()
 		return nil, err
 	}
+	// On a cluster the daemon reaches other members' instances through their
+	// proxies' agents; its own agent is the proxy's, so the server is unused.
+	if _, err := frontproxy.JoinCluster(d.runtime, cfg.AgentAddr, frontproxy.AgentDirIn(cfg.DataDir), logger); err != nil {
+		st.Close()
+		return nil, err
+	}
 	if d.appLogs, err = applog.Open(cfg.appLogsDir(), cfg.AppLogBytes); err != nil {
 		st.Close()
 		return nil, err
@@ -96,7 +102,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Daemon, error) 
 	// The proxy runs in a process of its own, so traffic does not wait on
 	// this one: find it, or start it.
 	d.proxy = frontproxy.NewKeeper(cfg.Binary, frontproxy.Config{
-		Addr: cfg.ProxyAddr, Dir: frontproxy.DirIn(cfg.DataDir), Project: cfg.IncusProject, Incus: cfg.Incus,
+		Addr: cfg.ProxyAddr, Dir: frontproxy.DirIn(cfg.DataDir), Project: cfg.IncusProject, Incus: cfg.Incus, AgentAddr: cfg.AgentAddr,
 		Version: version.Get().String(), MaxConnsPerIP: cfg.ProxyMaxConnsPerIP,
 		HTTPSAddr: cfg.HTTPSAddr, CertDir: cfg.CertDir(), TrustedProxies: cfg.TrustedProxies,
 	}, cfg.StartProxy, logger)

@@ -13,6 +13,7 @@ import (
 	"io"
 	"math/big"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -156,5 +157,25 @@ func TestAgentAnswersGarbageWithAReason(t *testing.T) {
 	conn2.Write([]byte(`{"op":"exec","instance":"x"}` + "\n"))
 	if line, _ := readLine(conn2); !strings.Contains(string(line), `unknown op \"exec\"`) {
 		t.Fatalf("answer to an unknown op: %q", line)
+	}
+}
+
+func TestLoadOrCreateKeepsItsPair(t *testing.T) {
+	dir := t.TempDir()
+	a, err := LoadOrCreate(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := LoadOrCreate(dir)
+	if err != nil || string(a.Certificate[0]) != string(b.Certificate[0]) {
+		t.Fatalf("a second load made another pair: %v", err)
+	}
+	_, key := CertFiles(dir)
+	if st, _ := os.Stat(key); st.Mode().Perm() != 0o600 {
+		t.Fatalf("key mode %v", st.Mode().Perm())
+	}
+	os.WriteFile(key, []byte("garbage"), 0o600)
+	if _, err := LoadOrCreate(dir); err == nil {
+		t.Fatal("a broken pair was replaced or accepted silently")
 	}
 }

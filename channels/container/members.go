@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/url"
+	"strconv"
 	"sync"
 )
 
@@ -83,4 +85,46 @@ func (c *Incus) forgetPlace(name string) {
 // an agent serves it to the other members.
 func (c *Incus) DialSupervisor(ctx context.Context, name string) (net.Conn, error) {
 	return c.dialSupervisor(ctx, name)
+}
+
+// JoinCluster, when the incusd is a cluster member, makes the runtime reach
+// the instances of the other members through their agents, at port agentPort
+// of each member's cluster address; relay makes the client of one. It
+// reports whether Incus is a cluster.
+func (c *Incus) JoinCluster(agentPort int, relay func(addr string) Relay) (bool, error) {
+	server, _, err := c.srv.GetServer()
+	if err != nil {
+		return false, wrap(err, "ask incusd about itself")
+	}
+	if !server.Environment.ServerClustered {
+		return false, nil
+	}
+	list, err := c.srv.GetClusterMembers()
+	if err != nil {
+		return true, wrap(err, "list the cluster's members")
+	}
+	m := Members{Local: server.Environment.ServerName, Relays: map[string]Relay{}}
+	for _, member := range list {
+		if member.ServerName == m.Local {
+			continue
+		}
+		u, err := url.Parse(member.URL)
+		if err != nil || u.Hostname() == "" {
+			return true, fmt.Errorf("member %s has no address slipway can read (%q)", member.ServerName, member.URL)
+		}
+		m.Relays[member.ServerName] = relay(net.JoinHostPort(u.Hostname(), strconv.Itoa(agentPort)))
+	}
+	c.SetMembers(m)
+	c.log.Info("Incus is a cluster: instances on other members are reached through their slipway agent",
+		"member", m.Local, "others", len(m.Relays), "agent_port", agentPort)
+	return true, nil
+}
+
+// Clustered reports whether the incusd is a member of a cluster.
+func (c *Incus) Clustered() (bool, error) {
+	server, _, err := c.srv.GetServer()
+	if err != nil {
+		return false, wrap(err, "ask incusd about itself")
+	}
+	return server.Environment.ServerClustered, nil
 }

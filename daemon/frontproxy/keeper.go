@@ -122,6 +122,9 @@ func (k *Keeper) args() []string {
 	if len(k.cfg.TrustedProxies) > 0 {
 		args = append(args, "--trusted-proxies", FormatPrefixes(k.cfg.TrustedProxies))
 	}
+	if k.cfg.AgentAddr != "" {
+		args = append(args, "--agent-addr", k.cfg.AgentAddr)
+	}
 	if r := k.cfg.Incus; r.URL != "" {
 		args = append(args, "--incus-url", r.URL, "--incus-cert", r.CertFile, "--incus-key", r.KeyFile)
 		if r.ServerCert != "" {

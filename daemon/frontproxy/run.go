@@ -30,7 +30,10 @@ type Config struct {
 	Dir     string           // its files (see Paths): DirIn(the data directory)
 	Project string           // the Incus project whose instances it reaches
 	Incus   container.Remote // the incusd's HTTPS API; URL "": its unix socket
-	Version string           // said in its Hello
+	// AgentAddr is where this member's slipway agent listens when Incus is a
+	// cluster (see JoinCluster); AgentDir holds the cluster's certificate.
+	AgentAddr, AgentDir string
+	Version             string // said in its Hello
 
 	MaxConnsPerIP int // client connections kept open from one address; 0: no cap
 
@@ -80,6 +83,19 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return err
 	}
 	defer rt.Close()
+	agentServer, err := JoinCluster(rt, cfg.AgentAddr, cfg.AgentDir, logger)
+	if err != nil {
+		return err
+	}
+	if agentServer != nil {
+		ln, err := net.Listen("tcp", cfg.AgentAddr)
+		if err != nil {
+			return fmt.Errorf("the slipway agent: %w", err)
+		}
+		defer ln.Close()
+		go agentServer.Serve(ln)
+		logger.Info("The slipway agent serves this member's instances to the cluster", "addr", ln.Addr().String())
+	}
 	px := proxy.New(logger)
 	px.MaxConnsPerIP = cfg.MaxConnsPerIP
 	px.TrustedProxies = cfg.TrustedProxies

@@ -224,6 +224,7 @@ func serve(args []string) int {
 	ef.str(&cfg.WebHost, "web-host", "serve the web page at https://DOMAIN through the front proxy, with a certificate slipway gets")
 	ef.str(&cfg.IncusProject, "incus-project", "Incus project for instances")
 	incusFlags(ef, &cfg.Incus)
+	ef.str(&cfg.AgentAddr, "agent-addr", `where the proxy's slipway agent listens when Incus is a cluster, or "" for none`)
 	ef.str(&cfg.AdminKey, "admin-key", "public key file registered as the first admin")
 	ef.str(&cfg.BaseDomain, "base-domain", "installations are served at APP.ENV.<base-domain>")
 	ef.int(&cfg.MaxParallel, "max-parallel", "operations running at once")

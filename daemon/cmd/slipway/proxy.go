@@ -35,6 +35,8 @@ func proxyCmd(args []string) int {
 	ef.str(&cfg.Addr, "proxy-addr", "address apps are served on")
 	ef.str(&cfg.Project, "incus-project", "Incus project of the instances it routes to")
 	incusFlags(ef, &cfg.Incus)
+	cfg.AgentAddr = defaults.AgentAddr
+	ef.str(&cfg.AgentAddr, "agent-addr", `where this member's slipway agent listens when Incus is a cluster, or "" for none`)
 	ef.int(&cfg.MaxConnsPerIP, "proxy-max-conns-per-ip", "client connections kept open from one address, or 0 for no cap")
 	ef.str(&cfg.HTTPSAddr, "https-addr", `address apps are served on over HTTPS, or "" for no HTTPS`)
 	ef.str(&certDir, "cert-dir", "certificate pairs NAME.crt and NAME.key (default <data>/certs)")
@@ -48,6 +50,7 @@ func proxyCmd(args []string) int {
 		return 2
 	}
 	cfg.Dir = frontproxy.DirIn(data)
+	cfg.AgentDir = frontproxy.AgentDirIn(data)
 	cfg.CertDir = certDir
 	if cfg.CertDir == "" {
 		cfg.CertDir = frontproxy.CertDirIn(data)

@@ -54,9 +54,23 @@ func (e *Engine) startHealer() {
 				return
 			case <-time.After(every):
 			}
+			e.resyncStale(e.base)
 			e.healDead(e.base)
 		}
 	}()
+}
+
+// staleRouter is a router that may have missed changes on some proxy (a
+// cluster member's, see router.Fanout).
+type staleRouter interface{ TakeStale() bool }
+
+// resyncStale gives every proxy every route again when one missed a change.
+func (e *Engine) resyncStale(ctx context.Context) {
+	if s, ok := e.router.(staleRouter); ok && s.TakeStale() {
+		if err := e.SyncRoutes(ctx); err != nil {
+			e.log.Warn("Give the proxies their routes again", "err", err)
+		}
+	}
 }
 
 // healDead starts a heal for each installation with dead members.

@@ -91,7 +91,8 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Daemon, error) 
 	}
 	// On a cluster the daemon reaches other members' instances through their
 	// proxies' agents; its own agent is the proxy's, so the server is unused.
-	if _, err := frontproxy.JoinCluster(d.runtime, cfg.AgentAddr, frontproxy.AgentDirIn(cfg.DataDir), logger); err != nil {
+	cluster, err := frontproxy.JoinCluster(d.runtime, cfg.AgentAddr, frontproxy.AgentDirIn(cfg.DataDir), logger)
+	if err != nil {
 		st.Close()
 		return nil, err
 	}
@@ -144,7 +145,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Daemon, error) 
 			DataDir:    cfg.DataDir,
 			System:     SystemLayout(),
 		},
-	}, st, d.runtime, d.proxy.Client(), logger)
+	}, st, d.runtime, routerOf(d.proxy.Client(), cluster, logger), logger)
 	if err := d.engine.Recover(ctx); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("recover state: %w", err)
@@ -265,4 +266,17 @@ func healEvery(d time.Duration) time.Duration {
 		return -1
 	}
 	return d
+}
+
+// routerOf is the proxy the engine drives: this host's, and on a cluster
+// every member's through its agent.
+func routerOf(local *router.Client, cluster *frontproxy.Cluster, logger *slog.Logger) channels.Router {
+	if cluster == nil || len(cluster.Agents) == 0 {
+		return local
+	}
+	f := &router.Fanout{Local: local, Others: map[string]*router.Client{}, Log: logger}
+	for member, a := range cluster.Agents {
+		f.Others[member] = router.NewClientDial("the proxy of member "+member, a.DialControl)
+	}
+	return f
 }

@@ -38,6 +38,7 @@ type Local interface {
 const (
 	opSupervisor = "supervisor"
 	opApp        = "app"
+	opControl    = "control" // the member's proxy's control socket (package router)
 )
 
 type request struct {
@@ -84,6 +85,10 @@ type Server struct {
 	local Local
 	tls   *tls.Config
 	log   *slog.Logger
+
+	// Control, when set, connects to this member's proxy's control socket,
+	// so the daemon on another member can route here.
+	Control func(ctx context.Context) (net.Conn, error)
 
 	mu    sync.Mutex
 	conns map[net.Conn]bool
@@ -174,6 +179,10 @@ func (s *Server) dial(ctx context.Context, req request) (net.Conn, error) {
 		return s.local.DialSupervisor(ctx, req.Instance)
 	case opApp:
 		return s.local.Dial(ctx, req.Instance, req.Port)
+	case opControl:
+		if s.Control != nil {
+			return s.Control(ctx)
+		}
 	}
 	return nil, fmt.Errorf("unknown op %q", req.Op)
 }
@@ -220,6 +229,11 @@ func NewClient(addr string, tlsConfig *tls.Config) *Client {
 // DialSupervisor connects to the supervisor of instance name on the agent's member.
 func (c *Client) DialSupervisor(ctx context.Context, name string) (net.Conn, error) {
 	return c.open(ctx, request{Op: opSupervisor, Instance: name})
+}
+
+// DialControl connects to the control socket of the proxy of the agent's member.
+func (c *Client) DialControl(ctx context.Context) (net.Conn, error) {
+	return c.open(ctx, request{Op: opControl})
 }
 
 // Dial connects to port inside instance name on the agent's member.

@@ -91,7 +91,7 @@ func (c *Incus) DialSupervisor(ctx context.Context, name string) (net.Conn, erro
 // the instances of the other members through their agents, at port agentPort
 // of each member's cluster address; relay makes the client of one. It
 // reports whether Incus is a cluster.
-func (c *Incus) JoinCluster(agentPort int, relay func(addr string) Relay) (bool, error) {
+func (c *Incus) JoinCluster(agentPort int, relay func(member, addr string) Relay) (bool, error) {
 	server, _, err := c.srv.GetServer()
 	if err != nil {
 		return false, wrap(err, "ask incusd about itself")
@@ -112,7 +112,7 @@ func (c *Incus) JoinCluster(agentPort int, relay func(addr string) Relay) (bool,
 		if err != nil || u.Hostname() == "" {
 			return true, fmt.Errorf("member %s has no address slipway can read (%q)", member.ServerName, member.URL)
 		}
-		m.Relays[member.ServerName] = relay(net.JoinHostPort(u.Hostname(), strconv.Itoa(agentPort)))
+		m.Relays[member.ServerName] = relay(member.ServerName, net.JoinHostPort(u.Hostname(), strconv.Itoa(agentPort)))
 	}
 	c.SetMembers(m)
 	c.log.Info("Incus is a cluster: instances on other members are reached through their slipway agent",

@@ -23,12 +23,26 @@ const callTimeout = 10 * time.Second
 // Client reaches a proxy process's Table over its control socket.
 type Client struct {
 	socket string
+	dialFn func(ctx context.Context) (net.Conn, error) // instead of the socket, when set
 }
 
 // NewClient returns a client of the proxy listening on the unix socket path.
 func NewClient(socket string) *Client { return &Client{socket: socket} }
 
+// NewClientDial returns a client of a proxy reached through dial (another
+// cluster member's, through its agent); name says which in errors.
+func NewClientDial(name string, dial func(ctx context.Context) (net.Conn, error)) *Client {
+	return &Client{socket: name, dialFn: dial}
+}
+
 func (c *Client) dial(ctx context.Context) (net.Conn, error) {
+	if c.dialFn != nil {
+		conn, err := c.dialFn(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("%w (%s): %w", ErrNoProxy, c.socket, err)
+		}
+		return conn, nil
+	}
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", c.socket)
 	if err != nil {

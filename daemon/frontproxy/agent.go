@@ -19,12 +19,18 @@ const DefaultAgentAddr = ":8444"
 // directory (see agent.CertFiles).
 func AgentDirIn(data string) string { return filepath.Join(data, "agent") }
 
+// Cluster is this host's part in an Incus cluster: its own agent, to serve,
+// and the other members' agents, by member name.
+type Cluster struct {
+	Server *agent.Server
+	Agents map[string]*agent.Client
+}
+
 // JoinCluster has rt reach the instances of the other members of an Incus
 // cluster through their agents, with the cluster's slipway certificate from
-// dir (made when missing), at the port of agentAddr. It returns the TLS
-// setup for this member's own agent, or nil off a cluster (or with
-// agentAddr ""): then nothing is listened on.
-func JoinCluster(rt *container.Incus, agentAddr, dir string, logger *slog.Logger) (*agent.Server, error) {
+// dir (made when missing), at the port of agentAddr. It returns nil off a
+// cluster (or with agentAddr ""): then nothing is listened on.
+func JoinCluster(rt *container.Incus, agentAddr, dir string, logger *slog.Logger) (*Cluster, error) {
 	if agentAddr == "" {
 		return nil, nil
 	}
@@ -45,8 +51,14 @@ func JoinCluster(rt *container.Incus, agentAddr, dir string, logger *slog.Logger
 	if err != nil {
 		return nil, err
 	}
-	if _, err := rt.JoinCluster(port, func(addr string) container.Relay { return agent.NewClient(addr, cfg) }); err != nil {
+	cl := &Cluster{Server: agent.NewServer(rt, cfg, logger), Agents: map[string]*agent.Client{}}
+	relay := func(member, addr string) container.Relay {
+		c := agent.NewClient(addr, cfg)
+		cl.Agents[member] = c
+		return c
+	}
+	if _, err := rt.JoinCluster(port, relay); err != nil {
 		return nil, err
 	}
-	return agent.NewServer(rt, cfg, logger), nil
+	return cl, nil
 }

@@ -83,16 +83,21 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return err
 	}
 	defer rt.Close()
-	agentServer, err := JoinCluster(rt, cfg.AgentAddr, cfg.AgentDir, logger)
+	cluster, err := JoinCluster(rt, cfg.AgentAddr, cfg.AgentDir, logger)
 	if err != nil {
 		return err
 	}
-	if agentServer != nil {
+	if cluster != nil {
+		agentServer := cluster.Server
 		ln, err := net.Listen("tcp", cfg.AgentAddr)
 		if err != nil {
 			return fmt.Errorf("the slipway agent: %w", err)
 		}
 		defer ln.Close()
+		agentServer.Control = func(ctx context.Context) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", paths.Socket)
+		}
 		go agentServer.Serve(ln)
 		logger.Info("The slipway agent serves this member's instances to the cluster", "addr", ln.Addr().String())
 	}

@@ -1,0 +1,137 @@
+package router
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Fanout drives the proxies of every member of a cluster as one, so a
+// request arriving at any member's proxy finds its route. A change goes to
+// all of them at once and returns once every one took it; a member whose
+// proxy does not answer (it is down, or its member is) does not hold the
+// others up: the change is logged as missed there, and TakeStale tells the
+// engine to give that proxy every route again.
+type Fanout struct {
+	Local  *Client            // this host's proxy: its answers are the ones returned
+	Others map[string]*Client // the other members' proxies, by member name
+	Log    *slog.Logger
+
+	mu    sync.Mutex
+	stale bool
+}
+
+// othersTimeout bounds a change on another member's proxy.
+const othersTimeout = 5 * time.Second
+
+// each applies fn to the local proxy and to the others at once, and returns
+// the local proxy's error.
+func (f *Fanout) each(ctx context.Context, what string, fn func(context.Context, *Client) error) error {
+	var wg sync.WaitGroup
+	for name, c := range f.Others {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			octx, cancel := context.WithTimeout(context.WithoutCancel(ctx), othersTimeout)
+			defer cancel()
+			if err := fn(octx, c); err != nil {
+				f.missed(name, what, err)
+			}
+		}()
+	}
+	err := fn(ctx, f.Local)
+	wg.Wait()
+	return err
+}
+
+func (f *Fanout) missed(member, what string, err error) {
+	f.mu.Lock()
+	f.stale = true
+	f.mu.Unlock()
+	if f.Log != nil {
+		f.Log.Warn("A member's proxy missed a change; it gets every route again once it answers", "member", member, "change", what, "err", err)
+	}
+}
+
+// TakeStale reports whether a proxy missed a change since the last call.
+func (f *Fanout) TakeStale() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s := f.stale
+	f.stale = false
+	return s
+}
+
+func (f *Fanout) AddHost(ctx context.Context, host string) error {
+	return f.each(ctx, "add "+host, func(ctx context.Context, c *Client) error { return c.AddHost(ctx, host) })
+}
+
+// Route routes host to instance alone on every proxy and returns what the
+// local one replaced.
+func (f *Fanout) Route(ctx context.Context, host, instance string, port int) (string, error) {
+	var replaced string
+	err := f.each(ctx, "route "+host, func(ctx context.Context, c *Client) error {
+		r, err := c.Route(ctx, host, instance, port)
+		if c == f.Local {
+			replaced = r
+		}
+		return err
+	})
+	return replaced, err
+}
+
+// RouteSet spreads host over instances on every proxy and returns what the
+// local one replaced.
+func (f *Fanout) RouteSet(ctx context.Context, host string, instances []string, port int, health string) ([]string, error) {
+	var replaced []string
+	err := f.each(ctx, "route "+host, func(ctx context.Context, c *Client) error {
+		r, err := c.RouteSet(ctx, host, instances, port, health)
+		if c == f.Local {
+			replaced = r
+		}
+		return err
+	})
+	return replaced, err
+}
+
+func (f *Fanout) Maintenance(ctx context.Context, host string, on bool, message string) error {
+	return f.each(ctx, "maintenance "+host, func(ctx context.Context, c *Client) error { return c.Maintenance(ctx, host, on, message) })
+}
+
+func (f *Fanout) RemoveHost(ctx context.Context, host string) (string, error) {
+	var replaced string
+	err := f.each(ctx, "remove "+host, func(ctx context.Context, c *Client) error {
+		r, err := c.RemoveHost(ctx, host)
+		if c == f.Local {
+			replaced = r
+		}
+		return err
+	})
+	return replaced, err
+}
+
+// Drain waits until no proxy has requests in flight to instance (any of
+// them may have sent it some), or ctx ends. A proxy that does not answer
+// has nothing in flight that the drain could wait for.
+func (f *Fanout) Drain(ctx context.Context, instance string) error {
+	var wg sync.WaitGroup
+	for _, c := range f.Others {
+		wg.Add(1)
+		go func() { defer wg.Done(); c.Drain(ctx, instance) }()
+	}
+	err := f.Local.Drain(ctx, instance)
+	wg.Wait()
+	return err
+}
+
+// Routes are the local proxy's.
+func (f *Fanout) Routes(ctx context.Context) ([]Route, error) { return f.Local.Routes(ctx) }
+
+func (f *Fanout) SetHTTPS(ctx context.Context, host, mode string, hsts int) error {
+	return f.each(ctx, "https "+host, func(ctx context.Context, c *Client) error { return c.SetHTTPS(ctx, host, mode, hsts) })
+}
+
+func (f *Fanout) ReloadCerts(ctx context.Context) error {
+	return f.each(ctx, "certificates", func(ctx context.Context, c *Client) error { return c.ReloadCerts(ctx) })
+}

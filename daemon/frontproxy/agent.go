@@ -1,14 +1,17 @@
 package frontproxy
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net"
 	"path/filepath"
 	"strconv"
+	"syscall"
 
 	"github.com/slipway-dev/slipway/channels/agent"
 	"github.com/slipway-dev/slipway/channels/container"
+	"golang.org/x/sys/unix"
 )
 
 // DefaultAgentAddr is where the slipway agent of a cluster member listens:
@@ -61,4 +64,21 @@ func JoinCluster(rt *container.Incus, agentAddr, dir string, logger *slog.Logger
 		return nil, err
 	}
 	return cl, nil
+}
+
+// listenShared listens on addr with SO_REUSEPORT: during an upgrade the old
+// proxy process still holds the agent's port while the new one starts, and
+// the kernel spreads new connections over both until the old one closes.
+func listenShared(ctx context.Context, addr string) (net.Listener, error) {
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) {
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+		})
+		if err != nil {
+			return err
+		}
+		return serr
+	}}
+	return lc.Listen(ctx, "tcp", addr)
 }

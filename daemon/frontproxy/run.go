@@ -89,7 +89,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	}
 	if cluster != nil {
 		agentServer := cluster.Server
-		ln, err := net.Listen("tcp", cfg.AgentAddr)
+		ln, err := listenShared(ctx, cfg.AgentAddr)
 		if err != nil {
 			return fmt.Errorf("the slipway agent: %w", err)
 		}

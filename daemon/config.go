@@ -275,7 +275,7 @@ func (c *Config) appLogsDir() string { return filepath.Join(c.DataDir, "applogs"
 
 // supervisorDir is the directory instances mount the supervisor from; it
 // must be 0755 inside the 0700 data directory (see container.InstallSupervisor).
-func (c *Config) supervisorDir() string { return filepath.Join(c.DataDir, "supervisor") }
+func (c *Config) supervisorDir() string { return frontproxy.SupervisorDirIn(c.DataDir) }
 
 func (c *Config) backupDir() string {
 	if c.BackupDir != "" {

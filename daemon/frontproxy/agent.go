@@ -29,6 +29,10 @@ type Cluster struct {
 	Agents map[string]*agent.Client
 }
 
+// SupervisorDirIn is where the supervisor every instance mounts is kept in
+// the data directory: the same path on every member.
+func SupervisorDirIn(data string) string { return filepath.Join(data, "supervisor") }
+
 // JoinCluster has rt reach the instances of the other members of an Incus
 // cluster through their agents, with the cluster's slipway certificate from
 // dir (made when missing), at the port of agentAddr. It returns nil off a

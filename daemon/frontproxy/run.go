@@ -88,6 +88,11 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return err
 	}
 	if cluster != nil {
+		// Instances placed on this member mount the supervisor from the
+		// same path as on the daemon's: put it there.
+		if _, err := container.InstallSupervisor(filepath.Join(filepath.Dir(binary), container.SupervisorBinary), SupervisorDirIn(filepath.Dir(cfg.Dir))); err != nil {
+			return fmt.Errorf("on a cluster member: %w", err)
+		}
 		agentServer := cluster.Server
 		ln, err := listenShared(ctx, cfg.AgentAddr)
 		if err != nil {

@@ -163,7 +163,7 @@ func (d *deployment) launchMember(ctx context.Context, m *member, image string) 
 		}
 		return d.settleMember(ctx, m)
 	}
-	labels := e.labels(d.inst, d.commit, d.opID)
+	labels := e.placed(ctx, d.inst, d.m.Volumes, e.labels(d.inst, d.commit, d.opID))
 	labels[LabelProcess] = m.slot.process
 	if err := e.rt.Launch(ctx, m.name, image, labels); err != nil {
 		return e.stepError(ctx, "create instance", err)

@@ -163,7 +163,7 @@ func (d *deployment) launchKept(ctx context.Context) error {
 	hctx, hcancel := context.WithCancel(ctx)
 	d.done = append(d.done, hcancel)
 	go func() {
-		err := e.rt.Launch(ctx, d.name, d.kept.Fingerprint, e.labels(d.inst, d.commit, d.opID))
+		err := e.rt.Launch(ctx, d.name, d.kept.Fingerprint, e.placed(ctx, d.inst, d.m.Volumes, e.labels(d.inst, d.commit, d.opID)))
 		if err != nil {
 			hcancel()
 		}
@@ -207,7 +207,7 @@ func (d *deployment) launchFresh(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return e.stepError(ctx, "create instance", err)
 		}
-		if err := e.rt.Launch(ctx, d.name, d.m.Image, e.labels(d.inst, d.commit, d.opID)); err != nil {
+		if err := e.rt.Launch(ctx, d.name, d.m.Image, e.placed(ctx, d.inst, d.m.Volumes, e.labels(d.inst, d.commit, d.opID))); err != nil {
 			return e.stepError(ctx, "create instance", err)
 		}
 		d.undo.Add(func() error { return e.deleteInstance(l, d.name, "new instance") })

@@ -80,10 +80,11 @@ func (e *Engine) startPrewarm(inst store.Installation) *prewarmSet {
 	if e.prewarms.byID[inst.ID] != nil {
 		return nil // another push got there first
 	}
-	image, n := e.expectedLaunch(inst)
+	image, n, volumes := e.expectedLaunch(inst)
+	labels := e.placed(context.Background(), inst, volumes, e.labels(inst, "", 0))
 	set := &prewarmSet{}
 	for i := range n {
-		p := e.launchAhead(inst, image)
+		p := e.launchAhead(inst, image, labels)
 		if p == nil {
 			break // shutting down
 		}
@@ -102,7 +103,7 @@ func (e *Engine) startPrewarm(inst store.Installation) *prewarmSet {
 
 // launchAhead starts one instance of image for inst, or returns nil when the
 // engine is shutting down.
-func (e *Engine) launchAhead(inst store.Installation, image string) *prewarm {
+func (e *Engine) launchAhead(inst store.Installation, image string, labels map[string]string) *prewarm {
 	e.mu.Lock()
 	if e.shutdown {
 		e.mu.Unlock()
@@ -122,7 +123,7 @@ func (e *Engine) launchAhead(inst store.Installation, image string) *prewarm {
 		defer endUrgent()
 		ctx, cancel := context.WithTimeout(e.base, 2*time.Minute)
 		defer cancel()
-		p.err = e.rt.Launch(ctx, p.name, p.image, e.labels(inst, "", 0))
+		p.err = e.rt.Launch(ctx, p.name, p.image, labels)
 	}()
 	return p
 }
@@ -130,24 +131,24 @@ func (e *Engine) launchAhead(inst store.Installation, image string) *prewarm {
 // expectedLaunch guesses what the next deploy launches: the image the
 // manifest at the head of the followed branch names, and how many instances
 // its first batch starts. The deploy checks the guess.
-func (e *Engine) expectedLaunch(inst store.Installation) (image string, n int) {
+func (e *Engine) expectedLaunch(inst store.Installation) (image string, n int, volumes map[string]string) {
 	r, err := repo.Open(e.repoDir(inst.App))
 	if err != nil {
-		return DefaultImage, 1
+		return DefaultImage, 1, nil
 	}
 	head, err := r.Branch(inst.Following.Ref)
 	if err != nil {
-		return DefaultImage, 1
+		return DefaultImage, 1, nil
 	}
 	app, err := loadAppAt(r, head)
 	if err != nil {
-		return DefaultImage, 1
+		return DefaultImage, 1, nil
 	}
 	n = len(slotsOf(app.Processes, inst.Formation))
 	if inst.Surge > 0 && len(inst.Members) > 0 {
 		n = min(n, inst.Surge)
 	}
-	return app.Image, n
+	return app.Image, n, app.Volumes
 }
 
 // claimPrewarm hands a deploy the instance started for it, if there is one of

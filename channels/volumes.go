@@ -73,7 +73,7 @@ func (e *Engine) attachVolumes(ctx context.Context, l *opLog, inst store.Install
 		incusName, ok := have[vol]
 		if !ok {
 			incusName = incusVolumeName(inst, vol)
-			if err := vr.CreateVolume(ctx, incusName); err != nil {
+			if err := e.createVolumeFor(ctx, vr, incusName, name); err != nil {
 				return e.stepError(ctx, "create volume "+vol, err)
 			}
 			if err := e.store.SetVolume(ctx, inst.ID, vol, incusName); err != nil {
@@ -110,4 +110,48 @@ func sortedKeys(m map[string]string) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// placedVolumes is a runtime whose volumes are bound to one member of a
+// cluster (container.Incus on an Incus cluster).
+type placedVolumes interface {
+	// VolumeHome is the member holding the first of volumes that exists.
+	VolumeHome(ctx context.Context, volumes []string) (string, error)
+	// CreateVolumeNear makes a volume on the member where instance runs.
+	CreateVolumeNear(ctx context.Context, volume, instance string) error
+}
+
+// LabelMember places an instance on a cluster member (container.LabelMember).
+const LabelMember = "member"
+
+// createVolumeFor makes a volume where instance can mount it.
+func (e *Engine) createVolumeFor(ctx context.Context, vr VolumeRuntime, volume, instance string) error {
+	if pv, ok := e.rt.(placedVolumes); ok {
+		return pv.CreateVolumeNear(ctx, volume, instance)
+	}
+	return vr.CreateVolume(ctx, volume)
+}
+
+// placed adds to labels the member an installation with volumes must run
+// on: where its volumes are. Without volumes, or before they exist, Incus
+// places the instance.
+func (e *Engine) placed(ctx context.Context, inst store.Installation, volumes map[string]string, labels map[string]string) map[string]string {
+	pv, ok := e.rt.(placedVolumes)
+	if !ok || len(volumes) == 0 {
+		return labels
+	}
+	have, err := e.volumeMap(ctx, inst.ID)
+	if err != nil {
+		return labels
+	}
+	var names []string
+	for _, vol := range sortedKeys(volumes) {
+		if n, ok := have[vol]; ok {
+			names = append(names, n)
+		}
+	}
+	if home, err := pv.VolumeHome(ctx, names); err == nil && home != "" {
+		labels[LabelMember] = home
+	}
+	return labels
 }

@@ -233,7 +233,7 @@ func (c *Incus) createWith(ctx context.Context, name string, source api.Instance
 	start := time.Now()
 	l := c.startLaunch(name)
 	defer func() { c.endLaunch(name, l, err) }()
-	op, err := c.srv.CreateInstance(api.InstancesPost{
+	op, err := c.onMember(labels[LabelMember]).CreateInstance(api.InstancesPost{
 		Name:   name,
 		Type:   api.InstanceTypeContainer,
 		Start:  true,

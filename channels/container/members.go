@@ -7,6 +7,9 @@ import (
 	"net/url"
 	"strconv"
 	"sync"
+
+	incus "github.com/lxc/incus/v6/client"
+	"github.com/lxc/incus/v6/shared/api"
 )
 
 // On an Incus cluster an instance may run on another member, whose kernel
@@ -127,4 +130,57 @@ func (c *Incus) Clustered() (bool, error) {
 		return false, wrap(err, "ask incusd about itself")
 	}
 	return server.Environment.ServerClustered, nil
+}
+
+// LabelMember, on a launch, places the instance on that cluster member (the
+// one holding its installation's volumes); Incus's scheduler places the rest.
+const LabelMember = "member"
+
+// onMember is the server to create an instance with: targeted at member on
+// a cluster, as it is otherwise.
+func (c *Incus) onMember(member string) incus.InstanceServer {
+	c.place.mu.Lock()
+	clustered := c.place.members != nil
+	c.place.mu.Unlock()
+	if member == "" || !clustered {
+		return c.srv
+	}
+	return c.srv.UseTarget(member)
+}
+
+// VolumeHome returns the cluster member holding the first of volumes that
+// exists ("" off a cluster, or when none exists yet): Incus's local volumes
+// are bound to one member, and an instance mounts them only there.
+func (c *Incus) VolumeHome(ctx context.Context, volumes []string) (string, error) {
+	pool, err := c.VolumePool()
+	if err != nil {
+		return "", err
+	}
+	for _, v := range volumes {
+		vol, _, err := c.srv.GetStoragePoolVolume(pool, "custom", v)
+		if api.StatusErrorCheck(err, 404) {
+			continue
+		}
+		if err != nil {
+			return "", wrap(err, "locate volume %s", v)
+		}
+		return location(vol.Location), nil
+	}
+	return "", nil
+}
+
+// CreateVolumeNear makes a volume on the member where instance runs (a
+// first deploy: the volume goes where its first instance is).
+func (c *Incus) CreateVolumeNear(ctx context.Context, name, instance string) error {
+	c.place.mu.Lock()
+	clustered := c.place.members != nil
+	c.place.mu.Unlock()
+	if !clustered {
+		return c.CreateVolume(ctx, name)
+	}
+	inst, _, err := c.srv.GetInstance(instance)
+	if err != nil {
+		return wrap(err, "locate %s", instance)
+	}
+	return c.createVolumeOn(ctx, c.srv.UseTarget(inst.Location), name)
 }

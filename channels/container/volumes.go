@@ -52,6 +52,10 @@ func (c *Incus) VolumePool() (string, error) {
 // CreateVolume makes an empty custom filesystem volume. One that exists
 // already is kept as it is: its data is the installation's.
 func (c *Incus) CreateVolume(ctx context.Context, name string) error {
+	return c.createVolumeOn(ctx, c.srv, name)
+}
+
+func (c *Incus) createVolumeOn(ctx context.Context, srv incus.InstanceServer, name string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -59,7 +63,7 @@ func (c *Incus) CreateVolume(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	err = c.srv.CreateStoragePoolVolume(pool, api.StorageVolumesPost{
+	err = srv.CreateStoragePoolVolume(pool, api.StorageVolumesPost{
 		Name:        name,
 		Type:        "custom",
 		ContentType: "filesystem",

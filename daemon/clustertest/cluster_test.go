@@ -101,7 +101,7 @@ func TestClusterForms(t *testing.T) {
 
 		// The members reach each other across the bridge, and a process in a
 		// member's namespace can serve the others.
-		l, err := ListenIn(c.Members[0].NetNS, "tcp", c.Members[0].IP()+":0")
+		l, err := c.Members[0].Listen("tcp", c.Members[0].IP()+":0")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -185,6 +185,27 @@ func TestClusterForms(t *testing.T) {
 		if alive(c.Members[2].PID) {
 			t.Errorf("m3's incusd (PID %d) still alive after Kill", c.Members[2].PID)
 		}
+		// Its namespace went, and with it its veth and its bridge port (the
+		// kernel dismantles a dead namespace in the background).
+		for {
+			out, err := NetNSCommand(context.Background(), c.SwitchNetNS(), "ip", "-o", "link").CombinedOutput()
+			if err == nil && !strings.Contains(string(out), "vm3") && strings.Contains(string(out), "vm1") {
+				t.Logf("m3's veth gone from the bridge %s after the kill", time.Since(killed).Round(time.Millisecond))
+				break
+			}
+			if time.Since(killed) > 10*time.Second {
+				t.Errorf("switch links 10 s after killing m3 (%v):\n%s", err, out)
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		// Nothing answers at its address now (no ARP reply: the dial times out).
+		dctx, dcancel := context.WithTimeout(context.Background(), time.Second)
+		if conn, err := c.Members[1].Dial(dctx, "tcp", c.Members[2].Address); err == nil {
+			conn.Close()
+			t.Errorf("m2 still reaches m3 at %s", c.Members[2].Address)
+		}
+		dcancel()
 		for _, i := range []int{0, 1} {
 			cli, err := c.Client(i)
 			if err != nil {

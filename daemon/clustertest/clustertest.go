@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -559,7 +560,26 @@ func MountsUnder(dir string) []string {
 // Command returns a command that runs inside member i's network namespace
 // (for a process that must listen on, or reach, the members' addresses).
 func (c *Cluster) Command(ctx context.Context, i int, name string, args ...string) *exec.Cmd {
-	return NetNSCommand(ctx, c.Members[i].NetNS, name, args...)
+	return c.Members[i].Command(ctx, name, args...)
+}
+
+// SwitchNetNS is the path of the network namespace that holds the bridge.
+func (c *Cluster) SwitchNetNS() string { return c.sw.netns() }
+
+// Command returns a command that runs inside the member's network namespace.
+func (m Member) Command(ctx context.Context, name string, args ...string) *exec.Cmd {
+	return NetNSCommand(ctx, m.NetNS, name, args...)
+}
+
+// Listen opens a listener inside the member's network namespace, e.g. on
+// m.IP()+":0", which the other members can reach over the bridge.
+func (m Member) Listen(network, addr string) (net.Listener, error) {
+	return ListenIn(m.NetNS, network, addr)
+}
+
+// Dial connects from inside the member's network namespace.
+func (m Member) Dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	return DialIn(ctx, m.NetNS, network, addr)
 }
 
 // IP is the member's address without its port.

@@ -54,8 +54,8 @@ func cgroupDirs() ([]string, error) {
 			ok = true
 		case "cgroup":
 			// The super options hold the hierarchy's controllers (or its
-			// name=): the entry of /proc/self/cgroup whose list they all
-			// are in is this one.
+			// name=): its entry in /proc/self/cgroup is the one whose
+			// controllers are all among them.
 			opts := strings.Split(sf[2], ",")
 			for k := range paths {
 				if k == "" {
@@ -81,22 +81,19 @@ func cgroupDirs() ([]string, error) {
 }
 
 // joinCgroup makes <own cgroup>/rel in every hierarchy and moves pid into
-// it. It returns the top directories made (for removeCgroups).
-func joinCgroup(rel string, pid int) ([]string, error) {
+// it.
+func joinCgroup(rel string, pid int) error {
 	dirs, err := cgroupDirs()
 	if err != nil {
-		return nil, err
+		return err
 	}
-	var made []string
 	for _, base := range dirs {
-		top := filepath.Join(base, strings.Split(rel, "/")[0])
-		made = append(made, top)
 		dir := base
 		for _, part := range strings.Split(rel, "/") {
 			parent := dir
 			dir = filepath.Join(dir, part)
 			if err := os.Mkdir(dir, 0o755); err != nil && !os.IsExist(err) {
-				return made, err
+				return err
 			}
 			// cgroup v1's cpuset starts a new cgroup with no CPUs and no
 			// memory nodes, and refuses tasks until given some.
@@ -109,10 +106,10 @@ func joinCgroup(rel string, pid int) ([]string, error) {
 			}
 		}
 		if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0o644); err != nil {
-			return made, fmt.Errorf("move PID %d to %s: %w", pid, dir, err)
+			return fmt.Errorf("move PID %d to %s: %w", pid, dir, err)
 		}
 	}
-	return made, nil
+	return nil
 }
 
 // removeCgroups removes the given cgroup trees, deepest first, retrying

@@ -16,7 +16,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -121,6 +120,19 @@ func Start(t testing.TB, members int) *Cluster {
 	}
 	c := &Cluster{Dir: dir, t: t}
 	t.Cleanup(c.Close)
+	if gone := sweep(); len(gone) > 0 {
+		t.Logf("clustertest: removed what dead test runs left: %v", gone)
+	}
+	cg, err := cgroupDirs()
+	if err != nil {
+		t.Fatalf("clustertest: %v", err)
+	}
+	for _, d := range cg {
+		c.cgroups = append(c.cgroups, filepath.Join(d, filepath.Base(dir)))
+	}
+	if err := writeOwner(dir, c.cgroups); err != nil {
+		t.Fatal(err)
+	}
 	began := time.Now()
 	if err := c.form(bin, members); err != nil {
 		c.dumpLogs()
@@ -226,15 +238,7 @@ func (c *Cluster) spawn(i int, bin string) error {
 	m.holder = h
 	m.NetNS = h.netns()
 	// Before incusd starts, so it and its containers inherit the cgroup.
-	tops, err := joinCgroup(filepath.Base(c.Dir)+"/"+m.Name, h.pid())
-	c.mu.Lock()
-	for _, top := range tops {
-		if !slices.Contains(c.cgroups, top) {
-			c.cgroups = append(c.cgroups, top)
-		}
-	}
-	c.mu.Unlock()
-	if err != nil {
+	if err := joinCgroup(filepath.Base(c.Dir)+"/"+m.Name, h.pid()); err != nil {
 		return fmt.Errorf("%s: cgroup: %w", m.Name, err)
 	}
 

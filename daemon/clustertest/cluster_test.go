@@ -97,6 +97,7 @@ func TestClusterForms(t *testing.T) {
 			if m.Status != "Online" {
 				t.Errorf("member %s is %s", m.ServerName, m.Status)
 			}
+			t.Logf("%s: %s, roles %v", m.ServerName, m.Status, m.Roles)
 		}
 
 		// The members reach each other across the bridge, and a process in a
@@ -216,16 +217,20 @@ func TestClusterForms(t *testing.T) {
 				if err == nil && m.Status == "Offline" {
 					break
 				}
-				if time.Since(killed) > time.Minute {
-					t.Fatalf("%s still sees m3 as %v (%v) a minute after it was killed", c.Members[i].Name, m, err)
+				if time.Since(killed) > 90*time.Second {
+					t.Fatalf("%s still sees m3 as %v (%v) 90 s after it was killed", c.Members[i].Name, m, err)
 				}
 				time.Sleep(250 * time.Millisecond)
 			}
 			t.Logf("%s sees m3 offline %s after the kill (cluster.offline_threshold %d s)", c.Members[i].Name, time.Since(killed).Round(time.Millisecond), OfflineThreshold)
 		}
-		// The survivors still answer, and the lost container is reported.
-		if err := c.WaitOnline(10 * time.Second); err != nil {
+		// The survivors see each other online again. Not at once if m3 led
+		// the database: a new leader must be elected and run a heartbeat
+		// round first, and meanwhile a survivor can see itself as offline.
+		if err := c.WaitOnline(45 * time.Second); err != nil {
 			t.Errorf("m1 and m2 after losing m3: %v", err)
+		} else {
+			t.Logf("m1 and m2 see each other online %s after the kill", time.Since(killed).Round(time.Millisecond))
 		}
 		// Its container is still listed, on m3, in whatever state the
 		// cluster reports for an instance it cannot reach.

@@ -18,10 +18,137 @@ import (
 // name do not collide, nothing lands in the host incusd's cgroups, and
 // teardown removes the lot.
 
+// On a host where cgroup2 holds controllers (pure cgroup2, Debian 12's
+// default) one rule changes that: liblxc, run as root, takes the cgroup of
+// PID 1 as the base of its containers' cgroups and enables every controller
+// in the base's cgroup.subtree_control, which cgroup2 refuses for a cgroup
+// that has processes of its own, except the root. A member's PID 1 is its
+// holder, in its base; so there the holder stays in the root cgroup of the
+// unified hierarchy (where the host's incusd puts its containers too, and
+// where Incus's own test suite does), and the containers' cgroups land
+// there. Teardown then removes those one by one: stalePayloads names them.
+// Untested here: this machine's controllers are all on cgroup v1.
+
+// unifiedRoot returns the unified hierarchy's mount point when its root has
+// controllers to give, "" otherwise.
+func unifiedRoot() string {
+	mi, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(mi), "\n") {
+		pre, post, ok := strings.Cut(line, " - ")
+		pf, sf := strings.Fields(pre), strings.Fields(post)
+		// Pure cgroup2 is cgroup2 on /sys/fs/cgroup itself; liblxc ignores
+		// the unified hierarchy's controllers on a hybrid host.
+		if !ok || len(pf) < 5 || len(sf) < 1 || sf[0] != "cgroup2" || pf[3] != "/" || pf[4] != "/sys/fs/cgroup" {
+			continue
+		}
+		if b, err := os.ReadFile(filepath.Join(pf[4], "cgroup.controllers")); err == nil && strings.TrimSpace(string(b)) != "" {
+			return pf[4]
+		}
+	}
+	return ""
+}
+
+// descendants returns pid and every process below it.
+func descendants(pid int) []int {
+	children := map[int][]int{}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		if f := strings.Fields(s[i+1:]); len(f) > 1 {
+			if pp, err := strconv.Atoi(f[1]); err == nil {
+				children[pp] = append(children[pp], p)
+			}
+		}
+	}
+	all := []int{pid}
+	for i := 0; i < len(all); i++ {
+		all = append(all, children[all[i]]...)
+	}
+	return all
+}
+
+// lxcCgroups returns the cgroup directories, named by liblxc
+// (lxc.payload.*, lxc.monitor.*) and outside the trees in keep, that hold
+// pid or a process below it (a member's holder: as the init of its PID
+// namespace every orphan there becomes its child). Read before the member
+// is killed, they are what its containers leave behind.
+func lxcCgroups(pid int, keep []string) []string {
+	mounts := map[string]string{} // hierarchy key, as in /proc/PID/cgroup, to mount point
+	dirs, _ := cgroupDirsOf("self")
+	for _, d := range dirs {
+		mounts[d.key] = d.mount
+	}
+	seen := map[string]bool{}
+	var found []string
+	for _, p := range descendants(pid) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", p))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			f := strings.SplitN(line, ":", 3)
+			if len(f) != 3 {
+				continue
+			}
+			mnt, ok := mounts[f[1]]
+			if !ok {
+				continue
+			}
+			// The first lxc.* element of the path is the tree to remove.
+			parts := strings.Split(strings.Trim(f[2], "/"), "/")
+			for i, part := range parts {
+				if strings.HasPrefix(part, "lxc.payload.") || strings.HasPrefix(part, "lxc.monitor.") {
+					dir := filepath.Join(append([]string{mnt}, parts[:i+1]...)...)
+					inside := false
+					for _, k := range keep {
+						inside = inside || strings.HasPrefix(dir, k+"/")
+					}
+					if !inside && !seen[dir] {
+						seen[dir] = true
+						found = append(found, dir)
+					}
+					break
+				}
+			}
+		}
+	}
+	return found
+}
+
+// cgroupDir is one hierarchy: where it is mounted, its key in
+// /proc/PID/cgroup, and a process's cgroup directory in it.
+type cgroupDir struct {
+	mount, key, dir string
+}
+
 // cgroupDirs returns, for every cgroup hierarchy mounted on the host, the
 // directory of this process's own cgroup in it.
 func cgroupDirs() ([]string, error) {
-	self, err := os.ReadFile("/proc/self/cgroup")
+	ds, err := cgroupDirsOf("self")
+	var dirs []string
+	for _, d := range ds {
+		dirs = append(dirs, d.dir)
+	}
+	return dirs, err
+}
+
+func cgroupDirsOf(proc string) ([]cgroupDir, error) {
+	self, err := os.ReadFile("/proc/" + proc + "/cgroup")
 	if err != nil {
 		return nil, err
 	}
@@ -37,7 +164,7 @@ func cgroupDirs() ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	var dirs []string
+	var dirs []cgroupDir
 	for _, line := range strings.Split(string(mi), "\n") {
 		pre, post, ok := strings.Cut(line, " - ")
 		if !ok {
@@ -75,20 +202,28 @@ func cgroupDirs() ([]string, error) {
 		if !ok || root != "/" && !strings.HasPrefix(p, root) {
 			continue
 		}
-		dirs = append(dirs, filepath.Join(mountPoint, strings.TrimPrefix(p, strings.TrimSuffix(root, "/"))))
+		dirs = append(dirs, cgroupDir{mountPoint, key, filepath.Join(mountPoint, strings.TrimPrefix(p, strings.TrimSuffix(root, "/")))})
 	}
 	return dirs, nil
 }
 
 // joinCgroup makes <own cgroup>/rel in every hierarchy and moves pid into
-// it.
+// it; on a unified hierarchy with controllers it moves pid to the root
+// instead (see above).
 func joinCgroup(rel string, pid int) error {
-	dirs, err := cgroupDirs()
+	dirs, err := cgroupDirsOf("self")
 	if err != nil {
 		return err
 	}
-	for _, base := range dirs {
-		dir := base
+	unified := unifiedRoot()
+	for _, d := range dirs {
+		if unified != "" && d.mount == unified {
+			if err := os.WriteFile(filepath.Join(unified, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0o644); err != nil {
+				return fmt.Errorf("move PID %d to the root cgroup: %w", pid, err)
+			}
+			continue
+		}
+		dir := d.dir
 		for _, part := range strings.Split(rel, "/") {
 			parent := dir
 			dir = filepath.Join(dir, part)

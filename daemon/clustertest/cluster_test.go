@@ -63,11 +63,13 @@ func TestClusterForms(t *testing.T) {
 	var dir string
 	var pids []int
 	ours := map[string]bool{} // our network namespaces, as net:[inode]
+	var cgroups []string
 	// A subtest owns the cluster, so its cleanup has run by the time the
 	// checks after it look for leftovers.
 	t.Run("cluster", func(t *testing.T) {
 		c := Start(t, 3)
 		dir = c.Dir
+		cgroups = c.cgroups
 		pids = append(pids, c.sw.pid())
 		for _, ns := range []string{c.sw.netns(), c.Members[0].NetNS, c.Members[1].NetNS, c.Members[2].NetNS} {
 			l, err := os.Readlink(ns)
@@ -262,6 +264,11 @@ func TestClusterForms(t *testing.T) {
 	}
 	if m := MountsUnder(dir); len(m) > 0 {
 		t.Errorf("mounts left: %v", m)
+	}
+	for _, cg := range cgroups {
+		if _, err := os.Stat(cg); !os.IsNotExist(err) {
+			t.Errorf("cgroup %s left: %v", cg, err)
+		}
 	}
 	for _, pid := range pids {
 		if alive(pid) {

@@ -452,11 +452,19 @@ func (c *Cluster) kill(i int) {
 		return
 	}
 	m.killed = true
+	var stale []string
+	if m.holder != nil {
+		stale = lxcCgroups(m.holder.pid(), c.cgroups)
+	}
 	if m.PID > 0 {
 		_ = syscall.Kill(m.PID, syscall.SIGKILL)
 	}
 	if m.holder != nil {
 		m.holder.kill()
+	}
+	// Containers' cgroups outside the harness's trees (pure cgroup2 only).
+	if err := removeCgroups(stale, 10*time.Second); err != nil {
+		c.t.Errorf("clustertest: %s: %v", m.Name, err)
 	}
 }
 

@@ -26,8 +26,8 @@ import (
 	"github.com/lxc/incus/v6/shared/api"
 )
 
-// Subnet is the members' network, inside the switch namespace only: member i
-// has 10.77.0.(11+i).
+// The members' network exists only inside the namespaces the harness makes:
+// member i (from 0) has 10.77.0.(11+i).
 const (
 	subnetPrefix = "10.77.0."
 	subnetBits   = 24
@@ -105,8 +105,8 @@ func Start(t testing.TB, members int) *Cluster {
 			skip(t, "%s not found on PATH", tool)
 		}
 	}
-	if members < 1 {
-		t.Fatalf("clustertest: %d members", members)
+	if members < 1 || members > 200 {
+		t.Fatalf("clustertest: %d members (1 to 200)", members)
 	}
 	// A short path: unix sockets under INCUS_DIR must fit in 108 bytes.
 	dir, err := os.MkdirTemp("", "slwc-")

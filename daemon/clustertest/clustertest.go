@@ -542,6 +542,9 @@ func (c *Cluster) Close() {
 	if err := removeCgroups(c.cgroups, 10*time.Second); err != nil {
 		c.t.Errorf("clustertest: %v", err)
 	}
+	if err := removeAppArmor(c.Dir); err != nil {
+		c.t.Errorf("clustertest: %v", err)
+	}
 	// Every mount the members made was in their own, private, mount
 	// namespaces, now gone; check none reached the host before removing.
 	if mounts := MountsUnder(c.Dir); len(mounts) > 0 {

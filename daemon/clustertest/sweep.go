@@ -78,3 +78,35 @@ func sweep() []string {
 	}
 	return removed
 }
+
+// removeAppArmor unloads the AppArmor profiles the members' incusd loaded
+// for their containers: kernel state an incusd killed with SIGKILL never
+// unloads. Incus names them after the instance and its INCUS_DIR
+// ("incus-NAME_<DIR>"), so the harness's directory in a name marks it ours.
+// A host without AppArmor (like the one this was written on) has nothing
+// to do here.
+func removeAppArmor(dir string) error {
+	const fs = "/sys/kernel/security/apparmor"
+	b, err := os.ReadFile(fs + "/profiles")
+	if err != nil {
+		return nil
+	}
+	var errs []string
+	for _, line := range strings.Split(string(b), "\n") {
+		// "NAME (MODE)"
+		name := line
+		if i := strings.LastIndex(line, " ("); i >= 0 {
+			name = line[:i]
+		}
+		if !strings.Contains(name, "<"+dir+"/") && !strings.Contains(name, "<"+dir+">") {
+			continue
+		}
+		if err := os.WriteFile(fs+"/.remove", []byte(name), 0o200); err != nil {
+			errs = append(errs, fmt.Sprintf("%s: %v", name, err))
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("AppArmor profiles left: %s", strings.Join(errs, "; "))
+	}
+	return nil
+}

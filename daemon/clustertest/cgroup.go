@@ -10,9 +10,10 @@ import (
 	"time"
 )
 
-// The cgroup tree is the host's: namespaces do not separate it. liblxc
-// makes each container's cgroups (lxc.monitor.NAME, lxc.payload.NAME) below
-// the cgroup of the incusd that starts it, and an incusd killed with SIGKILL
+// The cgroup tree is the host's: namespaces do not separate it. liblxc,
+// run as root, makes each container's cgroups (lxc.monitor.NAME,
+// lxc.payload.NAME) below the cgroup of PID 1 as it sees PID 1 (in a
+// member's PID namespace, its holder), and an incusd killed with SIGKILL
 // never removes them. So each member runs in a cgroup of the harness's own,
 // in every hierarchy, below the test's: two clusters' containers of the same
 // name do not collide, nothing lands in the host incusd's cgroups, and
@@ -26,7 +27,7 @@ import (
 // holder, in its base; so there the holder stays in the root cgroup of the
 // unified hierarchy (where the host's incusd puts its containers too, and
 // where Incus's own test suite does), and the containers' cgroups land
-// there. Teardown then removes those one by one: stalePayloads names them.
+// there. Teardown then removes those one by one: lxcCgroups names them.
 // Untested here: this machine's controllers are all on cgroup v1.
 
 // unifiedRoot returns the unified hierarchy's mount point when its root has

@@ -3,7 +3,7 @@ package clustertest
 import (
 	"context"
 	"fmt"
-	"net"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -117,9 +117,19 @@ func TestClusterForms(t *testing.T) {
 		}()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		out, err := c.Command(ctx, 1, "busybox", "nc", c.Members[0].IP(), fmt.Sprint(l.Addr().(*net.TCPAddr).Port)).CombinedOutput()
-		if err != nil || string(out) != "hello" {
-			t.Errorf("nc from m2 to a listener in m1: %q, %v", out, err)
+		conn, err := c.Members[1].Dial(ctx, "tcp", l.Addr().String())
+		if err != nil {
+			t.Fatalf("from m2 to a listener in m1: %v", err)
+		}
+		got, err := io.ReadAll(conn)
+		conn.Close()
+		if err != nil || string(got) != "hello" {
+			t.Errorf("from m2 to a listener in m1: %q, %v", got, err)
+		}
+		// A command run in a member's namespace sees its address.
+		out, err := c.Command(ctx, 1, "ip", "-o", "-4", "addr", "show", "dev", "eth0").CombinedOutput()
+		if err != nil || !strings.Contains(string(out), c.Members[1].IP()+"/") {
+			t.Errorf("ip addr in m2: %v: %s", err, out)
 		}
 		// The host has none of their addresses (this sandbox's network
 		// answers any TCP dial, so a dial proves nothing).

@@ -64,6 +64,7 @@ test: test-deps setup
 # Form a real three-member Incus cluster on this host (incusd per member, each in its own namespaces, a bridge in a namespace of its own) and test it: needs root, about 15 s
 cluster-test:
     go test ./daemon/clustertest/ -run TestCluster -v -count=1 -timeout 3m
+    go test ./daemon/ -run TestSlipwayOnACluster -v -count=1 -timeout 5m
 
 # Run each fuzz target for a while (just fuzz 10m for longer); an input that fails is written to the package's testdata/fuzz: commit it with the fix
 fuzz time="30s":

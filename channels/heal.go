@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/slipway-dev/slipway/store"
@@ -26,11 +27,13 @@ const DefaultHealEvery = 2 * time.Second
 // healBackoff bounds how often an installation whose heal failed is tried
 // again: a commit that no longer starts must not launch instances forever.
 const (
-	healBackoffMin = 30 * time.Second
+	healBackoffMin = 5 * time.Second
 	healBackoffMax = 10 * time.Minute
 )
 
 type healer struct {
+	resyncing atomic.Bool // a resync of the proxies' routes is under way
+
 	mu    sync.Mutex
 	after map[int64]time.Time     // by installation: no heal before then
 	wait  map[int64]time.Duration // the next backoff after a failure
@@ -54,7 +57,7 @@ func (e *Engine) startHealer() {
 				return
 			case <-time.After(every):
 			}
-			e.resyncStale(e.base)
+			go e.resyncStale(e.base) // a member's proxy that does not answer must not hold up healing
 			e.healDead(e.base)
 		}
 	}()
@@ -64,8 +67,13 @@ func (e *Engine) startHealer() {
 // cluster member's, see router.Fanout).
 type staleRouter interface{ TakeStale() bool }
 
-// resyncStale gives every proxy every route again when one missed a change.
+// resyncStale gives every proxy every route again when one missed a change,
+// one resync at a time.
 func (e *Engine) resyncStale(ctx context.Context) {
+	if !e.heal.resyncing.CompareAndSwap(false, true) {
+		return
+	}
+	defer e.heal.resyncing.Store(false)
 	if s, ok := e.router.(staleRouter); ok && s.TakeStale() {
 		if err := e.SyncRoutes(ctx); err != nil {
 			e.log.Warn("Give the proxies their routes again", "err", err)

@@ -25,8 +25,8 @@ health:
 `
 
 type psView struct {
-	Name, Process, Commit, State string
-	Restarts                     int
+	Name, Process, Commit, State, Member string
+	Restarts                             int
 }
 
 func (d *slipwayd) ps(resource string) []psView {

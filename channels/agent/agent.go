@@ -231,6 +231,16 @@ func (c *Client) DialSupervisor(ctx context.Context, name string) (net.Conn, err
 	return c.open(ctx, request{Op: opSupervisor, Instance: name})
 }
 
+// Ping reports whether the agent answers a TLS handshake: its member is up.
+func (c *Client) Ping(ctx context.Context) error {
+	d := tls.Dialer{Config: c.tls}
+	conn, err := d.DialContext(ctx, "tcp", c.addr)
+	if err != nil {
+		return fmt.Errorf("reach the slipway agent at %s: %w", c.addr, err)
+	}
+	return conn.Close()
+}
+
 // DialControl connects to the control socket of the proxy of the agent's member.
 func (c *Client) DialControl(ctx context.Context) (net.Conn, error) {
 	return c.open(ctx, request{Op: opControl})

@@ -233,7 +233,14 @@ func (c *Incus) createWith(ctx context.Context, name string, source api.Instance
 	start := time.Now()
 	l := c.startLaunch(name)
 	defer func() { c.endLaunch(name, l, err) }()
-	op, err := c.onMember(labels[LabelMember]).CreateInstance(api.InstancesPost{
+	member, spread := labels[LabelMember], false
+	if member == "" {
+		var placed func()
+		member, placed = c.spread(labels["installation"])
+		defer placed()
+		spread = member != ""
+	}
+	post := api.InstancesPost{
 		Name:   name,
 		Type:   api.InstanceTypeContainer,
 		Start:  true,
@@ -242,7 +249,14 @@ func (c *Incus) createWith(ctx context.Context, name string, source api.Instance
 			Config:  config,
 			Devices: devices,
 		},
-	})
+	}
+	op, err := c.onMember(member).CreateInstance(post)
+	if err != nil && spread {
+		// The member spread chose went away meanwhile: Incus's scheduler
+		// knows better which are left.
+		c.log.Debug("Launch on the member spread chose failed; Incus places it", "instance", name, "member", member, "err", err)
+		op, err = c.srv.CreateInstance(post)
+	}
 	if err != nil {
 		if isExists(err) {
 			return fmt.Errorf("launch %s: instance %w (%v)", name, ErrExists, err)

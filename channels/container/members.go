@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strconv"
 	"sync"
+	"time"
 
 	incus "github.com/lxc/incus/v6/client"
 	"github.com/lxc/incus/v6/shared/api"
@@ -34,6 +35,7 @@ type placement struct {
 	mu      sync.Mutex
 	members *Members          // nil: every instance is local
 	where   map[string]string // instance name -> its location, as last seen
+	pending map[string]int    // "installation/member" -> launches under way there
 }
 
 // SetMembers has the runtime reach instances located on other members than
@@ -183,4 +185,79 @@ func (c *Incus) CreateVolumeNear(ctx context.Context, name, instance string) err
 		return wrap(err, "locate %s", instance)
 	}
 	return c.createVolumeOn(ctx, c.srv.UseTarget(inst.Location), name)
+}
+
+// pinger is a relay that can tell whether its member is up (agent.Client).
+type pinger interface{ Ping(ctx context.Context) error }
+
+// answersWithin bounds the look at a member's agent before placing there.
+const answersWithin = 500 * time.Millisecond
+
+// answers reports whether member can take an instance as far as its agent
+// tells: Incus calls a member gone only after its offline threshold (10 s
+// at least), and a launch placed there meanwhile fails. The caller holds
+// c.place.mu.
+func (c *Incus) answers(member string) bool {
+	if c.place.members == nil || member == c.place.members.Local {
+		return true
+	}
+	p, ok := c.place.members.Relays[member].(pinger)
+	if !ok {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), answersWithin)
+	defer cancel()
+	return p.Ping(ctx) == nil
+}
+
+// spread picks the online member with the fewest instances of the
+// installation, counting the launches under way, so an installation's
+// instances (and its traffic) survive the loss of one member. It returns ""
+// off a cluster, and done to call once the launch has ended.
+func (c *Incus) spread(installation string) (member string, done func()) {
+	c.place.mu.Lock()
+	clustered := c.place.members != nil
+	c.place.mu.Unlock()
+	if !clustered || installation == "" {
+		return "", func() {}
+	}
+	list, err := c.srv.GetClusterMembers()
+	if err != nil {
+		return "", func() {} // Incus's scheduler places it
+	}
+	all, err := c.srv.GetInstances(api.InstanceTypeAny)
+	if err != nil {
+		return "", func() {}
+	}
+	counts := map[string]int{}
+	for _, inst := range all {
+		if inst.Config[LabelPrefix+"installation"] == installation {
+			counts[inst.Location]++
+		}
+	}
+	c.place.mu.Lock()
+	defer c.place.mu.Unlock()
+	if c.place.pending == nil {
+		c.place.pending = map[string]int{}
+	}
+	best := ""
+	for _, m := range list {
+		if m.Status != "Online" || !c.answers(m.ServerName) {
+			continue
+		}
+		n := counts[m.ServerName] + c.place.pending[installation+"/"+m.ServerName]
+		if best == "" || n < counts[best]+c.place.pending[installation+"/"+best] {
+			best = m.ServerName
+		}
+	}
+	if best == "" {
+		return "", func() {}
+	}
+	key := installation + "/" + best
+	c.place.pending[key]++
+	return best, func() {
+		c.place.mu.Lock()
+		c.place.pending[key]--
+		c.place.mu.Unlock()
+	}
 }

@@ -20,16 +20,28 @@ type Fanout struct {
 
 	mu    sync.Mutex
 	stale bool
+	down  map[string]time.Time // members whose proxy did not answer, until when they are left out
 }
 
 // othersTimeout bounds a change on another member's proxy.
 const othersTimeout = 5 * time.Second
+
+// downFor is how long a member whose proxy did not answer is left out of
+// the changes (each would wait othersTimeout for it): it is tried again
+// after, and given every route once it answers.
+const downFor = 10 * time.Second
 
 // each applies fn to the local proxy and to the others at once, and returns
 // the local proxy's error.
 func (f *Fanout) each(ctx context.Context, what string, fn func(context.Context, *Client) error) error {
 	var wg sync.WaitGroup
 	for name, c := range f.Others {
+		if f.isDown(name) {
+			f.mu.Lock()
+			f.stale = true
+			f.mu.Unlock()
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -45,9 +57,19 @@ func (f *Fanout) each(ctx context.Context, what string, fn func(context.Context,
 	return err
 }
 
+func (f *Fanout) isDown(member string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return time.Now().Before(f.down[member])
+}
+
 func (f *Fanout) missed(member, what string, err error) {
 	f.mu.Lock()
 	f.stale = true
+	if f.down == nil {
+		f.down = map[string]time.Time{}
+	}
+	f.down[member] = time.Now().Add(downFor)
 	f.mu.Unlock()
 	if f.Log != nil {
 		f.Log.Warn("A member's proxy missed a change; it gets every route again once it answers", "member", member, "change", what, "err", err)

@@ -1,0 +1,254 @@
+package daemon_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/slipway-dev/slipway/daemon/clustertest"
+	"github.com/slipway-dev/slipway/daemon/daemontest"
+)
+
+// On a three-member Incus cluster made on this host (see clustertest), the
+// daemon runs on the first member and a slipway proxy on each: instances
+// spread over the members, every member's proxy serves the app, and when a
+// member dies the installation serves again from the others.
+
+// memberProcess is a slipway process inside a member's namespaces (network,
+// mount and PID: it reaches the member's instances as that host would).
+type memberProcess struct {
+	cmd    *exec.Cmd
+	stderr *daemontest.LogBuffer
+	done   chan struct{}
+}
+
+func startOnMember(t *testing.T, m clustertest.Member, env []string, ready *string, args ...string) *memberProcess {
+	t.Helper()
+	nsArgs := append([]string{"--target", fmt.Sprint(m.PID), "--mount", "--pid", "--net", "--", slipwayBin}, args...)
+	cmd := exec.Command("nsenter", nsArgs...)
+	cmd.Env = append(append(os.Environ(), "INCUS_SOCKET="+m.Socket), env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	p := &memberProcess{cmd: cmd, stderr: &daemontest.LogBuffer{}, done: make(chan struct{})}
+	pipe, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string, 100)
+	go func() {
+		defer close(p.done)
+		sc := bufio.NewScanner(pipe)
+		for sc.Scan() {
+			fmt.Fprintln(p.stderr, sc.Text())
+			select {
+			case lines <- sc.Text():
+			default:
+			}
+		}
+		cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // its group: nsenter and what it started
+		<-p.done
+		if t.Failed() {
+			t.Logf("%s on %s:\n%s", args[0], m.Name, p.stderr.String())
+		}
+	})
+	deadline := time.After(60 * time.Second)
+	for {
+		select {
+		case line := <-lines:
+			if strings.Contains(line, *ready) {
+				*ready = line
+				return p
+			}
+		case <-p.done:
+			t.Fatalf("%s on %s exited:\n%s", args[0], m.Name, p.stderr.String())
+		case <-deadline:
+			t.Fatalf("%s on %s did not start:\n%s", args[0], m.Name, p.stderr.String())
+		}
+	}
+}
+
+// forward listens on the host's loopback and connects each client to addr
+// inside member m's network namespace, so ssh and git on the host reach the
+// daemon there.
+func forward(t *testing.T, m clustertest.Member, addr string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				up, err := m.Dial(context.Background(), "tcp", addr)
+				if err != nil {
+					return
+				}
+				defer up.Close()
+				go io.Copy(up, c)
+				io.Copy(c, up)
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// viaMember asks member m's proxy for host's path.
+func viaMember(m clustertest.Member, host, path string) (string, error) {
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		DisableKeepAlives: true,
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return m.Dial(ctx, "tcp", net.JoinHostPort(m.IP(), "8000"))
+		},
+	}}
+	req, _ := http.NewRequest(http.MethodGet, "http://"+host+path, nil)
+	resp, err := client.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+	if resp.StatusCode != 200 {
+		return "", fmt.Errorf("%d %s", resp.StatusCode, body)
+	}
+	return strings.TrimSpace(string(body)), nil
+}
+
+func TestSlipwayOnACluster(t *testing.T) {
+	t.Parallel()
+	requireIntegration(t)
+	c := clustertest.Start(t, 3)
+	if err := c.ImportImage("slipway/busybox", clustertest.BusyboxTarball(t)); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	project := "slipway-cluster-" + randomHex(4)
+	key := filepath.Join(dir, "admin_key")
+	run(t, dir, nil, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key)
+	data := func(i int) string { return filepath.Join(dir, fmt.Sprintf("data-m%d", i+1)) }
+	m1 := c.Members[0]
+	ready := "slipway is running"
+	startOnMember(t, m1, nil, &ready, "serve", "--data", data(0), "--incus-project", project, "--admin-key", key+".pub",
+		"--ssh-addr", m1.IP()+":2222", "--web-addr", m1.IP()+":8080", "--metrics-addr", "off", "--https-addr", "",
+		"--proxy-addr", m1.IP()+":8000", "--agent-addr", m1.IP()+":8444", "--log-level", "debug")
+	// The others' proxies, with the cluster's certificate the daemon made.
+	for i := 1; i < len(c.Members); i++ {
+		m := c.Members[i]
+		os.MkdirAll(filepath.Join(data(i), "agent"), 0o700)
+		for _, f := range []string{"agent.crt", "agent.key"} {
+			copyFile(t, filepath.Join(data(0), "agent", f), filepath.Join(data(i), "agent", f))
+		}
+		serving := "slipway proxy is serving"
+		startOnMember(t, m, nil, &serving, "proxy", "--data", data(i), "--incus-project", project,
+			"--proxy-addr", m.IP()+":8000", "--https-addr", "", "--agent-addr", m.IP()+":8444")
+	}
+
+	d := &slipwayd{t: t, dir: dir, data: data(0), project: project, key: key,
+		addrs: map[string]string{"ssh": forward(t, m1, m1.IP()+":2222")}}
+	d.proc = &daemontest.Daemon{Addrs: d.addrs}
+	host := d.setupApp("spread")
+	w := d.newApp("spread", "static")
+	w.commitFile("slipway.yml", whoManifest, "manifest")
+	w.commitFile("public/index.html", "spread\n", "first")
+	if out, code := w.push("deploy", "main"); code != 0 {
+		t.Fatalf("push exited %d:\n%s", code, out)
+	}
+	d.mustSSH("scale", "spread/production", "web=3")
+
+	ps := d.ps("spread/production")
+	members := map[string]string{}
+	for _, p := range ps {
+		members[p.Name] = p.Member
+	}
+	t.Logf("instances and their members: %v", members)
+	on := map[string]int{}
+	for _, m := range members {
+		on[m]++
+	}
+	for _, m := range c.Members {
+		if on[m.Name] != 1 {
+			t.Fatalf("three instances are not spread one per member: %v", members)
+		}
+	}
+	for _, m := range c.Members {
+		eventually(t, 30*time.Second, "every instance answers through "+m.Name+"'s proxy", func() (bool, string) {
+			seen := map[string]bool{}
+			for range 30 {
+				who, err := viaMember(m, host, "/who")
+				if err != nil {
+					return false, err.Error()
+				}
+				seen[who] = true
+			}
+			return len(seen) == 3, fmt.Sprint(seen)
+		})
+	}
+
+	// A member dies with its instance: the installation serves from the
+	// others meanwhile, and three instances run again on the survivors.
+	var lost string
+	for name, m := range members {
+		if m == c.Members[2].Name {
+			lost = name
+		}
+	}
+	stop := make(chan struct{})
+	var asked, failed int
+	loaded := make(chan struct{})
+	go func() {
+		defer close(loaded)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			asked++
+			if _, err := viaMember(m1, host, "/"); err != nil {
+				failed++
+			}
+		}
+	}()
+	start := time.Now()
+	c.Kill(2)
+	eventually(t, 120*time.Second, "three serving instances on the two members left", func() (bool, string) {
+		var out []psView
+		d.sshJSON(&out, "ps", "spread/production", "--json")
+		n := 0
+		for _, p := range out {
+			if p.State == "serving" && p.Member != c.Members[2].Name && p.Name != lost {
+				n++
+			}
+		}
+		return n == 3, fmt.Sprintf("%+v", out)
+	})
+	healed := time.Since(start).Round(100 * time.Millisecond)
+	close(stop)
+	<-loaded
+	t.Logf("a member's death healed in %s; %d of %d requests through m1's proxy meanwhile failed", healed, failed, asked)
+	for _, m := range c.Members[:2] {
+		if who, err := viaMember(m, host, "/"); err != nil || who != "spread" {
+			t.Fatalf("%s's proxy after the death of m3: %q %v", m.Name, who, err)
+		}
+	}
+}

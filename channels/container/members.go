@@ -188,7 +188,9 @@ func (c *Incus) CreateVolumeNear(ctx context.Context, name, instance string) err
 }
 
 // pinger is a relay that can tell whether its member is up (agent.Client).
-type pinger interface{ Ping(ctx context.Context) error }
+type pinger interface {
+	Ping(ctx context.Context) error
+}
 
 // answersWithin bounds the look at a member's agent before placing there.
 const answersWithin = 500 * time.Millisecond

@@ -61,7 +61,7 @@ test: test-deps setup
     go test -count=1 -timeout 40m ./...
     {{just_executable()}} fuzz 5s
 
-# Form a real three-member Incus cluster on this host (incusd per member, each in its own namespaces, a bridge in a namespace of its own) and test it: needs root, about 15 s
+# Form a real three-member Incus cluster on this host (incusd per member, each in its own namespaces, a bridge in a namespace of its own), test it, then run slipway on it: needs root, about a minute
 cluster-test:
     go test ./daemon/clustertest/ -run TestCluster -v -count=1 -timeout 3m
     go test ./daemon/ -run TestSlipwayOnACluster -v -count=1 -timeout 5m

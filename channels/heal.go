@@ -2,6 +2,7 @@ package channels
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -168,6 +169,12 @@ func (e *Engine) Heal(ctx context.Context, inst store.Installation, dead map[str
 			return nil
 		}
 		e.routeAround(now, dead)
+		if why := e.strandedVolumes(ctx, now); why != "" {
+			l.Logf("-----> %s", why)
+			err = errors.New(why)
+			e.healed(inst.ID, err)
+			return err
+		}
 		err = e.reform(ctx, l, store.OpHeal, inst.ID, now.Formation, drop)
 		e.healed(inst.ID, err)
 		return err

@@ -119,6 +119,35 @@ type placedVolumes interface {
 	VolumeHome(ctx context.Context, volumes []string) (string, error)
 	// CreateVolumeNear makes a volume on the member where instance runs.
 	CreateVolumeNear(ctx context.Context, volume, instance string) error
+	// MemberOnline reports whether Incus counts a member as online.
+	MemberOnline(member string) (bool, error)
+}
+
+// strandedVolumes says why an installation cannot run anywhere else: its
+// volumes are on a cluster member that is offline. "" when it can.
+func (e *Engine) strandedVolumes(ctx context.Context, inst store.Installation) string {
+	pv, ok := e.rt.(placedVolumes)
+	if !ok {
+		return ""
+	}
+	vols, err := e.store.Volumes(ctx, inst.ID)
+	if err != nil || len(vols) == 0 {
+		return ""
+	}
+	var names []string
+	for _, v := range vols {
+		names = append(names, v.IncusName)
+	}
+	home, err := pv.VolumeHome(ctx, names)
+	if err != nil || home == "" {
+		return ""
+	}
+	if online, err := pv.MemberOnline(home); err != nil || online {
+		return ""
+	}
+	return fmt.Sprintf("%s is degraded: its volumes (%s) are on cluster member %s, which is offline, and Incus's local volumes cannot move without it. "+
+		"Bring %s back (its instances then start again), or restore the volumes from a backup onto the members left (restore %s BACKUP)",
+		inst.Resource(), strings.Join(names, ", "), home, home, inst.Resource())
 }
 
 // LabelMember places an instance on a cluster member (container.LabelMember).

@@ -109,6 +109,9 @@ func (c *Incus) JoinCluster(agentPort int, relay func(member, addr string) Relay
 		return true, wrap(err, "list the cluster's members")
 	}
 	m := Members{Local: server.Environment.ServerName, Relays: map[string]Relay{}}
+	if !localIncusd(server.Environment.ServerPid) {
+		m.Local = "" // reached over HTTPS from outside the cluster: every member is another
+	}
 	for _, member := range list {
 		if member.ServerName == m.Local {
 			continue
@@ -262,4 +265,17 @@ func (c *Incus) spread(installation string) (member string, done func()) {
 		c.place.pending[key]--
 		c.place.mu.Unlock()
 	}
+}
+
+// MemberOnline reports whether Incus counts member as online ("" off a
+// cluster: this host, always).
+func (c *Incus) MemberOnline(member string) (bool, error) {
+	if member == "" {
+		return true, nil
+	}
+	m, _, err := c.srv.GetClusterMember(member)
+	if err != nil {
+		return false, wrap(err, "look up member %s", member)
+	}
+	return m.Status == "Online", nil
 }

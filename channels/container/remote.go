@@ -76,10 +76,16 @@ func checkServer(srv incus.InstanceServer, url string) error {
 	if server.Auth != "trusted" {
 		return fmt.Errorf("the Incus at %s does not trust --incus-cert: add it there with `incus config trust add-certificate FILE`", url)
 	}
-	pid := server.Environment.ServerPid
-	comm, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
-	if pid <= 0 || err != nil || strings.TrimSpace(string(comm)) != "incusd" {
-		return fmt.Errorf("the Incus at %s runs on another host (its incusd, pid %d, is not a process here): slipway reaches instances through this host's kernel, so --incus-url must name the incusd of the host slipway runs on", url, pid)
+	// A cluster's instances are reached through each member's agent,
+	// wherever the daemon runs; a lone server's only through this kernel.
+	if !server.Environment.ServerClustered && !localIncusd(server.Environment.ServerPid) {
+		return fmt.Errorf("the Incus at %s runs on another host (its incusd, pid %d, is not a process here) and is not a cluster: slipway reaches a lone server's instances through this host's kernel, so --incus-url must name the incusd of the host slipway runs on", url, server.Environment.ServerPid)
 	}
 	return nil
+}
+
+// localIncusd reports whether pid is an incusd process on this host.
+func localIncusd(pid int) bool {
+	comm, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
+	return pid > 0 && err == nil && strings.TrimSpace(string(comm)) == "incusd"
 }

@@ -34,6 +34,7 @@ type Daemon struct {
 	runtime *container.Incus
 	appLogs *applog.Store
 	proxy   *frontproxy.Keeper
+	router  channels.Router // the proxy, or every cluster member's (routerOf)
 	engine  *channels.Engine
 	ssh     *hooks.Server
 
@@ -114,6 +115,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Daemon, error) 
 	}
 	d.addrs["proxy"] = hello.Addr
 	d.addrs["https"] = hello.HTTPSAddr
+	d.router = routerOf(d.proxy.Client(), cluster, cfg.CertDir(), logger)
 	https, err := d.httpsConfig()
 	if err != nil {
 		st.Close()
@@ -145,7 +147,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Daemon, error) 
 			DataDir:    cfg.DataDir,
 			System:     SystemLayout(),
 		},
-	}, st, d.runtime, routerOf(d.proxy.Client(), cluster, logger), logger)
+	}, st, d.runtime, d.router, logger)
 	if err := d.engine.Recover(ctx); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("recover state: %w", err)
@@ -270,11 +272,11 @@ func healEvery(d time.Duration) time.Duration {
 
 // routerOf is the proxy the engine drives: this host's, and on a cluster
 // every member's through its agent.
-func routerOf(local *router.Client, cluster *frontproxy.Cluster, logger *slog.Logger) channels.Router {
+func routerOf(local *router.Client, cluster *frontproxy.Cluster, certDir string, logger *slog.Logger) channels.Router {
 	if cluster == nil || len(cluster.Agents) == 0 {
 		return local
 	}
-	f := &router.Fanout{Local: local, Others: map[string]*router.Client{}, Log: logger}
+	f := &router.Fanout{Local: local, Others: map[string]*router.Client{}, CertDir: certDir, Log: logger}
 	for member, a := range cluster.Agents {
 		f.Others[member] = router.NewClientDial("the proxy of member "+member, a.DialControl)
 	}

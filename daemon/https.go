@@ -29,7 +29,7 @@ func (d *Daemon) httpsConfig() (channels.HTTPSConfig, error) {
 		return cfg, err
 	}
 	cfg.Issuer = &certs.Issuer{Dir: dir, DirectoryURL: d.cfg.ACME.URL, Email: d.cfg.ACME.Email,
-		HTTPClient: client, Responder: d.proxy.Client()}
+		HTTPClient: client, Responder: d.responder()}
 	return cfg, nil
 }
 
@@ -50,4 +50,13 @@ func acmeClient(rootsFile string) (*http.Client, error) {
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	return &http.Client{Transport: transport, Timeout: 30 * time.Second}, nil
+}
+
+// responder sets ACME challenges on the proxy, or on every cluster member's:
+// the CA may ask any of them.
+func (d *Daemon) responder() certs.Responder {
+	if r, ok := d.router.(certs.Responder); ok {
+		return r
+	}
+	return d.proxy.Client()
 }

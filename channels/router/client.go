@@ -193,6 +193,13 @@ func (c *Client) ReloadCerts(ctx context.Context) error {
 	return err
 }
 
+// PutCerts has the proxy make its certificate directory files (NAME.crt,
+// NAME.key pairs, and nothing else) and load them.
+func (c *Client) PutCerts(ctx context.Context, files map[string][]byte) error {
+	_, err := c.call(ctx, request{Op: "putcerts", Files: files})
+	return err
+}
+
 // Challenge has the proxy answer the ACME HTTP-01 token with keyAuth, for any
 // host, on its HTTP listener; an empty keyAuth removes it.
 func (c *Client) Challenge(ctx context.Context, token, keyAuth string) error {

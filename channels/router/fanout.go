@@ -14,9 +14,10 @@ import (
 // others up: the change is logged as missed there, and TakeStale tells the
 // engine to give that proxy every route again.
 type Fanout struct {
-	Local  *Client            // this host's proxy: its answers are the ones returned
-	Others map[string]*Client // the other members' proxies, by member name
-	Log    *slog.Logger
+	Local   *Client            // this host's proxy: its answers are the ones returned
+	Others  map[string]*Client // the other members' proxies, by member name
+	CertDir string             // this host's certificates, copied to the others on ReloadCerts
+	Log     *slog.Logger
 
 	mu    sync.Mutex
 	stale bool
@@ -154,6 +155,28 @@ func (f *Fanout) SetHTTPS(ctx context.Context, host, mode string, hsts int) erro
 	return f.each(ctx, "https "+host, func(ctx context.Context, c *Client) error { return c.SetHTTPS(ctx, host, mode, hsts) })
 }
 
+// ReloadCerts has this host's proxy read its certificate directory again and
+// gives the others a copy of it: HTTPS is served by every member.
 func (f *Fanout) ReloadCerts(ctx context.Context) error {
-	return f.each(ctx, "certificates", func(ctx context.Context, c *Client) error { return c.ReloadCerts(ctx) })
+	files, err := readCertDir(f.CertDir)
+	if err != nil {
+		return err
+	}
+	return f.each(ctx, "certificates", func(ctx context.Context, c *Client) error {
+		if c == f.Local {
+			return c.ReloadCerts(ctx)
+		}
+		return c.PutCerts(ctx, files)
+	})
+}
+
+// Challenge sets an ACME HTTP-01 answer on every proxy: the CA may ask any
+// member the domain's DNS names.
+func (f *Fanout) Challenge(ctx context.Context, token, keyAuth string) error {
+	return f.each(ctx, "challenge", func(ctx context.Context, c *Client) error { return c.Challenge(ctx, token, keyAuth) })
+}
+
+// ALPNChallenge sets a TLS-ALPN-01 certificate on every proxy.
+func (f *Fanout) ALPNChallenge(ctx context.Context, domain string, certPEM, keyPEM []byte) error {
+	return f.each(ctx, "challenge", func(ctx context.Context, c *Client) error { return c.ALPNChallenge(ctx, domain, certPEM, keyPEM) })
 }

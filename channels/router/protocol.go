@@ -28,6 +28,9 @@ type request struct {
 	Domain    string   `json:"domain,omitempty"`   // alpn
 	CertPEM   []byte   `json:"cert_pem,omitempty"` // alpn; empty removes
 	KeyPEM    []byte   `json:"key_pem,omitempty"`  // alpn
+	// Files are certificate pairs (NAME.crt, NAME.key) for putcerts: the
+	// whole of another member's certificate directory.
+	Files map[string][]byte `json:"files,omitempty"`
 	// Wait bounds a drain, from the client's deadline (the server cannot
 	// see the client's context).
 	Wait time.Duration `json:"wait,omitempty"`

@@ -159,6 +159,8 @@ func (s *Server) answer(req request) response {
 		err = s.table.SetHTTPS(ctx, req.Host, req.Mode, req.HSTS)
 	case "certs":
 		out.Certs, err = s.table.LoadCerts(ctx)
+	case "putcerts":
+		out.Certs, err = s.table.PutCerts(ctx, req.Files)
 	case "challenge":
 		err = s.table.Challenge(ctx, req.Token, req.KeyAuth)
 	case "alpn":

@@ -216,8 +216,9 @@ func (c *Incus) answers(member string) bool {
 }
 
 // spread picks the online member with the fewest instances of the
-// installation, counting the launches under way, so an installation's
-// instances (and its traffic) survive the loss of one member. It returns ""
+// installation, counting the launches under way (then the one with the
+// fewest instances), so an installation's instances (and its traffic)
+// survive the loss of one member. It returns ""
 // off a cluster, and done to call once the launch has ended.
 func (c *Incus) spread(installation string) (member string, done func()) {
 	c.place.mu.Lock()
@@ -234,8 +235,9 @@ func (c *Incus) spread(installation string) (member string, done func()) {
 	if err != nil {
 		return "", func() {}
 	}
-	counts := map[string]int{}
+	counts, load := map[string]int{}, map[string]int{}
 	for _, inst := range all {
+		load[inst.Location]++
 		if inst.Config[LabelPrefix+"installation"] == installation {
 			counts[inst.Location]++
 		}
@@ -251,7 +253,10 @@ func (c *Incus) spread(installation string) (member string, done func()) {
 			continue
 		}
 		n := counts[m.ServerName] + c.place.pending[installation+"/"+m.ServerName]
-		if best == "" || n < counts[best]+c.place.pending[installation+"/"+best] {
+		bestN := counts[best] + c.place.pending[installation+"/"+best]
+		// The fewest of this installation first; among those, the member
+		// with the fewest instances of the project.
+		if best == "" || n < bestN || n == bestN && load[m.ServerName] < load[best] {
 			best = m.ServerName
 		}
 	}

@@ -173,6 +173,14 @@ func TestSlipwayOnACluster(t *testing.T) {
 	if out, code := w.push("deploy", "main"); code != 0 {
 		t.Fatalf("push exited %d:\n%s", code, out)
 	}
+	// An installation with a volume, which cannot leave the member that
+	// holds it.
+	d.setupApp("vault")
+	v := d.newApp("vault", "static")
+	v.commitFile("slipway.yml", strings.Replace(whoManifest, "image: slipway/busybox\n", "image: slipway/busybox\nvolumes:\n  data: /data\n", 1), "manifest")
+	if out, code := v.push("deploy", "main"); code != 0 {
+		t.Fatalf("push of vault exited %d:\n%s", code, out)
+	}
 	d.mustSSH("scale", "spread/production", "web=3")
 
 	ps := d.ps("spread/production")
@@ -204,11 +212,22 @@ func TestSlipwayOnACluster(t *testing.T) {
 		})
 	}
 
-	// A member dies with its instance: the installation serves from the
-	// others meanwhile, and three instances run again on the survivors.
+	// The member of vault's instance dies, with one of spread's: spread
+	// serves from the others meanwhile and three instances run again on the
+	// survivors; vault is reported degraded.
+	vault := d.ps("vault/production")
+	dead := -1
+	for i, m := range c.Members {
+		if len(vault) == 1 && vault[0].Member == m.Name && i > 0 {
+			dead = i
+		}
+	}
+	if dead < 0 {
+		t.Fatalf("vault runs on the daemon's member or nowhere: %+v", vault)
+	}
 	var lost string
 	for name, m := range members {
-		if m == c.Members[2].Name {
+		if m == c.Members[dead].Name {
 			lost = name
 		}
 	}
@@ -230,13 +249,13 @@ func TestSlipwayOnACluster(t *testing.T) {
 		}
 	}()
 	start := time.Now()
-	c.Kill(2)
+	c.Kill(dead)
 	eventually(t, 120*time.Second, "three serving instances on the two members left", func() (bool, string) {
 		var out []psView
 		d.sshJSON(&out, "ps", "spread/production", "--json")
 		n := 0
 		for _, p := range out {
-			if p.State == "serving" && p.Member != c.Members[2].Name && p.Name != lost {
+			if p.State == "serving" && p.Member != c.Members[dead].Name && p.Name != lost {
 				n++
 			}
 		}
@@ -245,10 +264,23 @@ func TestSlipwayOnACluster(t *testing.T) {
 	healed := time.Since(start).Round(100 * time.Millisecond)
 	close(stop)
 	<-loaded
-	t.Logf("a member's death healed in %s; %d of %d requests through m1's proxy meanwhile failed", healed, failed, asked)
-	for _, m := range c.Members[:2] {
+	t.Logf("the death of %s healed in %s; %d of %d requests through m1's proxy meanwhile failed", c.Members[dead].Name, healed, failed, asked)
+	for i, m := range c.Members {
+		if i == dead {
+			continue
+		}
 		if who, err := viaMember(m, host, "/"); err != nil || who != "spread" {
-			t.Fatalf("%s's proxy after the death of m3: %q %v", m.Name, who, err)
+			t.Fatalf("%s's proxy after the death of %s: %q %v", m.Name, c.Members[dead].Name, who, err)
 		}
 	}
+	eventually(t, 60*time.Second, "vault's heal reports it degraded", func() (bool, string) {
+		ops := d.ops("--app", "vault", "--limit", "5")
+		for _, op := range ops {
+			if op.Type == "heal" && op.Status == "failed" && strings.Contains(op.Reason, "is degraded: its volumes") &&
+				strings.Contains(op.Reason, c.Members[dead].Name+", which is offline") {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("%+v", ops)
+	})
 }

@@ -161,15 +161,18 @@ func (c *Incus) VolumeHome(ctx context.Context, volumes []string) (string, error
 	if err != nil {
 		return "", err
 	}
+	// The list comes from the cluster's database: it answers even when the
+	// member holding a volume is offline.
+	all, err := c.srv.GetStoragePoolVolumes(pool)
+	if err != nil {
+		return "", wrap(err, "list the volumes of pool %s", pool)
+	}
 	for _, v := range volumes {
-		vol, _, err := c.srv.GetStoragePoolVolume(pool, "custom", v)
-		if api.StatusErrorCheck(err, 404) {
-			continue
+		for _, vol := range all {
+			if vol.Type == "custom" && vol.Name == v {
+				return location(vol.Location), nil
+			}
 		}
-		if err != nil {
-			return "", wrap(err, "locate volume %s", v)
-		}
-		return location(vol.Location), nil
 	}
 	return "", nil
 }

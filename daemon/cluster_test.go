@@ -147,8 +147,18 @@ func TestSlipwayOnACluster(t *testing.T) {
 	run(t, dir, nil, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key)
 	data := func(i int) string { return filepath.Join(dir, fmt.Sprintf("data-m%d", i+1)) }
 	m1 := c.Members[0]
+	// The daemon drives the cluster through m1's HTTPS API, with a client
+	// certificate the cluster trusts, and no unix socket to fall back on.
+	cert, certKey := clientCert(t, dir, "slipway-daemon")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if out, err := c.CLI(ctx, 0, nil, "config", "trust", "add-certificate", cert, "--name", "slipway-daemon"); err != nil {
+		t.Fatalf("trust the daemon's certificate: %v: %s", err, out)
+	}
+	overHTTPS := []string{"INCUS_SOCKET=" + filepath.Join(dir, "no-such.socket")}
 	ready := "slipway is running"
-	startOnMember(t, m1, nil, &ready, "serve", "--data", data(0), "--incus-project", project, "--admin-key", key+".pub",
+	startOnMember(t, m1, overHTTPS, &ready, "serve", "--data", data(0), "--incus-project", project, "--admin-key", key+".pub",
+		"--incus-url", "https://"+m1.Address, "--incus-cert", cert, "--incus-key", certKey, "--incus-server-cert", filepath.Join(m1.Dir, "cluster.crt"),
 		"--ssh-addr", m1.IP()+":2222", "--web-addr", m1.IP()+":8080", "--metrics-addr", "off", "--https-addr", "",
 		"--proxy-addr", m1.IP()+":8000", "--agent-addr", m1.IP()+":8444", "--log-level", "debug")
 	// The others' proxies, with the cluster's certificate the daemon made.

@@ -239,3 +239,28 @@ func TestARollingDeployThatFailsLeavesTheOldSet(t *testing.T) {
 	}
 	l.noneFailed(t, "through a rolling deploy that failed at its second batch")
 }
+
+// With healing off, an instance deleted behind slipway's back leaves the
+// installation degraded, and status says so.
+func TestStatusSaysWhenInstancesAreMissing(t *testing.T) {
+	t.Parallel()
+	d := startDaemonOpts(t, []string{"--heal-every", "0"}, nil)
+	host, _ := d.deployed("gap", "here\n")
+	var st struct{ Instance string }
+	d.statusJSON(&st, "gap/production")
+	d.incus("delete", "--force", st.Instance)
+	var views []struct {
+		Running   *int
+		Instances []string
+	}
+	d.sshJSON(&views, "status", "gap/production", "--json")
+	if len(views) != 1 || views[0].Running == nil || *views[0].Running != 0 || len(views[0].Instances) != 1 {
+		t.Fatalf("status --json after the instance vanished: %+v", views)
+	}
+	if out := d.mustSSH("status", "gap/production"); !strings.Contains(out, "degraded (0 of 1 instances run)") {
+		t.Fatalf("status does not say the installation is degraded:\n%s", out)
+	}
+	if code, _, _ := d.get(host, "/"); code == 200 {
+		t.Fatal("the deleted instance still answered")
+	}
+}

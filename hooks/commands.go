@@ -286,6 +286,9 @@ type installationView struct {
 	Commit      string     `json:"commit"`
 	Instance    string     `json:"instance"`
 	Instances   []string   `json:"instances"` // every instance it serves from (ps tells more)
+	// Running counts those of Instances Incus runs; null when Incus did not
+	// answer. Fewer than Instances: some stopped or vanished (a heal is due).
+	Running *int `json:"running"`
 	State       string     `json:"state"`
 	Draining    []string   `json:"draining"` // old instances still being drained and deleted
 	Limits      limitsView `json:"limits"`
@@ -323,7 +326,7 @@ func lastFailure(ops []store.Operation) *operationView {
 	return nil
 }
 
-func (s *Server) viewInstallation(i store.Installation) installationView {
+func (s *Server) viewInstallation(i store.Installation, states map[string]map[string]int) installationView {
 	draining := s.engine.Retiring(i.ID)
 	sort.Strings(draining)
 	if draining == nil {
@@ -335,6 +338,10 @@ func (s *Server) viewInstallation(i store.Installation) installationView {
 		Limits: viewLimits(i.Limits), Instances: []string{}}
 	for _, m := range i.Members {
 		v.Instances = append(v.Instances, m.Name)
+	}
+	if counts, ok := states[i.Resource()]; ok {
+		n := counts[channels.InstanceServing] + counts[channels.InstanceRunning]
+		v.Running = &n
 	}
 	if ops, err := s.store.Operations(context.Background(), store.OperationFilter{InstallationID: i.ID, Limit: 50}); err == nil && len(ops) > 0 {
 		last := viewOperation(ops[0])
@@ -359,6 +366,14 @@ func viewLimits(l store.Limits) limitsView {
 // operation when it did not succeed, or else the newest that was to change
 // what serves when that one did not; with nothing served and no operation,
 // what to do.
+// degraded is the state, saying how many instances run when not all do.
+func degraded(v installationView) string {
+	if v.Running != nil && v.State == store.StateRunning && *v.Running < len(v.Instances) {
+		return fmt.Sprintf("degraded (%d of %d instances run)", *v.Running, len(v.Instances))
+	}
+	return v.State
+}
+
 func stateLine(v installationView) string {
 	last := v.LastOperation
 	if last != nil && last.Status == store.StatusSucceeded {
@@ -368,9 +383,9 @@ func stateLine(v installationView) string {
 		if v.Instance == "" && v.LastOperation == nil && v.ChannelKind == store.ChannelBranch {
 			return v.State + ", nothing deployed yet: push branch " + v.ChannelRef
 		}
-		return v.State
+		return degraded(v)
 	}
-	line := fmt.Sprintf("%s, last %s %s", v.State, last.Type, last.Status)
+	line := fmt.Sprintf("%s, last %s %s", degraded(v), last.Type, last.Status)
 	if last.Reason != "" {
 		line += ": " + last.Reason
 	} else {
@@ -390,17 +405,18 @@ func (s *Server) cmdStatus(c *call, args []string) error {
 	if err != nil {
 		return err
 	}
+	states, _ := s.engine.InstanceStates(c.ctx) // none when Incus does not answer: status still shows the store
 	if *asJSON {
 		views := []installationView{}
 		for _, i := range insts {
-			views = append(views, s.viewInstallation(i))
+			views = append(views, s.viewInstallation(i, states))
 		}
 		return writeJSON(c.out, views) // an array, also for one APP/ENV
 	}
 	tw := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "INSTALLATION\tCHANNEL\tCOMMIT\tINSTANCE\tHOST\tLIMITS\tSTATE")
 	for _, i := range insts {
-		v := s.viewInstallation(i)
+		v := s.viewInstallation(i, states)
 		instance := dash(i.Instance)
 		if more := len(v.Instances) - 1; more > 0 {
 			instance += fmt.Sprintf(" +%d", more)

@@ -277,22 +277,22 @@ func (s *Server) cmdInstall(c *call, args []string) error {
 
 // installationView is the --json shape of an installation.
 type installationView struct {
-	App         string     `json:"app"`
-	Environment string     `json:"environment"`
-	Host        string     `json:"host"`
-	Channel     string     `json:"channel"`
-	ChannelKind string     `json:"channel_kind"`
-	ChannelRef  string     `json:"channel_ref"`
-	Commit      string     `json:"commit"`
-	Instance    string     `json:"instance"`
-	Instances   []string   `json:"instances"` // every instance it serves from (ps tells more)
+	App         string   `json:"app"`
+	Environment string   `json:"environment"`
+	Host        string   `json:"host"`
+	Channel     string   `json:"channel"`
+	ChannelKind string   `json:"channel_kind"`
+	ChannelRef  string   `json:"channel_ref"`
+	Commit      string   `json:"commit"`
+	Instance    string   `json:"instance"`
+	Instances   []string `json:"instances"` // every instance it serves from (ps tells more)
 	// Running counts those of Instances Incus runs; null when Incus did not
 	// answer. Fewer than Instances: some stopped or vanished (a heal is due).
-	Running *int `json:"running"`
-	State       string     `json:"state"`
-	Draining    []string   `json:"draining"` // old instances still being drained and deleted
-	Limits      limitsView `json:"limits"`
-	CreatedAt   time.Time  `json:"created_at"`
+	Running   *int       `json:"running"`
+	State     string     `json:"state"`
+	Draining  []string   `json:"draining"` // old instances still being drained and deleted
+	Limits    limitsView `json:"limits"`
+	CreatedAt time.Time  `json:"created_at"`
 	// LastOperation is the installation's newest operation, so a failed
 	// deploy shows where people look first.
 	LastOperation *operationView `json:"last_operation"`

@@ -93,9 +93,15 @@ func startDaemon(t *testing.T, env ...string) *slipwayd {
 // startDaemonOpts starts a daemon with more serve flags and environment.
 func startDaemonOpts(t *testing.T, flags, env []string) *slipwayd {
 	t.Helper()
+	return startDaemonIn(t, t.TempDir(), "", flags, env)
+}
+
+// startDaemonIn starts a daemon in dir with bin instead of the shared
+// binary when it is not "" (a wrapper that runs it elsewhere).
+func startDaemonIn(t *testing.T, dir, bin string, flags, env []string) *slipwayd {
+	t.Helper()
 	requireIntegration(t)
-	dir := t.TempDir()
-	d := &slipwayd{t: t, dir: dir, data: filepath.Join(dir, "data"), project: "slipway-test-" + randomHex(4), env: env, flags: flags}
+	d := &slipwayd{t: t, dir: dir, data: filepath.Join(dir, "data"), project: "slipway-test-" + randomHex(4), env: env, flags: flags, bin: bin}
 	d.key = filepath.Join(dir, "admin_key")
 	run(t, dir, nil, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", d.key)
 	t.Cleanup(d.cleanupProject)

@@ -13,8 +13,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/slipway-dev/slipway/channels/agent"
 )
 
 // clientCert writes a self-signed client certificate and its key to dir.
@@ -78,14 +81,7 @@ func TestTheDaemonDrivesIncusOverHTTPS(t *testing.T) {
 	cert, key := clientCert(t, dir, "slipway-test-"+randomHex(4))
 	name := filepath.Base(strings.TrimSuffix(cert, ".crt"))
 	incusCLI(t, "config", "trust", "add-certificate", cert, "--name", name)
-	t.Cleanup(func() {
-		out := incusCLI(t, "config", "trust", "list", "--format", "csv", "-c", "nf")
-		for _, line := range strings.Split(out, "\n") {
-			if f := strings.Split(line, ","); len(f) == 2 && f[0] == name {
-				exec.Command("incus", "config", "trust", "remove", f[1]).Run()
-			}
-		}
-	})
+	t.Cleanup(func() { removeTrust(t, name) })
 	serverCert := "/var/lib/incus/server.crt"
 
 	// A certificate the server does not trust: the daemon says so and stops.
@@ -132,5 +128,78 @@ func runFor(cmd *exec.Cmd, d time.Duration) (string, error) {
 		cmd.Process.Kill()
 		<-done
 		return b.String(), nil // still running: not refused
+	}
+}
+
+// A daemon that drives a lone incusd on another host reaches its instances
+// through the slipway proxy there, the host's agent. "Another host" here is
+// a PID and mount namespace of this one: the daemon cannot see the
+// instances' processes, as from another machine, and reaches incusd only
+// over HTTPS.
+func TestTheDaemonDrivesARemoteIncusThroughItsAgent(t *testing.T) {
+	requireIntegration(t)
+	dir := t.TempDir()
+	url := httpsIncus(t)
+	cert, key := clientCert(t, dir, "slipway-test-"+randomHex(4))
+	name := filepath.Base(strings.TrimSuffix(cert, ".crt"))
+	incusCLI(t, "config", "trust", "add-certificate", cert, "--name", name)
+	t.Cleanup(func() { removeTrust(t, name) })
+
+	// The pair every side presents, put where each looks for it.
+	pairCert, pairKey, err := agent.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostData, daemonDir := filepath.Join(dir, "incus-host"), filepath.Join(dir, "elsewhere")
+	os.MkdirAll(daemonDir, 0o700)
+	for _, data := range []string{hostData, filepath.Join(daemonDir, "data")} {
+		os.MkdirAll(filepath.Join(data, "agent"), 0o700)
+		os.WriteFile(filepath.Join(data, "agent", "agent.crt"), pairCert, 0o600)
+		os.WriteFile(filepath.Join(data, "agent", "agent.key"), pairKey, 0o600)
+	}
+	agentAddr := freeAddr(t)
+	wrapper := filepath.Join(dir, "elsewhere.sh")
+	os.WriteFile(wrapper, []byte("#!/bin/sh\nexec unshare --pid --fork --mount-proc --kill-child=SIGTERM "+slipwayBin+` "$@"`+"\n"), 0o755)
+	d := startDaemonIn(t, daemonDir, wrapper, []string{"--incus-url", url, "--incus-cert", cert, "--incus-key", key,
+		"--incus-server-cert", "/var/lib/incus/server.crt", "--agent-addr", agentAddr},
+		[]string{"INCUS_SOCKET=" + filepath.Join(dir, "no-such.socket")})
+	// unshare's parent ignores SIGTERM while it waits: the daemon, its child,
+	// gets it through the process group, before the harness stops it.
+	t.Cleanup(func() { syscall.Kill(-d.proc.PID(), syscall.SIGTERM) })
+	agentProxy := exec.Command(slipwayBin, "proxy", "--data", hostData, "--incus-project", d.project,
+		"--proxy-addr", "127.0.0.1:0", "--https-addr", "", "--agent-addr", agentAddr)
+	var agentLog strings.Builder
+	agentProxy.Stdout, agentProxy.Stderr = &agentLog, &agentLog
+	if err := agentProxy.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { agentProxy.Process.Kill(); agentProxy.Wait() })
+	eventually(t, 20*time.Second, "the Incus host's agent listens", func() (bool, string) {
+		c, err := net.Dial("tcp", agentAddr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil, agentLog.String()
+	})
+	host, _ := d.deployed("far", "from afar\n")
+	d.serves(host, "from afar")
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func removeTrust(t *testing.T, name string) {
+	out := incusCLI(t, "config", "trust", "list", "--format", "csv", "-c", "nf")
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Split(line, ","); len(f) == 2 && f[0] == name {
+			exec.Command("incus", "config", "trust", "remove", f[1]).Run()
+		}
 	}
 }

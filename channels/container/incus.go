@@ -46,7 +46,8 @@ type Incus struct {
 	bg     sync.WaitGroup // background clean-ups of half-made instances
 	closed chan struct{}
 
-	place placement // where instances run, on a cluster (members.go)
+	place     placement // where instances run, on a cluster (members.go)
+	remoteURL string    // --incus-url, or "" for the unix socket
 }
 
 // SocketPath is where incusd listens: $INCUS_SOCKET, else
@@ -112,6 +113,7 @@ func ConnectTo(remote Remote, project, supervisor string, logger *slog.Logger) (
 		return nil, err
 	}
 	return &Incus{
+		remoteURL:  remote.URL,
 		srv:        srv.UseProject(project),
 		project:    project,
 		supervisor: supervisor,

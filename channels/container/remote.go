@@ -3,6 +3,7 @@ package container
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -76,11 +77,6 @@ func checkServer(srv incus.InstanceServer, url string) error {
 	if server.Auth != "trusted" {
 		return fmt.Errorf("the Incus at %s does not trust --incus-cert: add it there with `incus config trust add-certificate FILE`", url)
 	}
-	// A cluster's instances are reached through each member's agent,
-	// wherever the daemon runs; a lone server's only through this kernel.
-	if !server.Environment.ServerClustered && !localIncusd(server.Environment.ServerPid) {
-		return fmt.Errorf("the Incus at %s runs on another host (its incusd, pid %d, is not a process here) and is not a cluster: slipway reaches a lone server's instances through this host's kernel, so --incus-url must name the incusd of the host slipway runs on", url, server.Environment.ServerPid)
-	}
 	return nil
 }
 
@@ -89,3 +85,25 @@ func localIncusd(pid int) bool {
 	comm, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
 	return pid > 0 && err == nil && strings.TrimSpace(string(comm)) == "incusd"
 }
+
+// Elsewhere reports whether the runtime drives a lone incusd on another host
+// (through --incus-url), whose instances it reaches only through the slipway
+// agent there, and that host's name.
+func (c *Incus) Elsewhere() (host string, ok bool) {
+	if c.remoteURL == "" {
+		return "", false
+	}
+	server, _, err := c.srv.GetServer()
+	if err != nil || server.Environment.ServerClustered || localIncusd(server.Environment.ServerPid) {
+		return "", false
+	}
+	u, err := url.Parse(c.remoteURL)
+	if err != nil {
+		return "", false
+	}
+	return u.Hostname(), true
+}
+
+// ElsewhereHost is the member name under which a lone remote incusd's agent is
+// known (Incus gives a lone server's instances no location).
+const ElsewhereHost = "the Incus host"

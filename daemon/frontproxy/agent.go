@@ -2,9 +2,11 @@ package frontproxy
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"strconv"
 	"syscall"
@@ -35,20 +37,27 @@ func SupervisorDirIn(data string) string { return filepath.Join(data, "superviso
 
 // JoinCluster has rt reach the instances of the other members of an Incus
 // cluster through their agents, with the cluster's slipway certificate from
-// dir (made when missing), at the port of agentAddr. It returns nil off a
-// cluster (or with agentAddr ""): then nothing is listened on.
+// dir (made when missing), at the port of agentAddr. A lone incusd on
+// another host (--incus-url) is one such member, whose proxy is its agent. On
+// a lone incusd's own host the proxy serves as that agent once the
+// certificate has been put in dir. It returns nil otherwise (or with
+// agentAddr ""): then nothing is listened on.
 func JoinCluster(rt *container.Incus, agentAddr, dir string, logger *slog.Logger) (*Cluster, error) {
 	if agentAddr == "" {
 		return nil, nil
 	}
 	clustered, err := rt.Clustered()
-	if err != nil || !clustered {
+	if err != nil {
 		return nil, err
 	}
 	_, portText, err := net.SplitHostPort(agentAddr)
 	port, perr := strconv.Atoi(portText)
 	if err != nil || perr != nil {
 		return nil, fmt.Errorf("--agent-addr %q is not HOST:PORT", agentAddr)
+	}
+	elsewhere, remote := rt.Elsewhere()
+	if !clustered && !remote {
+		return agentHost(rt, dir, logger)
 	}
 	cert, err := agent.LoadOrCreate(dir)
 	if err != nil {
@@ -57,6 +66,12 @@ func JoinCluster(rt *container.Incus, agentAddr, dir string, logger *slog.Logger
 	cfg, err := agent.Pinned(cert)
 	if err != nil {
 		return nil, err
+	}
+	if remote {
+		// The Incus host's agent reaches every instance; this host serves none.
+		a := agent.NewClient(net.JoinHostPort(elsewhere, portText), cfg)
+		rt.SetMembers(container.Members{Local: "this host", Relays: map[string]container.Relay{"": a}})
+		return &Cluster{Agents: map[string]*agent.Client{container.ElsewhereHost: a}}, nil
 	}
 	cl := &Cluster{Server: agent.NewServer(rt, cfg, logger), Agents: map[string]*agent.Client{}}
 	relay := func(member, addr string) container.Relay {
@@ -68,6 +83,24 @@ func JoinCluster(rt *container.Incus, agentAddr, dir string, logger *slog.Logger
 		return nil, err
 	}
 	return cl, nil
+}
+
+// agentHost is the agent of a lone incusd's own host, for a daemon that
+// drives it from elsewhere: there when the certificate was put in dir.
+func agentHost(rt *container.Incus, dir string, logger *slog.Logger) (*Cluster, error) {
+	certFile, keyFile := agent.CertFiles(dir)
+	if _, err := os.Stat(certFile); err != nil {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("the slipway agent certificate in %s: %w", dir, err)
+	}
+	cfg, err := agent.Pinned(cert)
+	if err != nil {
+		return nil, err
+	}
+	return &Cluster{Server: agent.NewServer(rt, cfg, logger), Agents: map[string]*agent.Client{}}, nil
 }
 
 // listenShared listens on addr with SO_REUSEPORT: during an upgrade the old

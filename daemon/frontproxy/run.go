@@ -87,7 +87,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	if cluster != nil {
+	if cluster != nil && cluster.Server != nil {
 		// Instances placed on this member mount the supervisor from the
 		// same path as on the daemon's: put it there.
 		if _, err := container.InstallSupervisor(filepath.Join(filepath.Dir(binary), container.SupervisorBinary), SupervisorDirIn(filepath.Dir(cfg.Dir))); err != nil {

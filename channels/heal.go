@@ -38,6 +38,11 @@ type healer struct {
 	mu    sync.Mutex
 	after map[int64]time.Time     // by installation: no heal before then
 	wait  map[int64]time.Duration // the next backoff after a failure
+
+	// suspects are the instances seen dead at the last look: one is healed
+	// only when the next look sees it dead too, so a state Incus could not
+	// read for a moment (a busy cluster member) replaces nothing.
+	suspects map[string]bool
 }
 
 // startHealer runs the healing loop until the engine closes.
@@ -98,14 +103,28 @@ func (e *Engine) healDead(ctx context.Context) {
 		present[in.Name] = true
 		running[in.Name] = in.Running
 	}
+	seen := map[string]bool{}
+	defer func() {
+		e.heal.mu.Lock()
+		e.heal.suspects = seen
+		e.heal.mu.Unlock()
+	}()
 	for _, inst := range insts {
 		dead := map[string]string{}
 		for _, m := range inst.Members {
+			why := ""
 			switch {
 			case !present[m.Name]:
-				dead[m.Name] = "vanished"
+				why = "vanished"
 			case !running[m.Name]:
-				dead[m.Name] = "stopped"
+				why = "stopped"
+			}
+			if why == "" {
+				continue
+			}
+			seen[m.Name] = true
+			if e.suspected(m.Name) {
+				dead[m.Name] = why
 			}
 		}
 		if len(dead) == 0 || inst.State != store.StateRunning || !e.mayHeal(inst.ID) {
@@ -116,6 +135,13 @@ func (e *Engine) healDead(ctx context.Context) {
 			e.log.Warn("Heal installation", "installation", inst.Resource(), "err", err)
 		}
 	}
+}
+
+// suspected reports whether name was seen dead at the last look too.
+func (e *Engine) suspected(name string) bool {
+	e.heal.mu.Lock()
+	defer e.heal.mu.Unlock()
+	return e.heal.suspects[name]
 }
 
 // mayHeal: no operation of the installation is queued or running (it will

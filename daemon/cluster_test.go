@@ -233,7 +233,7 @@ func TestSlipwayOnACluster(t *testing.T) {
 		}
 	}
 	if dead < 0 {
-		t.Fatalf("vault runs on the daemon's member or nowhere: %+v", vault)
+		t.Fatalf("vault runs on the daemon's member or nowhere: %+v\nits operations: %+v", vault, d.ops("--app", "vault"))
 	}
 	var lost string
 	for name, m := range members {

@@ -273,12 +273,24 @@ func healEvery(d time.Duration) time.Duration {
 // routerOf is the proxy the engine drives: this host's, and on a cluster
 // every member's through its agent.
 func routerOf(local *router.Client, cluster *frontproxy.Cluster, certDir string, logger *slog.Logger) channels.Router {
-	if cluster == nil || len(cluster.Agents) == 0 {
+	if cluster == nil || len(cluster.Agents()) == 0 {
 		return local
 	}
-	f := &router.Fanout{Local: local, Others: map[string]*router.Client{}, CertDir: certDir, Log: logger}
-	for member, a := range cluster.Agents {
-		f.Others[member] = router.NewClientDial("the proxy of member "+member, a.DialControl)
+	var mu sync.Mutex
+	clients := map[string]*router.Client{}
+	members := func() map[string]*router.Client {
+		mu.Lock()
+		defer mu.Unlock()
+		for member, a := range cluster.Agents() {
+			if clients[member] == nil {
+				clients[member] = router.NewClientDial("the proxy of member "+member, a.DialControl)
+			}
+		}
+		out := make(map[string]*router.Client, len(clients))
+		for k, v := range clients {
+			out[k] = v
+		}
+		return out
 	}
-	return f
+	return &router.Fanout{Local: local, Members: members, CertDir: certDir, Log: logger}
 }

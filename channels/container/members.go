@@ -36,6 +36,28 @@ type placement struct {
 	members *Members          // nil: every instance is local
 	where   map[string]string // instance name -> its location, as last seen
 	pending map[string]int    // "installation/member" -> launches under way there
+
+	rediscover func()    // lists the members again (JoinCluster's), or nil
+	discovered time.Time // when it last did
+}
+
+// rediscoverEvery bounds how often an unknown member makes the runtime list
+// the cluster's members again.
+const rediscoverEvery = 10 * time.Second
+
+// maybeRediscover lists the members again, when a member the runtime does
+// not know appears (it joined after the start), at most every
+// rediscoverEvery. The caller must not hold c.place.mu.
+func (c *Incus) maybeRediscover() {
+	c.place.mu.Lock()
+	again := c.place.rediscover
+	if again == nil || time.Since(c.place.discovered) < rediscoverEvery {
+		c.place.mu.Unlock()
+		return
+	}
+	c.place.discovered = time.Now()
+	c.place.mu.Unlock()
+	again()
 }
 
 // SetMembers has the runtime reach instances located on other members than
@@ -73,6 +95,12 @@ func (c *Incus) relayFor(name string) (Relay, error) {
 		return nil, nil
 	}
 	r := m.Relays[loc]
+	if r == nil {
+		c.maybeRediscover()
+		c.place.mu.Lock()
+		r = c.place.members.Relays[loc]
+		c.place.mu.Unlock()
+	}
 	if r == nil {
 		return nil, fmt.Errorf("instance %s runs on member %q, which has no slipway agent this host knows", name, loc)
 	}
@@ -123,8 +151,15 @@ func (c *Incus) JoinCluster(agentPort int, relay func(member, addr string) Relay
 		m.Relays[member.ServerName] = relay(member.ServerName, net.JoinHostPort(u.Hostname(), strconv.Itoa(agentPort)))
 	}
 	c.SetMembers(m)
-	c.log.Info("Incus is a cluster: instances on other members are reached through their slipway agent",
-		"member", m.Local, "others", len(m.Relays), "agent_port", agentPort)
+	c.place.mu.Lock()
+	first := c.place.rediscover == nil
+	c.place.rediscover = func() { c.JoinCluster(agentPort, relay) }
+	c.place.discovered = time.Now()
+	c.place.mu.Unlock()
+	if first {
+		c.log.Info("Incus is a cluster: instances on other members are reached through their slipway agent",
+			"member", m.Local, "others", len(m.Relays), "agent_port", agentPort)
+	}
 	return true, nil
 }
 
@@ -209,7 +244,11 @@ func (c *Incus) answers(member string) bool {
 	if c.place.members == nil || member == c.place.members.Local {
 		return true
 	}
-	p, ok := c.place.members.Relays[member].(pinger)
+	r := c.place.members.Relays[member]
+	if r == nil {
+		return false // joined after the members were listed: not until it is known
+	}
+	p, ok := r.(pinger)
 	if !ok {
 		return true
 	}
@@ -233,6 +272,9 @@ func (c *Incus) spread(installation string) (member string, done func()) {
 	list, err := c.srv.GetClusterMembers()
 	if err != nil {
 		return "", func() {} // Incus's scheduler places it
+	}
+	if c.unknownAmong(list) {
+		c.maybeRediscover()
 	}
 	all, err := c.srv.GetInstances(api.InstanceTypeAny)
 	if err != nil {
@@ -286,4 +328,16 @@ func (c *Incus) MemberOnline(member string) (bool, error) {
 		return false, wrap(err, "look up member %s", member)
 	}
 	return m.Status == "Online", nil
+}
+
+// unknownAmong reports whether a member of list has no relay yet.
+func (c *Incus) unknownAmong(list []api.ClusterMember) bool {
+	c.place.mu.Lock()
+	defer c.place.mu.Unlock()
+	for _, m := range list {
+		if c.place.members != nil && m.ServerName != c.place.members.Local && c.place.members.Relays[m.ServerName] == nil {
+			return true
+		}
+	}
+	return false
 }

@@ -19,6 +19,12 @@ type Fanout struct {
 	CertDir string             // this host's certificates, copied to the others on ReloadCerts
 	Log     *slog.Logger
 
+	// Members, when set, gives the other members' proxies anew for each
+	// change (members join); Others is then ignored. A member never seen
+	// before gets every route (see TakeStale).
+	Members func() map[string]*Client
+	known   map[string]bool
+
 	mu    sync.Mutex
 	stale bool
 	down  map[string]time.Time // members whose proxy did not answer, until when they are left out
@@ -36,7 +42,7 @@ const downFor = 10 * time.Second
 // the local proxy's error.
 func (f *Fanout) each(ctx context.Context, what string, fn func(context.Context, *Client) error) error {
 	var wg sync.WaitGroup
-	for name, c := range f.Others {
+	for name, c := range f.others() {
 		if f.isDown(name) {
 			f.mu.Lock()
 			f.stale = true
@@ -56,6 +62,30 @@ func (f *Fanout) each(ctx context.Context, what string, fn func(context.Context,
 	err := fn(ctx, f.Local)
 	wg.Wait()
 	return err
+}
+
+// others are the other members' proxies now; a new one marks the routes
+// stale, so it gets them all.
+func (f *Fanout) others() map[string]*Client {
+	if f.Members == nil {
+		return f.Others
+	}
+	now := f.Members()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.known == nil {
+		f.known = map[string]bool{}
+		for name := range now {
+			f.known[name] = true
+		}
+	}
+	for name := range now {
+		if !f.known[name] {
+			f.known[name] = true
+			f.stale = true
+		}
+	}
+	return now
 }
 
 func (f *Fanout) isDown(member string) bool {
@@ -139,7 +169,7 @@ func (f *Fanout) RemoveHost(ctx context.Context, host string) (string, error) {
 // has nothing in flight that the drain could wait for.
 func (f *Fanout) Drain(ctx context.Context, instance string) error {
 	var wg sync.WaitGroup
-	for _, c := range f.Others {
+	for _, c := range f.others() {
 		wg.Add(1)
 		go func() { defer wg.Done(); c.Drain(ctx, instance) }()
 	}

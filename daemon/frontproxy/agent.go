@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"syscall"
 
 	"github.com/slipway-dev/slipway/channels/agent"
@@ -25,10 +26,24 @@ const DefaultAgentAddr = ":8444"
 func AgentDirIn(data string) string { return filepath.Join(data, "agent") }
 
 // Cluster is this host's part in an Incus cluster: its own agent, to serve,
-// and the other members' agents, by member name.
+// and the other members' agents, by member name (see Agents).
 type Cluster struct {
 	Server *agent.Server
-	Agents map[string]*agent.Client
+
+	mu     sync.Mutex
+	agents map[string]*agent.Client
+}
+
+// Agents are the other members' agents as last listed: a member that joins
+// later is added when the runtime meets it.
+func (c *Cluster) Agents() map[string]*agent.Client {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]*agent.Client, len(c.agents))
+	for k, v := range c.agents {
+		out[k] = v
+	}
+	return out
 }
 
 // SupervisorDirIn is where the supervisor every instance mounts is kept in
@@ -71,12 +86,17 @@ func JoinCluster(rt *container.Incus, agentAddr, dir string, logger *slog.Logger
 		// The Incus host's agent reaches every instance; this host serves none.
 		a := agent.NewClient(net.JoinHostPort(elsewhere, portText), cfg)
 		rt.SetMembers(container.Members{Local: "this host", Relays: map[string]container.Relay{"": a}})
-		return &Cluster{Agents: map[string]*agent.Client{container.ElsewhereHost: a}}, nil
+		return &Cluster{agents: map[string]*agent.Client{container.ElsewhereHost: a}}, nil
 	}
-	cl := &Cluster{Server: agent.NewServer(rt, cfg, logger), Agents: map[string]*agent.Client{}}
+	cl := &Cluster{Server: agent.NewServer(rt, cfg, logger), agents: map[string]*agent.Client{}}
 	relay := func(member, addr string) container.Relay {
+		cl.mu.Lock()
+		defer cl.mu.Unlock()
+		if c := cl.agents[member]; c != nil {
+			return c
+		}
 		c := agent.NewClient(addr, cfg)
-		cl.Agents[member] = c
+		cl.agents[member] = c
 		return c
 	}
 	if _, err := rt.JoinCluster(port, relay); err != nil {
@@ -100,7 +120,7 @@ func agentHost(rt *container.Incus, dir string, logger *slog.Logger) (*Cluster, 
 	if err != nil {
 		return nil, err
 	}
-	return &Cluster{Server: agent.NewServer(rt, cfg, logger), Agents: map[string]*agent.Client{}}, nil
+	return &Cluster{Server: agent.NewServer(rt, cfg, logger), agents: map[string]*agent.Client{}}, nil
 }
 
 // listenShared listens on addr with SO_REUSEPORT: during an upgrade the old

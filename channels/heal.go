@@ -25,6 +25,10 @@ import (
 // DefaultHealEvery is how often the engine looks for dead instances.
 const DefaultHealEvery = 2 * time.Second
 
+// healSettle is how long after it took traffic an instance is left alone:
+// a cluster member may report a state it has not caught up with yet.
+const healSettle = 5 * time.Second
+
 // healBackoff bounds how often an installation whose heal failed is tried
 // again: a commit that no longer starts must not launch instances forever.
 const (
@@ -119,7 +123,7 @@ func (e *Engine) healDead(ctx context.Context) {
 			case !running[m.Name]:
 				why = "stopped"
 			}
-			if why == "" {
+			if why == "" || time.Since(m.StartedAt) < healSettle {
 				continue
 			}
 			seen[m.Name] = true

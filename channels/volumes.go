@@ -123,25 +123,35 @@ type placedVolumes interface {
 	MemberOnline(member string) (bool, error)
 }
 
-// strandedVolumes says why an installation cannot run anywhere else: its
-// volumes are on a cluster member that is offline. "" when it can.
-func (e *Engine) strandedVolumes(ctx context.Context, inst store.Installation) string {
+// VolumesHome is the cluster member an installation's volumes keep it on,
+// with their Incus names; "" off a cluster or without volumes.
+func (e *Engine) VolumesHome(ctx context.Context, inst store.Installation) (member string, volumes []string) {
 	pv, ok := e.rt.(placedVolumes)
 	if !ok {
-		return ""
+		return "", nil
 	}
 	vols, err := e.store.Volumes(ctx, inst.ID)
 	if err != nil || len(vols) == 0 {
-		return ""
+		return "", nil
 	}
-	var names []string
 	for _, v := range vols {
-		names = append(names, v.IncusName)
+		volumes = append(volumes, v.IncusName)
 	}
-	home, err := pv.VolumeHome(ctx, names)
-	if err != nil || home == "" {
+	home, err := pv.VolumeHome(ctx, volumes)
+	if err != nil {
+		return "", nil
+	}
+	return home, volumes
+}
+
+// strandedVolumes says why an installation cannot run anywhere else: its
+// volumes are on a cluster member that is offline. "" when it can.
+func (e *Engine) strandedVolumes(ctx context.Context, inst store.Installation) string {
+	home, names := e.VolumesHome(ctx, inst)
+	if home == "" {
 		return ""
 	}
+	pv := e.rt.(placedVolumes)
 	if online, err := pv.MemberOnline(home); err != nil || online {
 		return ""
 	}

@@ -228,12 +228,19 @@ func TestSlipwayOnACluster(t *testing.T) {
 	vault := d.ps("vault/production")
 	dead := -1
 	for i, m := range c.Members {
-		if len(vault) == 1 && vault[0].Member == m.Name && i > 0 {
-			dead = i
+		for _, p := range vault {
+			if p.State == "serving" && p.Member == m.Name && i > 0 {
+				dead = i
+			}
 		}
 	}
 	if dead < 0 {
 		t.Fatalf("vault runs on the daemon's member or nowhere: %+v\nits operations: %+v", vault, d.ops("--app", "vault"))
+	}
+	var views []struct{ VolumesOn string `json:"volumes_on"` }
+	d.sshJSON(&views, "status", "vault/production", "--json")
+	if len(views) != 1 || views[0].VolumesOn != c.Members[dead].Name {
+		t.Fatalf("status does not say vault's volumes keep it on %s: %+v", c.Members[dead].Name, views)
 	}
 	var lost string
 	for name, m := range members {

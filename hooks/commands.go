@@ -288,7 +288,10 @@ type installationView struct {
 	Instances   []string `json:"instances"` // every instance it serves from (ps tells more)
 	// Running counts those of Instances Incus runs; null when Incus did not
 	// answer. Fewer than Instances: some stopped or vanished (a heal is due).
-	Running   *int       `json:"running"`
+	Running *int `json:"running"`
+	// VolumesOn is the Incus cluster member whose volumes keep it there
+	// (Incus's local volumes are member-bound); "" off a cluster.
+	VolumesOn string     `json:"volumes_on,omitempty"`
 	State     string     `json:"state"`
 	Draining  []string   `json:"draining"` // old instances still being drained and deleted
 	Limits    limitsView `json:"limits"`
@@ -343,6 +346,7 @@ func (s *Server) viewInstallation(i store.Installation, states map[string]map[st
 		n := counts[channels.InstanceServing] + counts[channels.InstanceRunning]
 		v.Running = &n
 	}
+	v.VolumesOn, _ = s.engine.VolumesHome(context.Background(), i)
 	if ops, err := s.store.Operations(context.Background(), store.OperationFilter{InstallationID: i.ID, Limit: 50}); err == nil && len(ops) > 0 {
 		last := viewOperation(ops[0])
 		v.LastOperation = &last
@@ -368,10 +372,14 @@ func viewLimits(l store.Limits) limitsView {
 // what to do.
 // degraded is the state, saying how many instances run when not all do.
 func degraded(v installationView) string {
+	state := v.State
 	if v.Running != nil && v.State == store.StateRunning && *v.Running < len(v.Instances) {
-		return fmt.Sprintf("degraded (%d of %d instances run)", *v.Running, len(v.Instances))
+		state = fmt.Sprintf("degraded (%d of %d instances run)", *v.Running, len(v.Instances))
 	}
-	return v.State
+	if v.VolumesOn != "" {
+		state += ", kept on member " + v.VolumesOn + " by its volumes"
+	}
+	return state
 }
 
 func stateLine(v installationView) string {

@@ -57,11 +57,11 @@ chown postgres:postgres "$D/pg_hba.conf"
 chmod 0600 "$D/pg_hba.conf"
 `
 
-// readyScript waits (up to 15 s) until the server accepts connections on
-// its loopback and on its socket.
+// readyScript waits (up to 60 s: a loaded two-CPU host has taken over 15)
+// until the server accepts connections on its loopback and on its socket.
 const readyScript = `S=$1 i=0
 until pg_isready -q -h 127.0.0.1 && pg_isready -q -h "$S"; do
-	i=$((i+1)); [ $i -lt 300 ] || { echo "postgres did not become ready in 15 s" >&2; exit 1; }
+	i=$((i+1)); [ $i -lt 1200 ] || { echo "postgres did not become ready in 60 s" >&2; exit 1; }
 	sleep 0.05
 done`
 

@@ -237,7 +237,9 @@ func TestSlipwayOnACluster(t *testing.T) {
 	if dead < 0 {
 		t.Fatalf("vault runs on the daemon's member or nowhere: %+v\nits operations: %+v", vault, d.ops("--app", "vault"))
 	}
-	var views []struct{ VolumesOn string `json:"volumes_on"` }
+	var views []struct {
+		VolumesOn string `json:"volumes_on"`
+	}
 	d.sshJSON(&views, "status", "vault/production", "--json")
 	if len(views) != 1 || views[0].VolumesOn != c.Members[dead].Name {
 		t.Fatalf("status does not say vault's volumes keep it on %s: %+v", c.Members[dead].Name, views)

@@ -363,7 +363,7 @@ func runSetup(name string, run func(context.Context, setup.Options, io.Writer) e
 // incusFlags are how serve and proxy reach an incusd other than through its
 // unix socket.
 func incusFlags(ef *envFlags, r *container.Remote) {
-	ef.str(&r.URL, "incus-url", "reach incusd at https://HOST:8443 with a client certificate instead of its unix socket (it must run on this host)")
+	ef.str(&r.URL, "incus-url", "reach incusd at https://HOST:8443 with a client certificate instead of its unix socket (on another host, through the slipway proxy there: see README)")
 	ef.str(&r.CertFile, "incus-cert", "client certificate (PEM) the incusd at --incus-url trusts")
 	ef.str(&r.KeyFile, "incus-key", "key of --incus-cert")
 	ef.str(&r.ServerCert, "incus-server-cert", "certificate of the incusd at --incus-url, when no system CA signs it")

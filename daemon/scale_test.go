@@ -264,3 +264,35 @@ func TestStatusSaysWhenInstancesAreMissing(t *testing.T) {
 		t.Fatal("the deleted instance still answered")
 	}
 }
+
+// An instance that stops (its init ended: the supervisor gave up on a
+// crashing process, an OOM kill, `incus stop`) is replaced by a heal, as one
+// deleted behind slipway's back is.
+func TestAStoppedInstanceIsHealed(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t)
+	host, _ := d.deployed("halt", "still here\n")
+	var st struct{ Instance string }
+	d.statusJSON(&st, "halt/production")
+	time.Sleep(6 * time.Second) // heal leaves an instance alone for 5 s after it took traffic
+	d.incus("stop", "--force", st.Instance)
+	eventually(t, 60*time.Second, "a fresh instance serving in place of the stopped one", func() (bool, string) {
+		ps := d.ps("halt/production")
+		now := serving(ps, "")
+		return len(now) == 1 && now[0] != st.Instance, fmt.Sprintf("%+v", ps)
+	})
+	d.serves(host, "still here")
+	var heal *opView
+	for _, op := range d.ops("--limit", "5") {
+		if op.Type == "heal" {
+			heal = &op
+			break
+		}
+	}
+	if heal == nil || heal.Status != "succeeded" {
+		t.Fatalf("no successful heal: %+v", d.ops("--limit", "5"))
+	}
+	if log := d.mustSSH("logs", fmt.Sprint(heal.ID)); !strings.Contains(log, "Instance "+st.Instance+" (web) stopped: replacing it") {
+		t.Fatalf("the heal's log does not say why:\n%s", log)
+	}
+}

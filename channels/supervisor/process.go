@@ -92,6 +92,7 @@ func (p *process) loop(run *running) {
 	o := p.s.opts
 	backoff := o.BackoffMin
 	var recent []time.Time // restarts within the last StableAfter
+	unstable := 0          // restarts since the last stable run
 	for {
 		var ws unix.WaitStatus
 		select {
@@ -103,10 +104,18 @@ func (p *process) loop(run *running) {
 		p.settle(run, true)
 		now := time.Now()
 		if now.Sub(run.started) >= o.StableAfter {
-			backoff = o.BackoffMin
+			backoff, unstable = o.BackoffMin, 0
 		}
+		unstable++
 		recent = append(pruneBefore(recent, now.Add(-o.StableAfter)), now)
 		p.exited(ws, backoff, len(recent))
+		if o.GiveUpAfter > 0 && unstable >= o.GiveUpAfter {
+			p.s.ring.event("%s exited %d times without running %s: giving up, the instance stops so that a fresh one replaces it",
+				p.spec.Name, unstable, seconds(o.StableAfter))
+			p.s.giveUp()
+			<-p.stopCh // the shutdown the give-up starts stops every process
+			return
+		}
 		for {
 			if !p.sleep(backoff) {
 				return

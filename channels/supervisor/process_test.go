@@ -194,3 +194,24 @@ func TestShutdownStopsEverything(t *testing.T) {
 		t.Errorf("start after shutdown: %v", err)
 	}
 }
+
+// A process that never runs stably makes the supervisor give up: it stops,
+// and so does the instance it is the init of, for the daemon to replace.
+func TestSupervisorGivesUpOnAProcessThatKeepsCrashing(t *testing.T) {
+	s, root := newTest(t, Options{GiveUpAfter: 3, BackoffMax: 20 * time.Millisecond})
+	f := follow(t, root)
+	start(t, root, Spec{Processes: []ProcessSpec{{Name: "steady", Command: "sleep 1000"}, {Name: "crash", Command: "exit 3"}}})
+	select {
+	case <-s.GaveUp():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the supervisor did not give up on a process that crashed again and again")
+	}
+	f.wait(t, 5*time.Second, func(r Record) bool {
+		return strings.HasPrefix(r.Line, "crash exited 3 times without running 3600 s: giving up")
+	})
+	if n := len(f.events("crash started")); n != 3 {
+		t.Fatalf("crash started %d times, want 3 before giving up", n)
+	}
+	// Its shutdown stops the other processes too.
+	f.wait(t, 5*time.Second, func(r Record) bool { return strings.HasPrefix(r.Line, "steady stopped") })
+}

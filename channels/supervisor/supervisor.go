@@ -31,6 +31,11 @@ type Options struct {
 	BackoffMin  time.Duration // first restart delay; default 1 s
 	BackoffMax  time.Duration // default 30 s
 	StableAfter time.Duration // a run this long resets the backoff; default 60 s
+	// GiveUpAfter is how many restarts in a row without a stable run make
+	// the supervisor give up and stop, which stops the instance: the daemon
+	// then replaces it with a fresh one (a heal). Default 10 (about four
+	// minutes of crashes, given the backoff); below 0, never.
+	GiveUpAfter int
 	RingBytes   int           // default 4 MiB
 	RingRecords int           // default 20,000
 
@@ -47,6 +52,9 @@ func (o *Options) defaults() {
 	def(&o.BackoffMin, time.Second)
 	def(&o.BackoffMax, 30*time.Second)
 	def(&o.StableAfter, 60*time.Second)
+	if o.GiveUpAfter == 0 {
+		o.GiveUpAfter = 10
+	}
 	if o.Root == "" {
 		o.Root = "/"
 	}
@@ -87,7 +95,16 @@ type Supervisor struct {
 	ln    net.Listener
 	conns sync.WaitGroup
 	quit  chan struct{} // closed once every process has stopped
+
+	gaveUp     chan struct{} // closed when a process is given up on: Run ends
+	giveUpOnce sync.Once
 }
+
+// giveUp ends Run: a process kept crashing (see Options.GiveUpAfter).
+func (s *Supervisor) giveUp() { s.giveUpOnce.Do(func() { close(s.gaveUp) }) }
+
+// GaveUp is closed once the supervisor gave up on a process.
+func (s *Supervisor) GaveUp() <-chan struct{} { return s.gaveUp }
 
 // New makes a supervisor with a fresh boot id; Listen and Run start it.
 func New(opts Options) *Supervisor {
@@ -100,7 +117,7 @@ func New(opts Options) *Supervisor {
 		ring:   newRing(boot, opts.RingBytes, opts.RingRecords),
 		reaper: newReaper(opts.ReapAll),
 		procs:  map[string]*process{}, execs: map[int]struct{}{}, open: map[net.Conn]struct{}{},
-		quit: make(chan struct{}),
+		quit: make(chan struct{}), gaveUp: make(chan struct{}),
 	}
 }
 
@@ -144,7 +161,10 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	accepted := make(chan struct{})
 	go func() { s.accept(); close(accepted) }()
 
-	<-ctx.Done()
+	select {
+	case <-ctx.Done():
+	case <-s.gaveUp:
+	}
 	s.shutdown()
 	s.ln.Close()
 	<-accepted

@@ -36,8 +36,8 @@ type Options struct {
 	// then replaces it with a fresh one (a heal). Default 10 (about four
 	// minutes of crashes, given the backoff); below 0, never.
 	GiveUpAfter int
-	RingBytes   int           // default 4 MiB
-	RingRecords int           // default 20,000
+	RingBytes   int // default 4 MiB
+	RingRecords int // default 20,000
 
 	Logger *slog.Logger // the supervisor's own diagnostics (the console)
 }

@@ -40,8 +40,10 @@
 //	    PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin,
 //	    HOME=/root, then the spec's env. Reply {"ok":true} once every new
 //	    process has been exec'd. A process that exits is restarted after 1 s,
-//	    2 s, 4 s ... up to 30 s, back to 1 s after a run of 60 s or more. The
-//	    spec lives only in memory (it holds secrets).
+//	    2 s, 4 s ... up to 30 s, back to 1 s after a run of 60 s or more;
+//	    after 10 restarts without such a run the supervisor gives up and
+//	    stops (the instance with it, as its init). The spec lives only in
+//	    memory (it holds secrets).
 //
 //	{"op":"logs","boot":"ID","after":N,"follow":true}
 //	    first line {"boot":"ID","oldest":N} (this boot's id and its oldest

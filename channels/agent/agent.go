@@ -22,6 +22,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"regexp"
 	"sync"
 	"time"
 )
@@ -173,7 +174,17 @@ func (s *Server) handle(conn *tls.Conn) {
 	relay(conn, target)
 }
 
+// instanceName is what Incus allows an instance to be called: a name that
+// reaches no path or API call other than its own.
+var instanceName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9-]{0,62}$`)
+
 func (s *Server) dial(ctx context.Context, req request) (net.Conn, error) {
+	if req.Op != opControl && !instanceName.MatchString(req.Instance) {
+		return nil, fmt.Errorf("%q is not an instance name", req.Instance)
+	}
+	if req.Op == opApp && (req.Port <= 0 || req.Port > 65535) {
+		return nil, fmt.Errorf("port %d is not a port", req.Port)
+	}
 	switch req.Op {
 	case opSupervisor:
 		return s.local.DialSupervisor(ctx, req.Instance)

@@ -152,6 +152,15 @@ func TestAgentAnswersGarbageWithAReason(t *testing.T) {
 	if line, _ := readLine(conn2); !strings.Contains(string(line), `unknown op \"exec\"`) {
 		t.Fatalf("answer to an unknown op: %q", line)
 	}
+	c := NewClient(addr, cfg)
+	for _, bad := range []string{"../../etc", "a/b", "", "-x", strings.Repeat("a", 64)} {
+		if _, err := c.DialSupervisor(context.Background(), bad); err == nil || !strings.Contains(err.Error(), "is not an instance name") {
+			t.Errorf("instance %q: %v", bad, err)
+		}
+	}
+	if _, err := c.Dial(context.Background(), "web-1", 70000); err == nil || !strings.Contains(err.Error(), "is not a port") {
+		t.Errorf("port 70000: %v", err)
+	}
 }
 
 func TestLoadOrCreateKeepsItsPair(t *testing.T) {

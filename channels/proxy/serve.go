@@ -12,9 +12,10 @@ import (
 	"time"
 )
 
-// Serve's timeouts, the same for the fast path and the net/http server behind it. A
-// request body has a minimum rate instead (see minBodyRate).
-const (
+// Serve's timeouts, the same for the fast path and the net/http server behind it
+// (which takes them at New). A request body has a minimum rate instead (see
+// minBodyRate). Variables only so that tests can make them short.
+var (
 	headerTimeout = 10 * time.Second  // to read a request head once it has started
 	idleTimeout   = 120 * time.Second // between requests on a connection
 )

@@ -37,7 +37,7 @@ func TestAHeadThatNeverEndsIsCutOff(t *testing.T) {
 	_, up := testBackend(t, "app", nameHandler("app"))
 	p.Swap("app.test", up)
 	for name, head := range map[string]string{
-		"fast path": "GET / HTTP/1.1\r\nHost: app.test\r\nX-Slow: ",
+		"fast path":  "GET / HTTP/1.1\r\nHost: app.test\r\nX-Slow: ",
 		"handed off": "POST / HTTP/1.1\r\nHost: app.test\r\nContent-Length: 4\r\nX-Slow: ",
 	} {
 		conn, _ := dialFront(t, srv)

@@ -467,6 +467,14 @@ func viewOperation(o store.Operation) operationView {
 		QueuedAt: o.QueuedAt, StartedAt: opt(o.StartedAt), FinishedAt: opt(o.FinishedAt)}
 }
 
+// oneResource reads the one APP/ENV a command takes.
+func oneResource(pos []string, command string) (app, env string, err error) {
+	if len(pos) != 1 {
+		return "", "", usageError(command + " takes APP/ENV")
+	}
+	return channels.ParseResource(pos[0])
+}
+
 func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")

@@ -287,10 +287,7 @@ func (s *Server) cmdCertsRenew(c *call, args []string) error {
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return usageError("certs renew takes APP/ENV")
-	}
-	app, env, err := channels.ParseResource(pos[0])
+	app, env, err := oneResource(pos, "certs renew")
 	if err != nil {
 		return err
 	}

@@ -32,10 +32,7 @@ func (s *Server) cmdLimits(c *call, args []string) error {
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return usageError("limits takes APP/ENV")
-	}
-	app, env, err := channels.ParseResource(pos[0])
+	app, env, err := oneResource(pos, "limits")
 	if err != nil {
 		return err
 	}

@@ -271,10 +271,7 @@ func (s *Server) cmdRebuild(c *call, args []string) error {
 
 // redeploy runs restart or rebuild on APP/ENV and follows the operation.
 func (s *Server) redeploy(c *call, args []string, name string, run func(ctx context.Context, app, env, user string) (store.Operation, error)) error {
-	if len(args) != 1 {
-		return usageError(name + " takes APP/ENV")
-	}
-	app, env, err := channels.ParseResource(args[0])
+	app, env, err := oneResource(args, name)
 	if err != nil {
 		return err
 	}
@@ -298,10 +295,7 @@ func (s *Server) cmdConfig(c *call, args []string) error {
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return usageError("config takes APP/ENV")
-	}
-	app, env, err := channels.ParseResource(pos[0])
+	app, env, err := oneResource(pos, "config")
 	if err != nil {
 		return err
 	}
@@ -420,10 +414,7 @@ func (s *Server) cmdRun(c *call, args []string) error {
 }
 
 func (s *Server) cmdDeprovision(c *call, args []string) error {
-	if len(args) != 1 {
-		return usageError("deprovision takes APP/ENV")
-	}
-	app, env, err := channels.ParseResource(args[0])
+	app, env, err := oneResource(args, "deprovision")
 	if err != nil {
 		return err
 	}

@@ -98,10 +98,7 @@ func (s *Server) cmdPs(c *call, args []string) error {
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return usageError("ps takes APP/ENV")
-	}
-	app, env, err := channels.ParseResource(pos[0])
+	app, env, err := oneResource(pos, "ps")
 	if err != nil {
 		return err
 	}
